@@ -1,0 +1,101 @@
+"""extract: turn text into validated, typed data with an LLM.
+
+    from extract import extract
+    invoice = extract(Invoice, text)
+
+The public names live in private modules and are loaded on first use, so ``import extract`` stays cheap
+(the CLI and batch workers start fast, and pandas or llama.cpp load only when asked for).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from extract.errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ExtractError,
+    ExtractionFailed,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    SchemaError,
+    ServerError,
+    ValidationFailed,
+    Violation,
+)
+
+if TYPE_CHECKING:
+    from extract.batch import Outcome, aextract_many, extract_many
+    from extract.core import Attempt, Extractor, Result, Usage, aextract, extract
+    from extract.frame import extract_frame
+    from extract.schema import CompiledSchema, Relaxation, compile_schema
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    "compile_schema": "extract.schema",
+    "CompiledSchema": "extract.schema",
+    "Relaxation": "extract.schema",
+    "extract": "extract.core",
+    "aextract": "extract.core",
+    "Extractor": "extract.core",
+    "Result": "extract.core",
+    "Attempt": "extract.core",
+    "Usage": "extract.core",
+    "extract_many": "extract.batch",
+    "aextract_many": "extract.batch",
+    "Outcome": "extract.batch",
+    "extract_frame": "extract.frame",
+}
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "Attempt",
+    "AuthenticationError",
+    "BadRequestError",
+    "CompiledSchema",
+    "ConfigurationError",
+    "ExtractError",
+    "ExtractionFailed",
+    "Extractor",
+    "NotFoundError",
+    "Outcome",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Relaxation",
+    "Result",
+    "SchemaError",
+    "ServerError",
+    "Usage",
+    "ValidationFailed",
+    "Violation",
+    "__version__",
+    "aextract",
+    "aextract_many",
+    "compile_schema",
+    "extract",
+    "extract_frame",
+    "extract_many",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'extract' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,159 @@
+"""One exception tree for the whole library.
+
+Every error a caller can see derives from :class:`ExtractError`, so ``except extract.ExtractError`` is
+enough to catch anything we raise on purpose. Messages say what went wrong and what to do about it, and
+never contain an API key (callers pass messages through :func:`redact` when they embed server text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ExtractError",
+    "ExtractionFailed",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "SchemaError",
+    "ServerError",
+    "ValidationFailed",
+    "Violation",
+    "redact",
+]
+
+
+class ExtractError(Exception):
+    """Base of every error raised by `extract`."""
+
+
+class ConfigurationError(ExtractError):
+    """The library was set up in a way that cannot work (no key and no local model, bad option)."""
+
+
+class SchemaError(ExtractError):
+    """The schema is malformed or unusable: not a schema, a dangling `$ref`, an unreadable file.
+
+    `path` is a JSON-pointer-like location inside the schema (``#/properties/items``), or ``""`` for the root.
+    """
+
+    def __init__(self, message: str, path: str = "") -> None:
+        self.path = path
+        super().__init__(f"{message} (at {path or '#'})")
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One reason a value does not satisfy the user's schema.
+
+    `path` is a JSONPath-style location in the value (``$.items[0].price``).
+    """
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class ValidationFailed(ExtractError):
+    """A value (usually a model reply) does not satisfy the user's schema.
+
+    The message lists each violation with its path; it is short enough to send back to a model as a
+    correction.
+    """
+
+    def __init__(self, violations: Sequence[Violation], *, max_listed: int = 20) -> None:
+        self.violations: tuple[Violation, ...] = tuple(violations)
+        shown = [f"- {v}" for v in self.violations[:max_listed]]
+        more = len(self.violations) - max_listed
+        if more > 0:
+            shown.append(f"- ... and {more} more")
+        super().__init__("the value does not match the schema:\n" + "\n".join(shown))
+
+
+class APIError(ExtractError):
+    """The server (or the way to it) failed a request.
+
+    Carries what the server said: HTTP `status_code` (None when no response arrived), the provider's
+    error `code`, `type` and `param`, and its `server_message`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        type: str | None = None,
+        param: str | None = None,
+        server_message: str | None = None,
+        body: Any = None,
+    ) -> None:
+        self.status_code = status_code
+        self.code = code
+        self.type = type
+        self.param = param
+        self.server_message = server_message
+        self.body = body
+        super().__init__(message)
+
+
+class APIConnectionError(APIError):
+    """The server could not be reached, or dropped the connection."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The server did not answer within the timeout."""
+
+
+class BadRequestError(APIError):
+    """400 or 422: the server refused the request itself; sending it again will not help."""
+
+
+class AuthenticationError(APIError):
+    """401: the API key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the key is valid but may not use this model or feature."""
+
+
+class NotFoundError(APIError):
+    """404: wrong base URL, or a model name the server does not know."""
+
+
+class RateLimitError(APIError):
+    """429 after every transport retry: the provider's request or token budget is exhausted."""
+
+
+class ServerError(APIError):
+    """5xx after every transport retry."""
+
+
+class ExtractionFailed(ExtractError):
+    """Every attempt ended in a reply that could not be parsed or validated.
+
+    `attempts` holds each attempt (mode, raw reply, errors, usage); `usage` is the sum over them.
+    """
+
+    def __init__(self, message: str, *, attempts: Sequence[Any] = (), usage: Any = None) -> None:
+        self.attempts: tuple[Any, ...] = tuple(attempts)
+        self.usage = usage
+        super().__init__(message)
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Remove every secret (API keys) from `text` before it reaches a message, log or repr."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
