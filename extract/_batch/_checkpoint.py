@@ -1,0 +1,156 @@
+"""The JSONL output doubles as the checkpoint: one complete line per finished document, appended as it
+finishes, so rerunning the same job skips what is already there.
+
+Durability rules: each line goes out in one write() of the complete line on an O_APPEND descriptor, so a
+kill can lose in-flight documents but never leaves half a line behind except as the file's last bytes; on
+start a torn last line is cut off (only the bytes after the last newline), and complete lines are never
+touched. fsync runs every few seconds and at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from extract._batch._outcome import DocId
+from extract.errors import ConfigurationError
+
+__all__ = ["Checkpoint", "Resumed"]
+
+_FSYNC_EVERY_S = 2.0
+
+
+@dataclass(slots=True)
+class Resumed:
+    """What an existing output file already holds."""
+
+    done: set[DocId] = field(default_factory=set)
+    failed: set[DocId] = field(default_factory=set)
+    lines: int = 0
+    torn_bytes: int = 0
+    dropped_failures: int = 0
+
+
+def _line_id(raw: bytes, path: Path, number: int) -> tuple[DocId, bool]:
+    try:
+        obj: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        obj = exc
+    if (
+        not isinstance(obj, dict)
+        or not isinstance(obj.get("id"), (str, int))
+        or isinstance(obj.get("id"), bool)
+    ):
+        raise ConfigurationError(
+            f"{path} line {number} is not an output line ({raw[:80]!r}): this file was not written by "
+            "`extract run`, or was edited. Pass a different --output, or fix or delete that line and rerun"
+        )
+    return obj["id"], "value" in obj
+
+
+class Checkpoint:
+    """Append-only JSONL results, resumable. Not thread-safe: one writer (the batch's event loop)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, fsync_every: float = _FSYNC_EVERY_S) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+        self._fsync_every = fsync_every
+        self._last_sync = time.monotonic()
+        self._dirty = False
+        self.written = 0
+
+    def __repr__(self) -> str:
+        return f"Checkpoint({str(self.path)!r}, written={self.written})"
+
+    def load(self, *, retry_failed: bool = True) -> Resumed:
+        """Read what earlier runs finished; with retry_failed, their error lines are removed so the ids rerun.
+
+        Removing lines rewrites the file to a temporary one and renames it over the original, so a kill
+        during the rewrite leaves either the old or the new file, never a mix.
+        """
+        state = Resumed()
+        if not self.path.exists():
+            return state
+        failed_lines: set[DocId] = set()
+        with open(self.path, "r+b") as fh:
+            offset = 0
+            for number, raw in enumerate(fh, start=1):
+                if not raw.endswith(b"\n"):
+                    # the last write of a killed run: incomplete by construction, its document reruns
+                    state.torn_bytes = len(raw)
+                    fh.truncate(offset)
+                    os.fsync(fh.fileno())
+                    break
+                offset += len(raw)
+                if not raw.strip():
+                    continue
+                doc_id, ok = _line_id(raw, self.path, number)
+                state.lines += 1
+                if ok:
+                    state.done.add(doc_id)
+                else:
+                    failed_lines.add(doc_id)
+        failed_lines -= state.done
+        if not retry_failed:
+            state.failed = failed_lines
+        elif failed_lines:
+            state.dropped_failures = len(failed_lines)
+            self._drop_errors()
+        return state
+
+    def _drop_errors(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".rewrite")
+        with open(self.path, "rb") as src, open(tmp, "wb") as dst:
+            for raw in src:
+                if raw.strip() and b'"value"' in raw and "value" in orjson.loads(raw):
+                    dst.write(raw)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, self.path)
+        with contextlib.suppress(OSError):  # not every filesystem lets a directory be fsynced
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    def open(self) -> None:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def append(self, line: dict[str, Any]) -> None:
+        """Write one complete line with a single write() call (a short write is finished, never split)."""
+        if self._fd is None:
+            self.open()
+        fd = self._fd
+        if fd is None:  # pragma: no cover - open() always sets it
+            raise RuntimeError("checkpoint is not open")
+        payload = orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
+        view = memoryview(payload)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        self.written += 1
+        self._dirty = True
+        now = time.monotonic()
+        if now - self._last_sync >= self._fsync_every:
+            os.fsync(fd)
+            self._last_sync = now
+            self._dirty = False
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if self._dirty:
+                os.fsync(fd)
+        finally:
+            os.close(fd)

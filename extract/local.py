@@ -1,0 +1,189 @@
+"""The embedded llama.cpp model behind the Transport protocol: extraction with no key and no server.
+
+Chat-completions bodies are answered in-process with `llama_cpp.Llama.create_chat_completion`. A
+json_schema response_format becomes json_object + schema, which llama.cpp enforces with a grammar, so
+every mode the engine may pick ends in schema-shaped output. The model loads on first use, once per
+process, and answers one request at a time (a llama.cpp context is not reentrant; two threads would
+only share the same cores anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from extract._local._find import find_model, missing_local_message, model_name
+from extract._local._wire import LocalRequestError, error_body, llama_kwargs, response_body
+from extract.errors import APITimeoutError, ConfigurationError
+from extract.transport import Transport, WireRequest, WireResponse
+
+__all__ = ["DEFAULT_N_CTX", "LocalTransport", "local_transport"]
+
+# SmolLM2 was trained on 8192 tokens; 4096 holds a few pages of text plus the schema and the reply, at
+# half the KV-cache memory.
+DEFAULT_N_CTX = 4096
+
+_JSON_HEADERS = {"content-type": "application/json"}
+
+_LOAD_LOCK = threading.Lock()
+# One generation at a time per process: every LocalTransport shares the cached models below.
+_CALL_LOCK = threading.Lock()
+_MODELS: dict[tuple[Path, int], _Model] = {}
+
+
+class _Expired(Exception):
+    """Raised between two generated tokens once a request's deadline has passed."""
+
+
+class _Model:
+    """A loaded Llama plus the deadline of the request it is answering.
+
+    llama.cpp offers no way to stop a chat completion from outside, so the token generator is wrapped:
+    between two tokens it checks the deadline and raises, which unwinds create_chat_completion cleanly.
+    """
+
+    def __init__(self, llama: Any) -> None:
+        self.llama = llama
+        self.deadline = float("inf")
+        generate: Callable[..., Iterator[int]] = llama.generate
+
+        def generate_until_deadline(*args: Any, **kwargs: Any) -> Iterator[int]:
+            for token in generate(*args, **kwargs):
+                if time.monotonic() > self.deadline:
+                    raise _Expired
+                yield token
+
+        llama.generate = generate_until_deadline
+
+
+def _cores() -> int:
+    """CPUs this process may run on (respects taskset/cgroup affinity, unlike os.cpu_count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _load(path: Path, n_ctx: int, n_threads: int | None) -> _Model:
+    key = (path.resolve(), n_ctx)
+    with _LOAD_LOCK:
+        model = _MODELS.get(key)
+        if model is not None:
+            return model
+        try:
+            from llama_cpp import Llama
+        except (ImportError, OSError) as exc:
+            raise ConfigurationError(
+                missing_local_message(f"llama-cpp-python cannot be imported: {exc}")
+            ) from exc
+        threads = n_threads or _cores()
+        try:
+            llama = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ConfigurationError(
+                f"could not load the local model {path} ({exc}); check that it is a GGUF file llama.cpp "
+                "supports, or unset EXTRACT_LOCAL_MODEL to use the bundled SmolLM2-135M"
+            ) from exc
+        model = _MODELS[key] = _Model(llama)
+        return model
+
+
+def _json_response(status_code: int, data: dict[str, Any]) -> WireResponse:
+    return WireResponse(status_code, dict(_JSON_HEADERS), orjson.dumps(data), data)
+
+
+class LocalTransport:
+    """Answers chat-completions requests with an in-process llama.cpp model.
+
+    `model_path` defaults to EXTRACT_LOCAL_MODEL, else the bundled SmolLM2-135M. Nothing is loaded until
+    the first request; `close` is a no-op because the model is cached for the life of the process.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        *,
+        n_ctx: int = DEFAULT_N_CTX,
+        n_threads: int | None = None,
+    ) -> None:
+        self.model_path = Path(model_path) if model_path is not None else find_model()
+        self.model_name = model_name(self.model_path)
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+
+    def __repr__(self) -> str:
+        return f"LocalTransport(model_path={str(self.model_path)!r}, n_ctx={self.n_ctx})"
+
+    def load(self) -> None:
+        """Load the model now rather than on the first request (to keep that latency out of a timing)."""
+        _load(self.model_path, self.n_ctx, self.n_threads)
+
+    def send(self, request: WireRequest, timeout: float) -> WireResponse:
+        start = time.monotonic()
+        deadline = start + timeout
+        try:
+            kwargs = llama_kwargs(request.body, model_name=self.model_name)
+        except LocalRequestError as exc:
+            return _json_response(
+                exc.status_code, error_body(exc.status_code, exc.message, param=exc.param, code=exc.code)
+            )
+        model = _load(self.model_path, self.n_ctx, self.n_threads)
+        if not _CALL_LOCK.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise APITimeoutError(
+                f"the embedded model was busy with other requests for {timeout:g}s; raise timeout= or send fewer "
+                "requests at once (it answers one at a time)"
+            )
+        try:
+            model.deadline = deadline
+            begun = time.monotonic()
+            result = model.llama.create_chat_completion(**kwargs)
+            elapsed = time.monotonic() - begun
+        except _Expired:
+            raise APITimeoutError(
+                f"the embedded model did not finish within {timeout:g}s; raise timeout= or lower "
+                "max_completion_tokens"
+            ) from None
+        except ValueError as exc:
+            if "context window" in str(exc):
+                message = f"{exc}; shorten the text or create LocalTransport(n_ctx=...) with a larger context"
+                return _json_response(
+                    400, error_body(400, message, param="messages", code="context_length_exceeded")
+                )
+            return _json_response(400, error_body(400, f"the embedded model refused the request: {exc}"))
+        except RuntimeError as exc:
+            return _json_response(500, error_body(500, f"the embedded model failed: {exc}"))
+        finally:
+            model.deadline = float("inf")
+            _CALL_LOCK.release()
+        return _json_response(200, response_body(result, total_time=elapsed))
+
+    async def asend(self, request: WireRequest, timeout: float) -> WireResponse:
+        # The generation is CPU-bound C code that releases the GIL: a worker thread keeps the loop free.
+        return await asyncio.to_thread(self.send, request, timeout)
+
+    def close(self) -> None:
+        """Nothing to release: the model stays loaded for the next transport in this process."""
+
+    async def aclose(self) -> None:
+        """Nothing to release (see close)."""
+
+
+def local_transport() -> tuple[Transport, str]:
+    """The embedded backend and its model name, or ConfigurationError naming both ways to get a backend."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise ConfigurationError(missing_local_message("llama-cpp-python is not installed"))
+    transport = LocalTransport(find_model())
+    return transport, transport.model_name

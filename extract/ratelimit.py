@@ -1,0 +1,333 @@
+"""Client-side model of the provider's rate limits, so a batch waits instead of collecting 429s.
+
+The provider reserves ``prompt tokens + max_completion_tokens`` when a request arrives and reports what is
+left in ``x-ratelimit-*`` headers. :class:`RateLimiter` mirrors that: every request reserves its tokens here
+before it is sent, and every response's headers correct the local picture. Budgets are modelled as
+token buckets refilled continuously (the provider's documented model), with the refill rate learnt from
+``(limit - remaining) / reset``.
+
+Pure logic: no I/O, time comes from an injectable clock, and one lock makes it safe to share between the
+threads of sync callers and the tasks of an event loop.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["Limiter", "LimiterStats", "RateLimiter", "parse_duration"]
+
+_MINUTE = 60.0
+_DAY = 86_400.0
+_MIN_WAIT = 0.001
+_FORGET_AFTER = 300.0
+_BACKOFF_FIRST = 0.5
+_BACKOFF_MAX = 8.0
+
+
+class Limiter(Protocol):
+    """What the engine needs from a limiter (see docs/ARCHITECTURE.md)."""
+
+    def reserve(self, tokens: int) -> float:
+        """Seconds to wait before sending; 0.0 means go, and only then is the reservation recorded."""
+        ...
+
+    def observe(
+        self, status_code: int, headers: Mapping[str, str], tokens_used: int | None, reserved: int
+    ) -> None:
+        """Learn from one response (429s included)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterStats:
+    """Counters a scheduler or a progress line reads; monotonic over the limiter's life."""
+
+    granted: int
+    throttled: int
+    observed: int
+    tokens_reserved: int
+    tokens_used: int
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds from a reset/retry header: ``"12.5"``, ``"1m30s"``, ``"250ms"``; None when unreadable.
+
+    Cerebras sends plain seconds; OpenAI-style servers send Go durations, and both reach us.
+    """
+    text = text.strip().lower()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        return value if value >= 0 and value == value and value != float("inf") else None
+    total = 0.0
+    pos = 0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            return None
+        number, unit = float(match.group(1)), match.group(2)
+        total += number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
+        pos = match.end()
+    return total if pos == len(text) and pos > 0 else None
+
+
+def _parse_count(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(float(text.strip()))
+    except ValueError:
+        return None
+
+
+class _Bucket:
+    """One budget (tokens per minute, requests per day...) as a continuously refilled token bucket.
+
+    The provider reports `remaining` and `reset` (seconds until the bucket is full again); together with
+    the limit they give the refill rate, so a server whose "minute" is scaled (a test server) is learnt
+    as easily as the real one. The server wrote its headers some time in the last `uncertainty` seconds,
+    and may not have counted what we reserved since: both bounds are applied when folding them in.
+    """
+
+    __slots__ = ("capacity", "level", "period", "rate", "stamp")
+
+    def __init__(self, period: float, limit: int | None, now: float) -> None:
+        self.period = period
+        self.capacity: float | None = float(limit) if limit is not None else None
+        self.level: float | None = self.capacity
+        self.rate: float | None = self.capacity / period if self.capacity is not None else None
+        self.stamp = now
+
+    def refill(self, now: float) -> None:
+        if (
+            self.level is not None
+            and self.capacity is not None
+            and self.rate is not None
+            and now > self.stamp
+        ):
+            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+        self.stamp = max(self.stamp, now)
+
+    def wait_for(self, cost: float) -> float:
+        if self.level is None or self.level >= cost:
+            return 0.0
+        if self.capacity is not None and self.level >= self.capacity:
+            # bigger than the whole budget: let it through alone on a full bucket rather than wait forever
+            return 0.0
+        if not self.rate:
+            return 0.0
+        needed = min(cost, self.capacity if self.capacity is not None else cost) - self.level
+        # a hair longer than exact, so clock jitter and float rounding never arrive a token short
+        return needed / self.rate * 1.001 + _MIN_WAIT
+
+    def take(self, cost: float) -> None:
+        if self.level is not None:
+            self.level -= cost
+
+    def sync(
+        self,
+        now: float,
+        uncertainty: float,
+        limit: int | None,
+        remaining: int | None,
+        reset: float | None,
+        in_flight: float,
+    ) -> None:
+        """Fold one response's view of this budget into ours.
+
+        `in_flight` is what we reserved for requests not answered yet: the server may not have counted it,
+        so ``remaining - in_flight`` is a floor for what is really left; ``remaining`` plus what refilled
+        since the headers were written is a ceiling.
+        """
+        if limit is not None and limit > 0:
+            self.capacity = float(limit)
+        elif remaining is not None and (self.capacity is None or remaining > self.capacity):
+            # no limit header: the most we have seen left is a safe estimate of the budget
+            self.capacity = float(remaining)
+        if self.capacity is None or remaining is None:
+            return
+        missing = self.capacity - remaining
+        if reset is not None and reset > 0 and missing >= max(2.0, self.capacity / 1000):
+            # headers are rounded (whole tokens, milliseconds): err towards the slower rate
+            self.rate = (missing - 1.0) / (reset + 0.001)
+        elif self.rate is None:
+            self.rate = self.capacity / self.period
+        self.refill(now)
+        floor = remaining - in_flight
+        ceiling = min(self.capacity, remaining + self.rate * uncertainty)
+        if self.level is None:
+            self.level = floor
+        else:
+            self.level = max(min(self.level, ceiling), floor)
+
+
+_HEADER_KEYS = ("tokens-minute", "requests-minute", "requests-day")
+
+
+class RateLimiter:
+    """A shared limiter for every request of a client or a batch.
+
+    Args:
+        tokens_per_minute: budget to respect before the server has said anything (None: learn it).
+        requests_per_minute: same, for requests.
+        requests_per_day: same, per day.
+        probe: while no budget is known yet, send one request at a time until the first answer shows the
+            server's headers, so a burst of hundreds of requests cannot overshoot an unknown limit. A server
+            that sends no rate-limit headers lifts the limit after that single probe.
+        clock: monotonic seconds; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        tokens_per_minute: int | None = None,
+        requests_per_minute: int | None = None,
+        requests_per_day: int | None = None,
+        *,
+        probe: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        for name, value in (
+            ("tokens_per_minute", tokens_per_minute),
+            ("requests_per_minute", requests_per_minute),
+            ("requests_per_day", requests_per_day),
+        ):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be a positive number or None, not {value!r}")
+        self._clock = clock
+        self._lock = threading.Lock()
+        now = clock()
+        self._buckets: dict[str, _Bucket] = {
+            "tokens-minute": _Bucket(_MINUTE, tokens_per_minute, now),
+            "requests-minute": _Bucket(_MINUTE, requests_per_minute, now),
+            "requests-day": _Bucket(_DAY, requests_per_day, now),
+        }
+        configured = any(v is not None for v in (tokens_per_minute, requests_per_minute, requests_per_day))
+        self._probing = probe and not configured
+        self._probe_out = False
+        self._blocked_until = 0.0
+        self._backoff = _BACKOFF_FIRST
+        self._in_flight_tokens = 0.0
+        # send times of unanswered requests, oldest first: bounds how stale an answer's headers can be
+        self._sent: deque[float] = deque()
+        self._granted = 0
+        self._throttled = 0
+        self._observed = 0
+        self._tokens_reserved = 0
+        self._tokens_used = 0
+
+    def __repr__(self) -> str:
+        b = self._buckets["tokens-minute"]
+        return f"RateLimiter(tokens_per_minute={b.capacity}, level={b.level}, throttled={self._throttled})"
+
+    def stats(self) -> LimiterStats:
+        with self._lock:
+            return LimiterStats(
+                granted=self._granted,
+                throttled=self._throttled,
+                observed=self._observed,
+                tokens_reserved=self._tokens_reserved,
+                tokens_used=self._tokens_used,
+            )
+
+    def reserve(self, tokens: int) -> float:
+        """Seconds to wait before sending a request that reserves `tokens`; 0.0 records the reservation.
+
+        A positive answer records nothing: sleep that long and ask again.
+        """
+        if tokens < 0:
+            raise ValueError(f"tokens must be >= 0, not {tokens}")
+        with self._lock:
+            now = self._clock()
+            if now < self._blocked_until:
+                return self._blocked_until - now
+            if self._probing:
+                if self._probe_out:
+                    # poll: the probe's answer arrives within a round trip
+                    return 0.05
+                self._probe_out = True
+            else:
+                costs = {"tokens-minute": float(tokens), "requests-minute": 1.0, "requests-day": 1.0}
+                wait = 0.0
+                for key, bucket in self._buckets.items():
+                    bucket.refill(now)
+                    wait = max(wait, bucket.wait_for(costs[key]))
+                if wait > 0:
+                    return wait
+                for key, bucket in self._buckets.items():
+                    bucket.take(costs[key])
+            self._in_flight_tokens += tokens
+            self._sent.append(now)
+            self._granted += 1
+            self._tokens_reserved += tokens
+            return 0.0
+
+    def observe(
+        self, status_code: int, headers: Mapping[str, str], tokens_used: int | None, reserved: int
+    ) -> None:
+        """Correct the local picture with one response's headers; a 429 also pauses everyone briefly."""
+        with self._lock:
+            now = self._clock()
+            self._observed += 1
+            self._in_flight_tokens = max(0.0, self._in_flight_tokens - reserved)
+            while self._sent and now - self._sent[0] > _FORGET_AFTER:
+                self._sent.popleft()  # never answered (connection lost): stop counting it
+            uncertainty = now - self._sent.popleft() if self._sent else 0.0
+            if tokens_used is not None:
+                self._tokens_used += tokens_used
+            lower = {k.lower(): v for k, v in headers.items()}
+            for key in _HEADER_KEYS:
+                limit = _parse_count(lower.get(f"x-ratelimit-limit-{key}"))
+                remaining = _parse_count(lower.get(f"x-ratelimit-remaining-{key}"))
+                reset_text = lower.get(f"x-ratelimit-reset-{key}")
+                reset = parse_duration(reset_text) if reset_text is not None else None
+                if limit is None and remaining is None and reset is None:
+                    continue
+                in_flight = self._in_flight_tokens if key == "tokens-minute" else 0.0
+                self._buckets[key].sync(now, uncertainty, limit, remaining, reset, in_flight)
+            if self._probing:
+                self._probing = False
+                self._probe_out = False
+            if status_code == 429:
+                self._throttled += 1
+                self._on_throttled(now, lower, reserved)
+            elif 200 <= status_code < 300:
+                self._backoff = _BACKOFF_FIRST
+
+    def _on_throttled(self, now: float, headers: Mapping[str, str], reserved: int) -> None:
+        retry_after = _retry_after(headers)
+        if retry_after is not None:
+            self._blocked_until = max(self._blocked_until, now + retry_after)
+            return
+        explained = False
+        for key, bucket in self._buckets.items():
+            cost = float(reserved) if key == "tokens-minute" else 1.0
+            if bucket.level is not None and bucket.level < cost:
+                explained = True
+        if not explained:
+            # a limit we cannot see (queue full, another budget): back off exponentially, shared
+            self._blocked_until = max(self._blocked_until, now + self._backoff)
+            self._backoff = min(self._backoff * 2, _BACKOFF_MAX)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        value = parse_duration(ms)
+        if value is not None:
+            return value / 1000.0
+    text = headers.get("retry-after")
+    if text is not None:
+        return parse_duration(text)
+    return None

@@ -1,0 +1,214 @@
+"""CompiledSchema: one user schema prepared for one provider, and the compile steps that build it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from extract.errors import ValidationFailed
+from extract.schema._codec import IDENTITY, Codec, Unrepresentable, Wrap, wire_match
+from extract.schema._compact import hoist_repeats, strip_annotations
+from extract.schema._load import Source
+from extract.schema._normalise import normalise
+from extract.schema._profiles import Profile
+from extract.schema._subset import strict_violations
+from extract.schema._transform import Options, Relaxation, TooBig, transform
+from extract.schema._validate import Validator
+
+__all__ = ["CompiledSchema", "build"]
+
+_MODES = ("json_schema", "json_object", "json_object_schema")
+
+
+class CompiledSchema:
+    """A user schema compiled for one provider: what to send, and how to read the reply back.
+
+    `wire_schema` is what the model sees in every mode; `decode` turns a wire-shaped reply into the
+    user's shape and `validate` checks it against the user's full schema (every constraint the wire
+    had to drop included). The dicts returned by `response_format` are built once and shared: do not
+    mutate them.
+    """
+
+    __slots__ = (
+        "_codec",
+        "_formats",
+        "_source",
+        "_validator",
+        "name",
+        "provider",
+        "relaxations",
+        "strict",
+        "user_schema",
+        "wire_schema",
+    )
+
+    def __init__(
+        self,
+        *,
+        source: Source,
+        provider: str,
+        strict: bool,
+        user_schema: dict[str, Any],
+        wire_schema: dict[str, Any],
+        codec: Codec,
+        relaxations: tuple[Relaxation, ...],
+    ) -> None:
+        self._source = source
+        self.provider = provider
+        self.strict = strict
+        self.name = source.name
+        self.user_schema = user_schema
+        self.wire_schema = wire_schema
+        self.relaxations = relaxations
+        self._codec = codec
+        self._validator: Validator | None = None
+        self._formats: dict[str, dict[str, Any]] = {
+            "json_schema": {
+                "type": "json_schema",
+                "json_schema": {"name": self.name, "strict": strict, "schema": wire_schema},
+            },
+            "json_object": {"type": "json_object"},
+            "json_object_schema": {"type": "json_object", "schema": wire_schema},
+        }
+
+    def __repr__(self) -> str:
+        kind = "strict" if self.strict else "non-strict"
+        return (
+            f"CompiledSchema(name={self.name!r}, provider={self.provider!r}, {kind}, "
+            f"{len(self.relaxations)} relaxations)"
+        )
+
+    def response_format(self, mode: str = "json_schema") -> dict[str, Any]:
+        """The request's `response_format` for `mode` (json_schema | json_object | json_object_schema)."""
+        found = self._formats.get(mode)
+        if found is None:
+            raise ValueError(f"unknown response_format mode {mode!r}; use one of {list(_MODES)}")
+        return found
+
+    @property
+    def validator(self) -> Validator:
+        if self._validator is None:
+            tp = self._source.pydantic_type
+            self._validator = (
+                Validator.for_pydantic(tp) if tp is not None else Validator.for_json_schema(self.user_schema)
+            )
+        return self._validator
+
+    def decode(self, obj: Any) -> Any:
+        """Wire-shaped JSON -> user-shaped JSON (lenient: unexpected shapes pass through for validation)."""
+        return self._codec.decode(obj)
+
+    def encode(self, value: Any) -> Any:
+        """User-shaped JSON -> wire-shaped JSON; raises ValueError (`Unrepresentable`) when the wire cannot
+        carry the value exactly (e.g. data deeper than an unrolled recursion)."""
+        encoded = self._codec.encode(value)
+        if self.strict and not wire_match(self.wire_schema, encoded, self.wire_schema.get("$defs", {})):
+            raise Unrepresentable(
+                "the wire schema does not accept this value (it may use properties the user schema leaves "
+                "open but the wire closes)"
+            )
+        return encoded
+
+    def validate(self, obj: Any) -> Any:
+        """Check a user-shaped value (or JSON text) against the user's full schema; raises ValidationFailed."""
+        return self.validator.validate(obj)
+
+    def parse(self, obj: Any) -> Any:
+        """decode + validate; a reply already in the user's shape (the model ignored the wire transforms,
+        as happens in json_object and prompt modes) is accepted too. Raises the first ValidationFailed."""
+        if isinstance(obj, (str, bytes, bytearray)):
+            try:
+                obj = orjson.loads(obj)
+            except orjson.JSONDecodeError:
+                return self.validate(obj)  # raises a located "not valid JSON" violation
+        decoded = self._codec.decode(obj)
+        try:
+            return self.validate(decoded)
+        except ValidationFailed as first:
+            if self._codec.identity:
+                raise
+            try:
+                return self.validate(obj)
+            except ValidationFailed:
+                raise first from None
+
+
+def _levels(profile: Profile) -> Iterator[Options]:
+    """Ever smaller wire schemas: shorter descriptions first, then shallower recursion, then fewer enums."""
+    unroll = profile.unroll_depth
+    for descriptions in ("full", "short", "hints", "none"):
+        yield Options(descriptions=descriptions, unroll=unroll)
+    for depth in range(unroll - 1, -1, -1):
+        yield Options(descriptions="none", unroll=depth)
+    for cap in (100, 20, 0):
+        yield Options(descriptions="none", unroll=0, max_enum=cap)
+
+
+def _strict(user: dict[str, Any], profile: Profile) -> tuple[dict[str, Any], Codec, list[Relaxation]] | str:
+    """The first strict wire schema that fits the profile, or the reason none does."""
+    reason = "no strict form found"
+    for opts in _levels(profile):
+        try:
+            done = transform(user, profile, opts)
+        except TooBig as exc:
+            return str(exc)
+        wire = done.wire
+        problems = strict_violations(wire, profile)
+        if problems:
+            wire = hoist_repeats(wire)
+            problems = strict_violations(wire, profile)
+        if not problems:
+            return wire, done.codec, done.relaxations
+        reason = problems[0]
+    return reason
+
+
+def _is_object_root(schema: dict[str, Any]) -> bool:
+    t = schema.get("type")
+    return t == "object" or (t is None and "properties" in schema and "anyOf" not in schema)
+
+
+def build(source: Source, profile: Profile) -> CompiledSchema:
+    """Compile `source` for `profile`; a well-formed schema always compiles (strict or not)."""
+    user = normalise(source.schema)
+    found: tuple[dict[str, Any], Codec, list[Relaxation]] | str | None = None
+    if profile.strict_json_schema:
+        found = _strict(user, profile)
+    if isinstance(found, tuple):
+        wire, codec, relaxations = found
+        strict = True
+    else:
+        wire = strip_annotations(user)
+        codec = IDENTITY
+        relaxations = []
+        if found is not None:
+            relaxations.append(
+                Relaxation(
+                    "#",
+                    "strict",
+                    f"no strict form fits ({found}); the full schema is sent for json_object mode "
+                    "and enforced after decoding",
+                )
+            )
+        if not _is_object_root(wire):
+            defs = wire.pop("$defs", None)
+            wire = {
+                "type": "object",
+                "properties": {"value": wire},
+                "required": ["value"],
+                "additionalProperties": False,
+                **({"$defs": defs} if defs is not None else {}),
+            }
+            codec = Wrap("value")
+        strict = False
+    return CompiledSchema(
+        source=source,
+        provider=profile.name,
+        strict=strict,
+        user_schema=user,
+        wire_schema=wire,
+        codec=codec,
+        relaxations=tuple(relaxations),
+    )

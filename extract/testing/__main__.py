@@ -1,0 +1,98 @@
+"""`python -m extract.testing`: run the test server in the foreground; the first stdout line is its base URL."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+
+from extract.testing._faults import FAULT_NAMES
+from extract.testing._server import TestServer
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m extract.testing",
+        description="Serve the Cerebras chat-completions API on 127.0.0.1 with deterministic answers.",
+    )
+    p.add_argument("--port", type=int, default=0, help="port to listen on (0: a free port; default 0)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--api-key", default=None, help="require this Bearer key")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="simulated latency per completion")
+    p.add_argument("--rpm", type=int, default=None, help="requests per minute (default unlimited)")
+    p.add_argument("--rpd", type=int, default=None, help="requests per day (default unlimited)")
+    p.add_argument("--tpm", type=int, default=None, help="tokens per minute (default unlimited)")
+    p.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per real second")
+    p.add_argument("--max-concurrency", type=int, default=None, help="429 queue_exceeded above this")
+    p.add_argument(
+        "--json-object-only",
+        nargs="*",
+        default=None,
+        metavar="MODEL",
+        help="refuse json_schema: for the named models, or for all models when no name is given",
+    )
+    p.add_argument("--flavor", choices=("cerebras", "llamacpp"), default="cerebras")
+    p.add_argument(
+        "--invalid-rate", type=float, default=0.0, help="share of first replies that break the schema"
+    )
+    p.add_argument("--fault-rate", type=float, default=0.0, help="share of requests given a transient fault")
+    p.add_argument(
+        "--fault-kinds",
+        nargs="+",
+        default=["server_error", "unavailable", "rate_limited"],
+        choices=FAULT_NAMES,
+        help="faults drawn by --fault-rate",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for --invalid-rate, --fault-rate and answers")
+    p.add_argument("--record", action="store_true", help="keep request bodies in memory (off by default)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    only: bool | frozenset[str] = False
+    if args.json_object_only is not None:
+        only = frozenset(args.json_object_only) if args.json_object_only else True
+    server = TestServer(
+        port=args.port,
+        host=args.host,
+        api_key=args.api_key,
+        latency=args.latency_ms / 1000.0,
+        rpm=args.rpm,
+        rpd=args.rpd,
+        tpm=args.tpm,
+        time_scale=args.time_scale,
+        max_concurrency=args.max_concurrency,
+        json_object_only=only,
+        flavor=args.flavor,
+        invalid_rate=args.invalid_rate,
+        fault_rate=args.fault_rate,
+        fault_kinds=tuple(args.fault_kinds),
+        seed=args.seed,
+        record=args.record,
+    )
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(server))
+    return 0
+
+
+async def _serve(server: TestServer) -> None:
+    """Serve until SIGINT or SIGTERM, then close connections cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
+            loop.add_signal_handler(signum, stop.set)
+
+    def ready(s: TestServer) -> None:
+        print(s.base_url, flush=True)
+
+    await server.serve_forever(on_ready=ready, until=stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

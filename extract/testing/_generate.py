@@ -1,0 +1,384 @@
+"""Build a plausible instance of a JSON Schema, deterministically.
+
+The test server answers every structured request with a value made here. It must be valid for the strict
+subset (so happy-path tests pass without a model) and valid on a best-effort basis for ordinary schemas (so
+validation-after-decode paths see realistic data). The same (schema, words, seed) always gives the same value.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["generate", "words_of"]
+
+_MAX_DEPTH = 12
+_SOFT_DEPTH = 6  # past this, prefer the shortest value a schema allows (ends recursion)
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'-]*")
+_FALLBACK_WORDS = ("example",)
+_TYPE_ORDER = ("object", "array", "string", "integer", "number", "boolean", "null")
+
+
+def words_of(text: str, limit: int = 64) -> tuple[str, ...]:
+    """Words of a user message, used to fill string fields with text that looks like the input."""
+    found = tuple(_WORD.findall(text[:4000]))[:limit]
+    return found or _FALLBACK_WORDS
+
+
+def generate(schema: Any, *, words: Sequence[str] = _FALLBACK_WORDS, seed: int = 0) -> Any:
+    """Return a JSON value for `schema` (a dict or a boolean schema)."""
+    return _Generator(schema, words or _FALLBACK_WORDS, seed).value(schema, 0)
+
+
+class _Generator:
+    def __init__(self, root: Any, words: Sequence[str], seed: int) -> None:
+        self.root = root
+        self.words = words
+        self.rng = random.Random(seed)
+        self.word_index = 0
+        self.ref_stack: list[str] = []
+
+    # ---- dispatch -------------------------------------------------------------------------------
+    def value(self, schema: Any, depth: int, key: str = "") -> Any:
+        if schema is True or schema is None:
+            return self.word()
+        if schema is False or not isinstance(schema, Mapping):
+            return None
+        if depth > _MAX_DEPTH:
+            return None
+        if "$ref" in schema and isinstance(schema["$ref"], str):
+            return self.ref(schema, depth, key)
+        if "const" in schema:
+            return schema["const"]
+        if "enum" in schema and isinstance(schema["enum"], list) and schema["enum"]:
+            return self.enum(schema)
+        if "allOf" in schema and isinstance(schema["allOf"], list):
+            return self.value(_merge_all_of(schema), depth + 1, key)
+        for combinator in ("anyOf", "oneOf"):
+            branches = schema.get(combinator)
+            if isinstance(branches, list) and branches:
+                return self.value(self.branch(schema, combinator, branches, depth), depth + 1, key)
+        kind = self.type_of(schema, depth)
+        if kind == "object":
+            return self.object(schema, depth)
+        if kind == "array":
+            return self.array(schema, depth)
+        if kind == "string":
+            return self.string(schema, key)
+        if kind == "integer":
+            return self.integer(schema)
+        if kind == "number":
+            return self.number(schema)
+        if kind == "boolean":
+            return self.rng.random() < 0.5
+        if kind == "null":
+            return None
+        return self.string(schema, key)
+
+    def type_of(self, schema: Mapping[str, Any], depth: int) -> str:
+        declared = schema.get("type")
+        if isinstance(declared, str):
+            return declared
+        if isinstance(declared, list) and declared:
+            kinds = [t for t in declared if isinstance(t, str)]
+            if depth >= _SOFT_DEPTH and "null" in kinds:
+                return "null"
+            non_null = [t for t in kinds if t != "null"]
+            return (non_null or kinds or ["string"])[0]
+        if any(k in schema for k in ("properties", "required", "additionalProperties", "minProperties")):
+            return "object"
+        if any(k in schema for k in ("items", "prefixItems", "minItems", "maxItems", "contains")):
+            return "array"
+        if any(k in schema for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")):
+            return "integer" if isinstance(schema.get("multipleOf", 1), int) else "number"
+        return "string"
+
+    # ---- combinators and references ---------------------------------------------------------------
+    def ref(self, schema: Mapping[str, Any], depth: int, key: str) -> Any:
+        ref = schema["$ref"]
+        if self.ref_stack.count(ref) >= 2 or depth > _MAX_DEPTH:
+            target = _resolve(self.root, ref)
+            return self.shortest(target if isinstance(target, Mapping) else {})
+        target = _resolve(self.root, ref)
+        if target is None:
+            return self.word()
+        siblings = {k: v for k, v in schema.items() if k != "$ref"}
+        if siblings and isinstance(target, Mapping):
+            target = _merge_all_of({"allOf": [target, siblings]})
+        self.ref_stack.append(ref)
+        try:
+            return self.value(target, depth + 1, key)
+        finally:
+            self.ref_stack.pop()
+
+    def branch(self, schema: Mapping[str, Any], combinator: str, branches: list[Any], depth: int) -> Any:
+        """First branch, as a model following the schema most often does; a null branch when deep."""
+        if depth >= _SOFT_DEPTH or self.ref_stack:
+            for candidate in branches:
+                if isinstance(candidate, Mapping) and candidate.get("type") == "null":
+                    return candidate
+        chosen = branches[0]
+        rest = {k: v for k, v in schema.items() if k != combinator}
+        if rest and isinstance(chosen, Mapping):
+            return _merge_all_of({"allOf": [rest, chosen]})
+        return chosen
+
+    def shortest(self, schema: Mapping[str, Any]) -> Any:
+        """A value that stops recursion: null where allowed, else an empty container or a scalar."""
+        for combinator in ("anyOf", "oneOf"):
+            branches = schema.get(combinator)
+            if isinstance(branches, list):
+                for candidate in branches:
+                    if isinstance(candidate, Mapping) and candidate.get("type") == "null":
+                        return None
+        declared = schema.get("type")
+        kinds = declared if isinstance(declared, list) else [declared]
+        if "null" in kinds:
+            return None
+        if "array" in kinds or "items" in schema:
+            return []
+        if "object" in kinds or "properties" in schema:
+            return {}
+        if "string" in kinds:
+            return self.word()
+        if "integer" in kinds or "number" in kinds:
+            return 0
+        return None
+
+    def enum(self, schema: Mapping[str, Any]) -> Any:
+        options: list[Any] = schema["enum"]
+        declared = schema.get("type")
+        if isinstance(declared, str):
+            typed = [v for v in options if _json_type_matches(v, declared)]
+            options = typed or options
+        return options[self.rng.randrange(len(options))]
+
+    # ---- containers ---------------------------------------------------------------------------------
+    def object(self, schema: Mapping[str, Any], depth: int) -> dict[str, Any]:
+        props = schema.get("properties")
+        props = props if isinstance(props, Mapping) else {}
+        required = [r for r in schema.get("required", []) if isinstance(r, str)]
+        out: dict[str, Any] = {}
+        shallow = depth >= _SOFT_DEPTH or bool(self.ref_stack and depth >= 3)
+        for name, sub in props.items():
+            if shallow and name not in required:
+                continue
+            out[name] = self.value(sub, depth + 1, name)
+        extra = schema.get("additionalProperties", True)
+        for name in required:
+            if name not in out:
+                out[name] = self.value(extra if isinstance(extra, Mapping) else True, depth + 1, name)
+        min_props = schema.get("minProperties")
+        if isinstance(min_props, int) and extra is not False:
+            index = 1
+            while len(out) < min_props:
+                name = f"field_{index}"
+                index += 1
+                if name not in out:
+                    out[name] = self.value(extra if isinstance(extra, Mapping) else True, depth + 1, name)
+        return out
+
+    def array(self, schema: Mapping[str, Any], depth: int) -> list[Any]:
+        prefix = schema.get("prefixItems")
+        items = schema.get("items", True)
+        if isinstance(items, list):  # draft-04 tuple form
+            prefix, items = items, schema.get("additionalItems", True)
+        out = [self.value(sub, depth + 1) for sub in prefix] if isinstance(prefix, list) else []
+        low = _int(schema.get("minItems"), 0)
+        high = _int(schema.get("maxItems"), max(low, len(out) + 1, 1))
+        target = max(low, len(out) if prefix else 1 if depth < _SOFT_DEPTH else 0)
+        target = min(target, max(high, len(out)))
+        contains = schema.get("contains")
+        if isinstance(contains, Mapping) and len(out) < target + 1 and target < high + 1:
+            out.append(self.value(contains, depth + 1))
+        while len(out) < target and items is not False:
+            value = self.value(items, depth + 1)
+            if schema.get("uniqueItems") and value in out:
+                value = self.distinct(items, out, depth)
+                if value is _MISSING:
+                    break
+            out.append(value)
+        return out
+
+    def distinct(self, items: Any, taken: list[Any], depth: int) -> Any:
+        for _ in range(8):
+            candidate = self.value(items, depth + 1)
+            if candidate not in taken:
+                return candidate
+        return _MISSING
+
+    # ---- scalars --------------------------------------------------------------------------------------
+    def word(self) -> str:
+        word = self.words[self.word_index % len(self.words)]
+        self.word_index += 1
+        return word
+
+    def string(self, schema: Mapping[str, Any], key: str) -> str:
+        fmt = schema.get("format")
+        text = _formatted(fmt, self.word(), self.rng) if isinstance(fmt, str) else None
+        if text is None and "email" in key.lower() and "pattern" not in schema:
+            text = f"{self.word().lower()}@example.com"
+        if text is None:
+            text = self.word()
+        pattern = schema.get("pattern")
+        if isinstance(pattern, str):
+            text = _match_pattern(pattern, text, self.words)
+        low = _int(schema.get("minLength"), 0)
+        high = _int(schema.get("maxLength"), max(low, len(text)))
+        if len(text) < low:
+            filler = (text + " ") if text else ""
+            text = (filler * (low // max(len(filler), 1) + 1) or "x" * low)[:low]
+            text = text if len(text) >= low else text + "x" * (low - len(text))
+        if len(text) > high:
+            text = text[:high]
+        return text
+
+    def integer(self, schema: Mapping[str, Any]) -> int:
+        low, high = _bounds(schema, integer=True)
+        step = schema.get("multipleOf")
+        if isinstance(step, int) and step > 0:
+            start = math.ceil(low / step) * step
+            span = max(int((high - start) // step), 0)
+            return int(start + step * self.rng.randint(0, min(span, 20)))
+        return self.rng.randint(int(low), int(max(low, high)))
+
+    def number(self, schema: Mapping[str, Any]) -> float | int:
+        step = schema.get("multipleOf")
+        if isinstance(step, (int, float)) and step > 0:
+            low, high = _bounds(schema, integer=False)
+            start = math.ceil(low / step)
+            value = (start + self.rng.randint(0, max(min(int((high - low) / step), 20), 0))) * step
+            return int(value) if isinstance(step, int) else value
+        low, high = _bounds(schema, integer=False)
+        value = round(self.rng.uniform(low, max(low, high)), 2)
+        return min(max(value, low), high)
+
+
+_MISSING: Any = object()
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+
+
+def _bounds(schema: Mapping[str, Any], *, integer: bool) -> tuple[float, float]:
+    """Inclusive [low, high] from minimum/maximum and both exclusive forms (draft-04 booleans too)."""
+    nudge = 1 if integer else 0.01
+    low: float | None = _num(schema.get("minimum"))
+    high: float | None = _num(schema.get("maximum"))
+    ex_min, ex_max = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+    ex_min_value, ex_max_value = _num(ex_min), _num(ex_max)
+    if ex_min is True and low is not None:
+        low += nudge
+    elif ex_min_value is not None:
+        low = ex_min_value + nudge if low is None else max(low, ex_min_value + nudge)
+    if ex_max is True and high is not None:
+        high -= nudge
+    elif ex_max_value is not None:
+        high = ex_max_value - nudge if high is None else min(high, ex_max_value - nudge)
+    if integer:
+        low = None if low is None else math.ceil(low)
+        high = None if high is None else math.floor(high)
+    if low is None and high is None:
+        return (1, 100)
+    if low is None and high is not None:
+        return (min(1, high), high)
+    if high is None and low is not None:
+        return (low, low + 100)
+    return (low or 0, high or 0)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _json_type_matches(value: Any, kind: str) -> bool:
+    checks: dict[str, Any] = {
+        "string": lambda v: isinstance(v, str),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "boolean": lambda v: isinstance(v, bool),
+        "null": lambda v: v is None,
+        "object": lambda v: isinstance(v, dict),
+        "array": lambda v: isinstance(v, list),
+    }
+    check = checks.get(kind)
+    return bool(check(value)) if check else True
+
+
+def _formatted(fmt: str, word: str, rng: random.Random) -> str | None:
+    day = rng.randint(1, 28)
+    if fmt in ("email", "idn-email"):
+        return f"{word.lower()}@example.com"
+    if fmt == "date":
+        return f"2024-03-{day:02d}"
+    if fmt == "date-time":
+        return f"2024-03-{day:02d}T10:30:00Z"
+    if fmt == "time":
+        return "10:30:00Z"
+    if fmt in ("uri", "url", "iri", "uri-reference", "iri-reference"):
+        return f"https://example.com/{word.lower()}"
+    if fmt == "uuid":
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    if fmt in ("hostname", "idn-hostname"):
+        return "example.com"
+    if fmt == "ipv4":
+        return f"192.0.2.{day}"
+    if fmt == "ipv6":
+        return f"2001:db8::{day}"
+    if fmt == "duration":
+        return f"P{day}D"
+    return None
+
+
+def _match_pattern(pattern: str, text: str, words: Sequence[str]) -> str:
+    """Best effort: keep `text` if it matches, else try a few common shapes, else leave it."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error:
+        return text
+    for candidate in (text, *words[:8], "example", "EXAMPLE", "Example", "1", "123", "a1", "A"):
+        if compiled.search(candidate):
+            return candidate
+    return text
+
+
+def _resolve(root: Any, ref: str) -> Any:
+    """Follow a local JSON pointer (`#`, `#/$defs/x`, `#/definitions/x`); None when it leads nowhere."""
+    if not ref.startswith("#"):
+        return None
+    node = root
+    for raw in ref[1:].split("/")[1:]:
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def _merge_all_of(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Flatten `allOf` into one schema: properties merged, `required` unioned, later keywords win."""
+    merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+    parts = schema.get("allOf", [])
+    for part in parts if isinstance(parts, list) else []:
+        if not isinstance(part, Mapping):
+            continue
+        if "allOf" in part:
+            part = _merge_all_of(part)
+        for key, value in part.items():
+            if key == "properties" and isinstance(value, Mapping):
+                merged["properties"] = {**merged.get("properties", {}), **value}
+            elif key == "required" and isinstance(value, list):
+                merged["required"] = list(dict.fromkeys([*merged.get("required", []), *value]))
+            else:
+                merged.setdefault(key, value)
+    return merged

@@ -1,0 +1,216 @@
+"""The test server refuses what the provider refuses, with the provider's status codes and body shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from extract.testing import TestServer
+
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+
+
+def chat(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": "llama3.1-8b",
+        "messages": [{"role": "user", "content": "Ada Lovelace, 36, mathematician. Answer in JSON."}],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "person", "strict": True, "schema": PERSON},
+        },
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def post(server: TestServer, body: Any, **kwargs: Any) -> httpx.Response:
+    return httpx.post(server.base_url + "/chat/completions", json=body, **kwargs)
+
+
+def assert_flat_error(response: httpx.Response, status: int, param: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"message", "type", "param", "code"}
+    assert body["message"]
+    if param is not None:
+        assert body["param"] == param
+    return dict(body)
+
+
+def test_valid_request_is_accepted(server: TestServer) -> None:
+    assert post(server, chat()).status_code == 200
+
+
+def test_json_schema_without_name_is_400(server: TestServer) -> None:
+    rf = {"type": "json_schema", "json_schema": {"strict": True, "schema": PERSON}}
+    body = assert_flat_error(post(server, chat(response_format=rf)), 400, "response_format")
+    assert "name" in body["message"]
+
+
+def test_json_schema_with_bad_name_is_400(server: TestServer) -> None:
+    rf = {"type": "json_schema", "json_schema": {"name": "a person!", "strict": True, "schema": PERSON}}
+    assert_flat_error(post(server, chat(response_format=rf)), 400, "response_format")
+
+
+def test_schema_outside_strict_subset_names_keywords_and_paths(server: TestServer) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 2},
+            "email": {"type": "string", "pattern": "@"},
+        },
+        "required": ["name", "email"],
+        "additionalProperties": False,
+    }
+    rf = {"type": "json_schema", "json_schema": {"name": "p", "strict": True, "schema": schema}}
+    body = assert_flat_error(post(server, chat(response_format=rf)), 400, "response_format")
+    assert body["code"] == "wrong_api_format"
+    assert body["type"] == "invalid_request_error"
+    for fragment in ("minLength", "pattern", "#/properties/name", "#/properties/email"):
+        assert fragment in body["message"]
+
+
+def test_non_strict_schema_is_not_checked(server: TestServer) -> None:
+    schema = {"type": "object", "properties": {"name": {"type": "string", "minLength": 2}}}
+    rf = {"type": "json_schema", "json_schema": {"name": "p", "strict": False, "schema": schema}}
+    assert post(server, chat(response_format=rf)).status_code == 200
+
+
+def test_tools_with_response_format_is_400(server: TestServer) -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    body = assert_flat_error(post(server, chat(tools=tools)), 400)
+    assert body["message"] == "'tools' is incompatible with 'response_format'"
+
+
+def test_max_tokens_with_max_completion_tokens_is_400(server: TestServer) -> None:
+    body = assert_flat_error(post(server, chat(max_tokens=10, max_completion_tokens=10)), 400)
+    assert "max_tokens" in body["message"] and "max_completion_tokens" in body["message"]
+
+
+def test_max_tokens_alone_is_accepted(server: TestServer) -> None:
+    assert post(server, chat(max_tokens=200)).status_code == 200
+
+
+def test_unknown_model_is_404(server: TestServer) -> None:
+    body = assert_flat_error(post(server, chat(model="gpt-5-nano")), 404, "model")
+    assert body["code"] == "model_not_found"
+    assert "gpt-5-nano" in body["message"]
+
+
+def test_model_list_is_configurable(make_server: Callable[..., TestServer]) -> None:
+    srv = make_server(models=("my-model",))
+    assert post(srv, chat(model="my-model")).status_code == 200
+    assert post(srv, chat()).status_code == 404
+    assert [m["id"] for m in httpx.get(srv.base_url + "/models").json()["data"]] == ["my-model"]
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        None,
+        [],
+        "hello",
+        [{"content": "no role"}],
+        [{"role": "robot", "content": "hi"}],
+        [{"role": "user"}],
+        [{"role": "user", "content": 42}],
+        ["just a string"],
+    ],
+    ids=["missing", "empty", "string", "no-role", "bad-role", "no-content", "number-content", "not-object"],
+)
+def test_malformed_messages_are_400(server: TestServer, messages: Any) -> None:
+    body = chat()
+    if messages is None:
+        del body["messages"]
+    else:
+        body["messages"] = messages
+    assert_flat_error(post(server, body), 400, "messages")
+
+
+def test_text_parts_content_is_accepted(server: TestServer) -> None:
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Ada Lovelace"}]}]
+    assert post(server, chat(messages=messages)).status_code == 200
+
+
+def test_body_that_is_not_json_is_400(server: TestServer) -> None:
+    response = httpx.post(
+        server.base_url + "/chat/completions", content=b"{nope", headers={"content-type": "application/json"}
+    )
+    assert_flat_error(response, 400)
+
+
+def test_json_object_needs_the_word_json(server: TestServer) -> None:
+    messages = [{"role": "user", "content": "Ada Lovelace, 36"}]
+    rf = {"type": "json_object"}
+    body = assert_flat_error(
+        post(server, chat(messages=messages, response_format=rf)), 400, "response_format"
+    )
+    assert "json" in body["message"]
+    messages.append({"role": "system", "content": "Reply with a JSON object."})
+    assert post(server, chat(messages=messages, response_format=rf)).status_code == 200
+
+
+def test_unknown_response_format_type_is_400(server: TestServer) -> None:
+    assert_flat_error(post(server, chat(response_format={"type": "xml"})), 400, "response_format")
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_json_object_only_models_refuse_json_schema(
+    make_server: Callable[..., TestServer], status: int
+) -> None:
+    srv = make_server(json_object_only={"llama3.1-8b"}, json_object_only_status=status)
+    body = assert_flat_error(post(srv, chat()), status, "response_format")
+    assert body["code"] == "wrong_api_format"
+    assert post(srv, chat(model="gpt-oss-120b")).status_code == 200
+    assert post(srv, chat(response_format={"type": "json_object"})).status_code == 200
+
+
+def test_json_object_only_flag_covers_every_model(make_server: Callable[..., TestServer]) -> None:
+    srv = make_server(json_object_only=True)
+    assert post(srv, chat(model="gpt-oss-120b")).status_code == 400
+
+
+def test_llamacpp_flavor_answers_json_schema_with_500(make_server: Callable[..., TestServer]) -> None:
+    srv = make_server(flavor="llamacpp")
+    response = post(srv, chat())
+    assert response.status_code == 500
+    assert "Input should be 'text' or 'json_object'" in response.text
+
+
+def test_llamacpp_flavor_accepts_json_object_with_schema(make_server: Callable[..., TestServer]) -> None:
+    srv = make_server(flavor="llamacpp")
+    response = post(
+        srv, chat(model="whatever-gguf", response_format={"type": "json_object", "schema": PERSON})
+    )
+    assert response.status_code == 200
+    content = response.json()["choices"][0]["message"]["content"]
+    assert set(httpx.Response(200, content=content).json()) == {"name", "age"}
+
+
+def test_missing_or_wrong_key_is_401_and_never_echoed(make_server: Callable[..., TestServer]) -> None:
+    key = "sk-secret-test-key-123"
+    srv = make_server(api_key=key)
+    missing = assert_flat_error(post(srv, chat()), 401)
+    wrong = post(srv, chat(), headers={"Authorization": "Bearer sk-wrong-key-456"})
+    assert_flat_error(wrong, 401)
+    assert missing["code"] == "wrong_api_key"
+    assert "sk-wrong-key-456" not in wrong.text
+    ok = post(srv, chat(), headers={"Authorization": f"Bearer {key}"})
+    assert ok.status_code == 200
+    assert key not in repr(srv) and key not in str(srv.settings)
+    assert all("authorization" not in r.headers for r in srv.requests)
+    assert httpx.get(srv.base_url + "/models").status_code == 401
+
+
+def test_reasoning_format_raw_is_incompatible_with_json_modes(server: TestServer) -> None:
+    assert_flat_error(
+        post(server, chat(model="gpt-oss-120b", reasoning_format="raw")), 400, "reasoning_format"
+    )

@@ -1,0 +1,168 @@
+"""The retry policy and the status -> error map, as pure functions (no server needed)."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from extract.errors import (
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+)
+from extract.transport import (
+    RETRY_AFTER_CAP_S,
+    RetryPolicy,
+    WireResponse,
+    error_fields,
+    error_from_response,
+    retry_delay,
+    should_retry,
+)
+
+POLICY = RetryPolicy(rng=random.Random(7))
+
+
+@pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504, 599])
+def test_transient_statuses_are_retried(status: int) -> None:
+    assert should_retry(status, {})
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+def test_client_errors_are_not_retried(status: int) -> None:
+    assert not should_retry(status, {})
+
+
+def test_connection_errors_are_retried() -> None:
+    assert should_retry(None, {})
+
+
+def test_x_should_retry_overrides_the_status() -> None:
+    assert should_retry(400, {"x-should-retry": "true"})
+    assert not should_retry(503, {"x-should-retry": "false"})
+    assert not should_retry(None, {"x-should-retry": "false"})
+
+
+@given(st.integers(min_value=0, max_value=30))
+def test_backoff_is_jittered_exponential_and_capped(n: int) -> None:
+    delay = retry_delay(n, 503, {}, POLICY)
+    ceiling = min(0.5 * 2**n, 8.0)
+    assert 0.75 * ceiling <= delay <= ceiling
+
+
+def test_retry_after_ms_wins_over_retry_after() -> None:
+    assert retry_delay(0, 429, {"retry-after-ms": "250", "retry-after": "9"}, POLICY) == pytest.approx(0.25)
+
+
+def test_retry_after_seconds() -> None:
+    assert retry_delay(3, 503, {"retry-after": "2"}, POLICY) == pytest.approx(2.0)
+
+
+def test_retry_after_http_date() -> None:
+    now = 1_700_000_000.0
+    date = email.utils.formatdate(now + 5, usegmt=True)
+    assert retry_delay(0, 429, {"retry-after": date}, POLICY, now=now) == pytest.approx(5.0, abs=1.0)
+
+
+@given(st.floats(min_value=60.0, max_value=1e9, allow_nan=False))
+def test_retry_after_is_capped(seconds: float) -> None:
+    assert retry_delay(0, 429, {"retry-after": repr(seconds)}, POLICY) == RETRY_AFTER_CAP_S
+
+
+def test_garbage_retry_after_falls_back_to_backoff() -> None:
+    delay = retry_delay(1, 503, {"retry-after": "soon", "retry-after-ms": "-3"}, POLICY)
+    assert 0.75 <= delay <= 1.0
+
+
+def test_ratelimit_reset_of_the_exhausted_bucket_is_honoured_on_429() -> None:
+    headers = {
+        "x-ratelimit-remaining-tokens-minute": "0",
+        "x-ratelimit-reset-tokens-minute": "12.5",
+        "x-ratelimit-remaining-requests-day": "900",
+        "x-ratelimit-reset-requests-day": "40000",
+    }
+    assert retry_delay(0, 429, headers, POLICY) == pytest.approx(12.5)
+    # The same headers on a 503 are not a reason to wait for a bucket.
+    assert retry_delay(0, 503, headers, POLICY) <= 0.5
+
+
+def test_ratelimit_reset_without_remaining_uses_the_smallest_reset() -> None:
+    headers = {"x-ratelimit-reset-tokens-minute": "3", "x-ratelimit-reset-requests-day": "4000"}
+    assert retry_delay(0, 429, headers, POLICY) == pytest.approx(3.0)
+
+
+def _response(status: int, data: object) -> WireResponse:
+    body = orjson.dumps(data)
+    return WireResponse(status, {"content-type": "application/json"}, body, data)
+
+
+@pytest.mark.parametrize(
+    ("status", "cls", "advice"),
+    [
+        (400, BadRequestError, "parameters"),
+        (401, AuthenticationError, "CEREBRAS_API_KEY"),
+        (403, PermissionDeniedError, "model"),
+        (404, NotFoundError, "base_url"),
+        (408, APITimeoutError, "timeout"),
+        (422, BadRequestError, "schema"),
+        (429, RateLimitError, "limiter"),
+        (500, ServerError, "later"),
+        (503, ServerError, "later"),
+    ],
+)
+def test_status_maps_to_the_error_class_with_advice(status: int, cls: type, advice: str) -> None:
+    flat = {"message": "nope here", "type": "invalid_request_error", "param": "model", "code": "bad_thing"}
+    error = error_from_response(_response(status, flat))
+    assert type(error) is cls
+    assert error.status_code == status
+    assert (error.code, error.type, error.param, error.server_message) == (
+        "bad_thing",
+        "invalid_request_error",
+        "model",
+        "nope here",
+    )
+    assert "nope here" in str(error) and advice in str(error)
+
+
+def test_envelope_shape_is_read() -> None:
+    envelope = {
+        "status_code": 500,
+        "error": {"message": "boom", "type": "server_error", "param": "", "code": ""},
+    }
+    error = error_from_response(_response(500, envelope))
+    assert error.server_message == "boom" and error.type == "server_error"
+    assert error.param is None and error.code is None
+
+
+def test_non_json_body_becomes_the_message() -> None:
+    error = error_from_response(
+        WireResponse(502, {"content-type": "text/html"}, b"<h1>bad gateway</h1>", None)
+    )
+    assert isinstance(error, ServerError) and error.server_message == "<h1>bad gateway</h1>"
+
+
+def test_secrets_are_redacted_from_server_text() -> None:
+    key = "sk-CANARY-0123456789"
+    error = error_from_response(_response(401, {"message": f"key {key} is wrong"}), secrets=(key,))
+    for text in (str(error), repr(error), error.server_message or "", str(error.body)):
+        assert key not in text
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.text() | st.integers(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+    )
+)
+def test_error_fields_never_fails_on_odd_bodies(data: object) -> None:
+    fields = error_fields(data)
+    assert all(v is None or isinstance(v, str) for v in fields.values())
