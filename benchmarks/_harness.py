@@ -19,11 +19,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -65,9 +65,25 @@ def server_process(
     latency_ms: float = 0.0,
     invalid_rate: float = 0.0,
     seed: int | None = None,
-    startup_timeout: float = 30.0,
+    startup_timeout: float = 60.0,
 ) -> Iterator[str]:
     """Start the loopback test server in its own process and yield its base URL (``.../v1``)."""
+    with server_processes(
+        1, latency_ms=latency_ms, invalid_rate=invalid_rate, seed=seed, startup_timeout=startup_timeout
+    ) as urls:
+        yield urls[0]
+
+
+@contextmanager
+def server_processes(
+    count: int,
+    *,
+    latency_ms: float = 0.0,
+    invalid_rate: float = 0.0,
+    seed: int | None = None,
+    startup_timeout: float = 60.0,
+) -> Iterator[list[str]]:
+    """`count` identical servers, started together (their start-up, mostly imports, overlaps)."""
     flags = ["--port", "0"]
     if latency_ms:
         flags += ["--latency-ms", str(latency_ms)]
@@ -76,28 +92,36 @@ def server_process(
     if seed is not None:
         flags += ["--seed", str(seed)]
     cmd = server_command(*flags)
-    with tempfile.TemporaryFile() as stderr:
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, cwd=REPO_ROOT
-        )
-        try:
+    with ExitStack() as stack:
+        started: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
+        for _ in range(count):
+            log: IO[bytes] = stack.enter_context(tempfile.TemporaryFile())
+            proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO_ROOT
+            )
+            stack.callback(_stop, proc)
+            started.append((proc, log))
+        urls: list[str] = []
+        for proc, stderr in started:
             base_url = _read_base_url(proc, startup_timeout)
             if base_url is None:
-                proc.kill()
-                proc.wait(timeout=10)
+                _stop(proc)
                 stderr.seek(0)
                 tail = stderr.read().decode(errors="replace").strip().splitlines()[-5:]
                 reason = " | ".join(tail) or f"exit code {proc.returncode}"
                 raise Unavailable(f"test server did not start ({shlex.join(cmd)}): {reason}")
-            yield base_url.rstrip("/")
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+            urls.append(base_url.rstrip("/"))
+        yield urls
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def _read_base_url(proc: subprocess.Popen[bytes], timeout: float) -> str | None:
@@ -172,9 +196,7 @@ def time_sync(fn: Callable[[], object], *, calls: int, rounds: int, warmup: int)
     return _median_round(results, calls)
 
 
-async def time_async(
-    fn: Callable[[], Awaitable[object]], *, calls: int, rounds: int, warmup: int
-) -> Timing:
+async def time_async(fn: Callable[[], Awaitable[object]], *, calls: int, rounds: int, warmup: int) -> Timing:
     """Async twin of `time_sync`: a loop of sequential awaits, so both measure the same work."""
     for _ in range(warmup):
         await fn()
@@ -245,6 +267,7 @@ class CountingProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -263,7 +286,10 @@ class CountingProxy:
                     if k.lower() in {"content-type", "authorization", "accept"}
                 }
                 upstream = proxy._client.request(
-                    self.command, proxy.upstream + self.path.removeprefix("/v1"), content=body, headers=headers
+                    self.command,
+                    proxy.upstream + self.path.removeprefix("/v1"),
+                    content=body,
+                    headers=headers,
                 )
                 proxy._record(upstream, body)
                 payload = upstream.content
@@ -322,6 +348,11 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def _cell(text: str) -> str:
+    """One table cell: on one line, its pipes escaped."""
+    return " ".join(text.splitlines()).replace("|", "\\|")
+
+
 def markdown_table(rows: Sequence[Row]) -> str:
     """Rows (dicts) as a GitHub markdown table; columns are the union of keys in first-seen order."""
     if not rows:
@@ -331,10 +362,9 @@ def markdown_table(rows: Sequence[Row]) -> str:
         for key in row:
             if key not in columns:
                 columns.append(key)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines = ["| " + " | ".join(map(_cell, columns)) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for row in rows:
-        cells = [fmt(row.get(c, "")).replace("|", "\\|").replace("\n", " ") for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(_cell(fmt(row.get(c, ""))) for c in columns) + " |")
     return "\n".join(lines)
 
 

@@ -120,7 +120,9 @@ def load(split: Path, limit: int | None) -> list[dict[str, Any]]:
     return schemas
 
 
-def measure(transform: Transform, ok: Callable[[Any], bool], schemas: Sequence[dict[str, Any]]) -> tuple[int, float]:
+def measure(
+    transform: Transform, ok: Callable[[Any], bool], schemas: Sequence[dict[str, Any]]
+) -> tuple[int, float]:
     """(schemas covered, median µs per transform). Each call gets its own deep copy (peers mutate)."""
     covered = 0
     times: list[float] = []
@@ -182,7 +184,9 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     total: Row = {"split": "all", "schemas": count}
     for name, transform in transforms.items():
         total[f"{name} % strict-ready"] = (
-            transform if isinstance(transform, str) else (100.0 * totals[name] / count if count else float("nan"))
+            transform
+            if isinstance(transform, str)
+            else (100.0 * totals[name] / count if count else float("nan"))
         )
     rows.append(total)
     return rows

@@ -42,9 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--quick", action="store_true", help="tiny counts: proves it runs, figures are noise")
     p.add_argument("--calls", type=int, help="extractions per round (default 300, quick 10)")
-    p.add_argument("--rounds", type=int, help="rounds per system and mode; the median is reported (default 5)")
+    p.add_argument(
+        "--rounds", type=int, help="rounds per system and mode; the median is reported (default 5)"
+    )
     p.add_argument("--warmup", type=int, help="untimed extractions first (default 30, quick 2)")
-    p.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset of " + ",".join(SYSTEMS))
+    p.add_argument(
+        "--systems", default=",".join(SYSTEMS), help="comma-separated subset of " + ",".join(SYSTEMS)
+    )
     p.add_argument("--base-url", help="use this running server instead of starting the loopback one")
     return p
 
@@ -69,7 +73,9 @@ def _measure_sync(name: str, base_url: str, calls: int, rounds: int, warmup: int
     peer = make(name, base_url)
     try:
         counter = iter(range(10**9))
-        timing = time_sync(lambda: peer.run(document(next(counter))), calls=calls, rounds=rounds, warmup=warmup)
+        timing = time_sync(
+            lambda: peer.run(document(next(counter))), calls=calls, rounds=rounds, warmup=warmup
+        )
     finally:
         peer.close()
     return peer, timing
@@ -142,7 +148,9 @@ def summary(rows: Sequence[Row]) -> list[str]:
         for i, mode in enumerate(("sync", "async")):
             value = cpu["extract"][i] / cpu["floor"][i]
             verdict = "met" if value <= TARGET_VS_FLOOR else "MISSED"
-            lines.append(f"extract / floor CPU ({mode}): {value:.2f}x (target <= {TARGET_VS_FLOOR}x): {verdict}")
+            lines.append(
+                f"extract / floor CPU ({mode}): {value:.2f}x (target <= {TARGET_VS_FLOOR}x): {verdict}"
+            )
     else:
         lines.append("extract / floor CPU: not measured (extract or floor did not run)")
     if "openai-sdk" not in cpu and "openai-sdk-untitled" in cpu:

@@ -20,7 +20,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._harness import CountingProxy, Row, Unavailable, markdown_table, server_process
+from benchmarks._harness import CountingProxy, Row, Unavailable, markdown_table, server_processes
 from benchmarks.peers import FACTORIES, document, make
 
 NAME = "retry"
@@ -34,6 +34,9 @@ def run_system(name: str, upstream: str, docs: int, long: bool) -> Row:
             peer = make(name, proxy.base_url)
         except Unavailable as exc:
             row["status"] = f"skipped: {exc}"
+            return row
+        except Exception as exc:  # a library that cannot even be set up is a finding, not a crash
+            row["status"] = f"failed: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
             return row
         successes = 0
         errors: dict[str, int] = {}
@@ -92,19 +95,27 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     p.add_argument("--docs", type=int, help="documents per library and size (default 200, quick 6)")
     p.add_argument("--rate", type=float, default=0.3, help="share of first replies that break the schema")
     p.add_argument("--seed", type=int, default=7, help="server seed (the same for every library)")
-    p.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset of " + ",".join(SYSTEMS))
+    p.add_argument(
+        "--systems", default=",".join(SYSTEMS), help="comma-separated subset of " + ",".join(SYSTEMS)
+    )
+    p.add_argument("--sizes", default="short,long", help="document sizes: short (~60 tokens), long (~700)")
     args = p.parse_args(argv)
     docs = args.docs or (6 if args.quick else 200)
     systems = [s for s in args.systems.split(",") if s]
     unknown = [s for s in systems if s not in FACTORIES]
     if unknown:
         raise SystemExit(f"unknown system(s) {unknown}; choose from {', '.join(FACTORIES)}")
+    sizes = [s for s in args.sizes.split(",") if s]
+    if set(sizes) - {"short", "long"}:
+        raise SystemExit(f"--sizes takes short and/or long, not {args.sizes!r}")
     rows = []
-    for long in (False, True):
-        for name in systems:
-            # A fresh server per library, same seed: nobody inherits another's "already seen" requests.
-            with server_process(invalid_rate=args.rate, seed=args.seed) as base_url:
-                rows.append(run_system(name, base_url, docs, long))
+    # One server per library, same seed: nobody inherits another's "already seen" requests (the
+    # server draws the invalid reply once per distinct request). Short and long documents differ,
+    # so one server serves both sizes.
+    with server_processes(len(systems), invalid_rate=args.rate, seed=args.seed) as urls:
+        for size in sizes:
+            for name, base_url in zip(systems, urls, strict=True):
+                rows.append(run_system(name, base_url, docs, size == "long"))
     return rows
 
 

@@ -126,6 +126,54 @@ def run_split(split_dir: Path, profile: str, limit: int | None, verbose: bool) -
     }
 
 
+def _models() -> list[Any]:
+    """A few typical pydantic models: flat, nested with lists and maps, recursive."""
+    from pydantic import BaseModel, Field
+
+    class Contact(BaseModel):
+        name: str = Field(description="full name")
+        email: str | None = None
+        phone: str | None = None
+        age: int = Field(ge=0)
+
+    class Line(BaseModel):
+        sku: str
+        qty: int = Field(ge=1)
+        price: float
+        tags: list[str] = []
+
+    class Invoice(BaseModel):
+        number: str
+        seller: Contact
+        buyer: Contact
+        lines: list[Line]
+        totals: dict[str, float]
+        notes: str | None = None
+
+    class Node(BaseModel):
+        label: str
+        children: list[Node] = []
+
+    return [Contact, Invoice, Node, list[Invoice]]
+
+
+def bench_models(profile: str) -> None:
+    print("\n| pydantic model | first compile ms | repeat compile us | repeat / first |")
+    print("|---|---|---|---|")
+    for model in _models():
+        clear_cache()
+        t0 = time.perf_counter()
+        compile_schema(model, profile)
+        first = time.perf_counter() - t0
+        n = 2000
+        t1 = time.perf_counter()
+        for _ in range(n):
+            compile_schema(model, profile)
+        again = (time.perf_counter() - t1) / n
+        name = repr(model) if getattr(model, "__args__", None) else model.__name__
+        print(f"| {name} | {first * 1000:.2f} | {again * 1e6:.2f} | {100 * again / first:.3f}% |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="cerebras")
@@ -154,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['representable']} ({r['rep_n']}) | {r['subset_violations']} |"
         )
         sys.stdout.flush()
+    bench_models(args.profile)
     return 0
 
 

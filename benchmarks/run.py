@@ -29,7 +29,15 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._harness import RESULTS_DIR, REPO_ROOT, Row, Unavailable, machine_info, markdown_table, versions
+from benchmarks._harness import (
+    REPO_ROOT,
+    RESULTS_DIR,
+    Row,
+    Unavailable,
+    machine_info,
+    markdown_table,
+    versions,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -46,7 +54,9 @@ class Bench:
 
 
 BENCHES: tuple[Bench, ...] = (
-    Bench("overhead", "bench_overhead", "Client overhead per extraction (loopback server, own process)", True),
+    Bench(
+        "overhead", "bench_overhead", "Client overhead per extraction (loopback server, own process)", True
+    ),
     Bench("retry", "bench_retry", "Retry economy at a 30% rate of invalid first replies", True),
     Bench("coverage", "bench_coverage", "Strict-schema coverage of JSONSchemaBench, extract vs peers", True),
     Bench("schema", "bench_schema", "Schema compiler over JSONSchemaBench", False, ("--limit", "15")),
@@ -113,7 +123,9 @@ def run_theirs(bench: Bench, quick: bool) -> Outcome:
     script = BENCH_DIR / f"{bench.module}.py"
     command = _command(bench, quick)
     if not script.exists():
-        return Outcome(bench, f"not yet: {script.relative_to(REPO_ROOT)} does not exist", 0.0, shlex.join(command))
+        return Outcome(
+            bench, f"not yet: {script.relative_to(REPO_ROOT)} does not exist", 0.0, shlex.join(command)
+        )
     if quick and bench.quick_args and not _supports(script, bench.quick_args[0]):
         command = command[:2]
     started = time.perf_counter()
@@ -127,7 +139,9 @@ def run_theirs(bench: Bench, quick: bool) -> Outcome:
             stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired as exc:
-        return Outcome(bench, f"failed: timed out after {exc.timeout:.0f} s", exc.timeout or 0.0, shlex.join(command))
+        return Outcome(
+            bench, f"failed: timed out after {exc.timeout:.0f} s", exc.timeout or 0.0, shlex.join(command)
+        )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         tail = " | ".join(done.stderr.strip().splitlines()[-3:]) or f"exit code {done.returncode}"
@@ -168,22 +182,30 @@ def summary(outcomes: Sequence[Outcome]) -> str:
 
 
 def render(outcomes: Sequence[Outcome], argv: Sequence[str]) -> str:
-    return "\n".join(["# Benchmark results", "", header(argv), "", *map(section, outcomes), summary(outcomes)])
+    return "\n".join(
+        ["# Benchmark results", "", header(argv), "", *map(section, outcomes), summary(outcomes)]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--quick", action="store_true", help="tiny counts: proves every benchmark runs (figures are noise)")
+    p.add_argument(
+        "--quick", action="store_true", help="tiny counts: proves every benchmark runs (figures are noise)"
+    )
     p.add_argument("--only", help="comma-separated benchmark names: " + ", ".join(b.name for b in BENCHES))
-    p.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.md", help="where to write the results")
+    p.add_argument(
+        "--output", type=Path, default=RESULTS_DIR / "latest.md", help="where to write the results"
+    )
     args = p.parse_args(argv)
     chosen = list(BENCHES)
     if args.only:
         wanted = set(args.only.split(","))
         unknown = wanted - {b.name for b in BENCHES}
         if unknown:
-            p.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {', '.join(b.name for b in BENCHES)}")
+            p.error(
+                f"unknown benchmark(s) {sorted(unknown)}; choose from {', '.join(b.name for b in BENCHES)}"
+            )
         chosen = [b for b in BENCHES if b.name in wanted]
     outcomes: list[Outcome] = []
     for bench in chosen:

@@ -44,11 +44,18 @@ _CACHE_LIMIT = 1024
 
 
 def _resolve(
-    base_url: str | None, api_key: str | None, transport: Transport | None, provider: str | None
+    base_url: str | None,
+    api_key: str | None,
+    transport: Transport | None,
+    provider: str | None,
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[Transport, str, str | None, str, str | None]:
     """Pick the backend: (transport, base_url-or-"local", api_key, provider, default model)."""
     if transport is not None:
-        return transport, base_url or "custom", api_key, provider or "generic", None
+        # A transport may say which capability row fits it (LocalTransport: "local"); the caller's word wins.
+        hinted = getattr(transport, "provider", None)
+        chosen = provider or (hinted if isinstance(hinted, str) else "generic")
+        return transport, base_url or chosen, api_key, chosen, None
     env_key = os.environ.get("CEREBRAS_API_KEY") or None
     env_base = os.environ.get("CEREBRAS_BASE_URL") or None
     if base_url is None and api_key is None and env_key is None:
@@ -78,7 +85,7 @@ def _resolve(
     ):
         resolved_provider = "cerebras"
     return (
-        HttpTransport(base_url, api_key),
+        HttpTransport(base_url, api_key, headers=headers),
         base_url,
         api_key,
         resolved_provider,
@@ -104,6 +111,7 @@ class Extractor:
         token_budget: int | None = None,
         limiter: Any | None = None,
         transport: Transport | None = None,
+        headers: Mapping[str, str] | None = None,
         **params: Any,
     ) -> None:
         if max_attempts < 1:
@@ -114,7 +122,7 @@ class Extractor:
             raise ConfigurationError(f"timeout must be positive seconds, got {timeout}")
         _check_params(params)
         self._transport, self._base_url, self._api_key, self.provider, fallback = _resolve(
-            base_url, api_key, transport, provider
+            base_url, api_key, transport, provider, headers
         )
         chosen = model or fallback
         if chosen is None:
@@ -129,6 +137,7 @@ class Extractor:
         self._retry = RetryPolicy(max_retries=max_retries)
         self._params = dict(params)
         self._demoted: dict[tuple[str, str], set[str]] = {}
+        self._capabilities: dict[str, Capabilities] = {}
         self._warned: set[tuple[str, str, str]] = set()
         self._compiled: dict[tuple[Any, str], Any] = {}
         self._prepared: dict[tuple[int, str, str | None], tuple[Any, Prepared]] = {}
@@ -145,7 +154,10 @@ class Extractor:
     # -- per-call preparation (cached) ---------------------------------------------------------------
 
     def _caps(self, model: str) -> Capabilities:
-        return capabilities(self.provider, model)
+        caps = self._capabilities.get(model)
+        if caps is None:
+            caps = self._capabilities[model] = capabilities(self.provider, model)
+        return caps
 
     def _compile(self, schema: Any, profile: str) -> Any:
         try:
@@ -322,6 +334,7 @@ _CONFIG_KEYS = (
     "max_retries",
     "limiter",
     "transport",
+    "headers",
 )
 _defaults: dict[tuple[Any, ...], Extractor] = {}
 _defaults_lock = threading.Lock()
@@ -332,8 +345,8 @@ def _default_extractor(model: str | None, options: dict[str, Any]) -> Extractor:
     config = {k: options.pop(k) for k in _CONFIG_KEYS if k in options}
     config["model"] = model
     key = (
-        tuple(sorted((k, v if _hashable(v) else id(v)) for k, v in config.items())),
-        os.environ.get("CEREBRAS_API_KEY"),
+        tuple((k, _freeze(config[k])) for k in sorted(config)),
+        hash(os.environ.get("CEREBRAS_API_KEY")),  # a hash: the key itself is not kept in the table
         os.environ.get("CEREBRAS_BASE_URL"),
     )
     extractor = _defaults.get(key)
@@ -345,12 +358,15 @@ def _default_extractor(model: str | None, options: dict[str, Any]) -> Extractor:
     return extractor
 
 
-def _hashable(value: Any) -> bool:
+def _freeze(value: Any) -> Any:
+    """A hashable stand-in for an option value, so equal configurations share one Extractor."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), str(v)) for k, v in value.items()))
     try:
         hash(value)
     except TypeError:
-        return False
-    return True
+        return ("id", id(value))
+    return value
 
 
 def extract(

@@ -36,7 +36,7 @@ _JSON_HEADERS = {"content-type": "application/json"}
 _LOAD_LOCK = threading.Lock()
 # One generation at a time per process: every LocalTransport shares the cached models below.
 _CALL_LOCK = threading.Lock()
-_MODELS: dict[tuple[Path, int], _Model] = {}
+_MODELS: dict[tuple[Path, int, int], _Model] = {}
 
 
 class _Expired(Exception):
@@ -64,15 +64,22 @@ class _Model:
         llama.generate = generate_until_deadline
 
 
-def _cores() -> int:
-    """CPUs this process may run on (respects taskset/cgroup affinity, unlike os.cpu_count)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+def _default_threads() -> int:
+    """All the CPUs this process may use but one.
+
+    llama.cpp's threads meet at a busy-wait barrier after every operation, so when one of them is
+    descheduled the others spin: with every core taken, any other busy process (the caller's own event
+    loop, a test runner, a neighbour) made generation ~10x slower on a 2-core machine in our measurements,
+    while leaving one core free cost at most 2x when the machine was idle.
+    """
+    # sched_getaffinity respects taskset/cgroup limits, unlike os.cpu_count.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 def _load(path: Path, n_ctx: int, n_threads: int | None) -> _Model:
-    key = (path.resolve(), n_ctx)
+    threads = n_threads or _default_threads()
+    key = (path.resolve(), n_ctx, threads)
     with _LOAD_LOCK:
         model = _MODELS.get(key)
         if model is not None:
@@ -83,7 +90,6 @@ def _load(path: Path, n_ctx: int, n_threads: int | None) -> _Model:
             raise ConfigurationError(
                 missing_local_message(f"llama-cpp-python cannot be imported: {exc}")
             ) from exc
-        threads = n_threads or _cores()
         try:
             llama = Llama(
                 model_path=str(path),

@@ -66,8 +66,13 @@ DATA: Final[dict[tuple[str, str], Capabilities]] = {
     ("local", "*"): Capabilities(
         ("json_object_schema", "prompt"), "llamacpp", 4096, max_tokens_field="max_tokens"
     ),
-    # Unknown OpenAI-compatible servers: aim high, the engine demotes on the first refusal.
-    ("generic", "*"): Capabilities(("json_schema", "json_object", "prompt"), "generic", 16384),
+    # Unknown OpenAI-compatible servers: aim high with the most portable strict schema (Cerebras' subset is
+    # the conservative one); the engine demotes on the first refusal and remembers it. json_object_schema
+    # (llama.cpp's grammar-enforced form) comes next: servers that ignore the extra `schema` key still get
+    # the schema in the prompt, servers that refuse it demote once more to plain json_object.
+    ("generic", "*"): Capabilities(
+        ("json_schema", "json_object_schema", "json_object", "prompt"), "cerebras", 16384
+    ),
 }
 
 _DEFAULT_MODELS: Final[dict[str, str]] = {"cerebras": "gpt-oss-120b"}

@@ -255,7 +255,11 @@ class HttpTransport:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
-        self._headers = {"content-type": "application/json", "accept": "application/json"}
+        self._headers = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            "user-agent": "extract-python",
+        }
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
         if headers:

@@ -270,3 +270,12 @@ async def test_cancelled_extraction_returns_its_reservation() -> None:
         await ex.aclose()
     assert [kind for kind, _ in limiter.calls] == ["reserve", "observe"]
     assert limiter.calls[1][1][0] == 0  # no response: status 0, reservation released
+
+
+def test_extra_headers_reach_the_server_and_share_one_default(
+    server: TestServer, options: dict[str, Any]
+) -> None:
+    for _ in range(2):
+        extract(person_schema(), TEXT, model=MODEL, headers={"queue_threshold": "500"}, **options)
+    assert all(r.headers.get("queue_threshold") == "500" for r in server.requests)
+    assert len([v for v in core._defaults.values() if v.base_url == server.base_url]) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,9 +16,16 @@ from test_engine_faults import MODEL, TEXT, Person, person_schema
 from extract._engine.drive import Send, Sleep
 from extract._engine.loop import run
 from extract.core import Extractor, Result
-from extract.errors import APIConnectionError, APIError, ConfigurationError, ExtractError
+from extract.errors import (
+    APIConnectionError,
+    APIError,
+    ConfigurationError,
+    ExtractError,
+    ExtractionFailed,
+    SchemaError,
+)
 from extract.testing import TestServer
-from extract.transport import CEREBRAS_BASE_URL, RetryPolicy, WireResponse
+from extract.transport import CEREBRAS_BASE_URL, HttpTransport, RetryPolicy, WireResponse
 
 
 @pytest.fixture
@@ -40,8 +48,7 @@ def test_environment_base_url_and_key_reach_the_server(clean_env: pytest.MonkeyP
         clean_env.setenv("CEREBRAS_BASE_URL", srv.base_url)
         ex = Extractor(model=MODEL)
         assert ex.provider == "cerebras"
-        assert isinstance(ex.extract(person_schema(), TEXT), Person)
-        assert srv.requests[0].headers.get("authorization") is None  # recorded without the key
+        assert isinstance(ex.extract(person_schema(), TEXT), Person)  # the server demands sk-env
 
 
 def test_cerebras_key_is_not_sent_to_other_servers(clean_env: pytest.MonkeyPatch) -> None:
@@ -49,6 +56,18 @@ def test_cerebras_key_is_not_sent_to_other_servers(clean_env: pytest.MonkeyPatch
     with TestServer(api_key="sk-env") as srv:
         ex = Extractor(base_url=srv.base_url, model=MODEL, provider="cerebras")
         assert ex._api_key is None
+
+
+def test_explicit_transport_is_used_as_given() -> None:
+    class Local(HttpTransport):
+        provider = "llamacpp"
+
+    with TestServer(flavor="llamacpp") as srv:
+        ex = Extractor(transport=Local(srv.base_url), model="any")
+        assert ex.provider == "llamacpp"
+        assert ex.extract(person_schema(), TEXT, full=True).mode == "json_object_schema"
+        assert srv.request_count == 1
+        ex.close()
 
 
 def test_generic_server_needs_a_model(clean_env: pytest.MonkeyPatch) -> None:
@@ -164,10 +183,15 @@ def test_demotions_are_per_model(llamacpp_server: TestServer) -> None:
     assert llamacpp_server.request_count == 5
 
 
-def test_generic_servers_start_in_json_object_for_non_strict_schemas(llamacpp_server: TestServer) -> None:
+def test_unknown_servers_try_strict_first_then_remember_the_demotion(llamacpp_server: TestServer) -> None:
     ex = Extractor(base_url=llamacpp_server.base_url, model="a")
     result = ex.extract(person_schema(), TEXT, full=True)
-    assert llamacpp_server.request_count == 1 and result.mode == "json_object"
+    # one json_schema refusal (llama.cpp's 500) + one success with the schema in json_object
+    assert llamacpp_server.request_count == 2 and result.mode == "json_object_schema"
+    ex.extract(person_schema(), TEXT)
+    assert llamacpp_server.request_count == 3
+    sent = llamacpp_server.requests[2]["response_format"]
+    assert sent["type"] == "json_object" and sent["schema"] == ex._compile(person_schema(), "cerebras").wire_schema
 
 
 _REPLIES = {
@@ -219,3 +243,35 @@ def test_reasks_never_touch_the_callers_messages_and_carry_one_failed_reply(
             assert [m["role"] for m in extra] in (["user"], ["assistant", "user"])
             if len(extra) == 2:
                 assert extra[0]["content"] == previous
+
+
+CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "jsonschemabench" / "schemas"
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"JSONSchemaBench corpus not found at {CORPUS}")
+def test_real_world_schemas_run_end_to_end() -> None:
+    """A sample of real schemas through compile -> request -> reply -> validate: each either succeeds or
+    fails as ExtractionFailed whose errors name JSON paths, and no request is ever wasted or lost."""
+    files = sorted(CORPUS.glob("*/*.json"))[::150]
+    assert len(files) >= 20
+    succeeded = 0
+    with TestServer() as srv:
+        ex = Extractor(base_url=srv.base_url, model=MODEL, provider="cerebras", max_retries=0, max_attempts=2)
+        for path in files:
+            try:
+                schema = orjson.loads(path.read_bytes())
+            except orjson.JSONDecodeError:
+                continue
+            before = srv.request_count
+            try:
+                result = ex.extract(schema, "Ada Lovelace, 1815, London.", full=True)
+            except SchemaError:
+                assert srv.request_count == before  # refused before any request
+                continue
+            except ExtractionFailed as exc:
+                assert srv.request_count - before == len(exc.attempts) == 2
+                assert all(e.startswith("$") for a in exc.attempts for e in a.errors), path.name
+                continue
+            succeeded += 1
+            assert srv.request_count - before == len(result.attempts)
+    assert succeeded >= len(files) // 2

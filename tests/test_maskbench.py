@@ -188,6 +188,32 @@ def test_maskbench_shard(shard: int) -> None:
     assert not tally.problems, "\n".join(tally.problems[:30])
 
 
+def test_schema_jsonschema_rejects_is_a_schema_error_everywhere(tmp_path: Path) -> None:
+    """The corpus has one such schema (duplicate enum values under draft-04); this runs the same path always."""
+    doc = {
+        "schema": {"$schema": "http://json-schema.org/draft-04/schema#", "enum": ["a", "a"]},
+        "tests": [{"description": "x", "valid": True, "data": "a"}],
+    }
+    path = tmp_path / "rejected.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    tally = Tally()
+    check_file(path, tally, through_compiler=_has_compiler())
+    assert tally.counts["schemas rejected by jsonschema"] == 1
+    assert tally.problems == []
+
+
+def test_a_disagreement_is_caught(tmp_path: Path) -> None:
+    """The checker itself can fail: a label-independent mismatch shows up as a problem."""
+    doc = {"schema": {"type": "integer"}, "tests": [{"description": "x", "valid": True, "data": 3}]}
+    path = tmp_path / "ok.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    tally = Tally()
+    check_file(path, tally, through_compiler=False)
+    assert tally.problems == []
+    _check_validate(lambda: None, False, "synthetic", tally)
+    assert tally.problems == ["synthetic: accepted an instance jsonschema rejects"]
+
+
 def test_maskbench_summary(capsys: pytest.CaptureFixture[str]) -> None:
     """Information only: how often the benchmark's LLM labels agree with jsonschema."""
     if not TOTAL.counts["instances"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,32 @@ def test_real_world_schemas_mostly_get_valid_instances() -> None:
         valid += not errors
     assert checked > 100
     assert valid / checked >= 0.9, f"only {valid}/{checked} generated instances were valid"
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"^[a-z_]$",
+        r"^GET$",
+        r"^\d{4}-\d{2}-\d{2}$",
+        r"^[0-9a-fA-F]{24}$",
+        r"^[a-f0-9]{8}-[a-f0-9]{4}-[1-5][a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}$",
+        r"^#([A-Fa-f0-9]{6}|[A-Fa-f0-9]{3})$",
+        r"^\+44[\d]{10}$",
+        r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$",
+        r"^(LATEX|MATHML)$",
+        r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)$",
+        r"^([a-z]+)-\1$",
+    ],
+)
+def test_patterns_get_matching_strings(pattern: str) -> None:
+    value = generate({"type": "string", "pattern": pattern}, words=("Ada",), seed=0)
+    assert re.search(pattern, value), value
+
+
+def test_impossible_pattern_falls_back_to_a_word() -> None:
+    assert generate({"type": "string", "pattern": "(?=a)b"}, words=("Ada",), seed=0) == "Ada"
+
+
+def test_markup_around_the_text_is_not_taken_for_words() -> None:
+    assert words_of("<document>\nAda Lovelace\n</document>") == ("Ada", "Lovelace")

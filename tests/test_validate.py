@@ -90,6 +90,18 @@ def violations(validator: Validator, value: Any) -> list[Violation]:
         ),
         ({"not": {"type": "string"}}, "s", "$", 'must not match {"type":"string"}, got \'s\''),
         (False, 1, "$", "no value is allowed here"),
+        (
+            {"dependentRequired": {"card": ["expiry"]}},
+            {"card": "x"},
+            "$",
+            "property 'card' requires property 'expiry'",
+        ),
+        (
+            {"$schema": "http://json-schema.org/draft-07/schema#", "dependencies": {"card": ["expiry"]}},
+            {"card": "x"},
+            "$",
+            "property 'card' requires property 'expiry'",
+        ),
     ],
 )
 def test_json_schema_messages(schema: Any, value: Any, path: str, message: str) -> None:

@@ -97,7 +97,9 @@ class PriorityNT(str, Enum):
     urgent = "urgent"
 
     @classmethod
-    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
         schema = handler.resolve_ref_schema(handler(core_schema))
         schema.pop("title", None)
         return schema

@@ -26,10 +26,10 @@ def make(
         raise Unavailable("instructor is not installed (pip install -e '.[bench]')") from exc
     retries = DEFAULT_MAX_RETRIES if max_attempts is None else max_attempts - 1
     imode = instructor.Mode[mode]
-    client = instructor.from_openai(openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0), mode=imode)
-    aclient = instructor.from_openai(
-        openai.AsyncOpenAI(base_url=base_url, api_key=API_KEY, max_retries=0), mode=imode
-    )
+    raw = openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0)
+    araw = openai.AsyncOpenAI(base_url=base_url, api_key=API_KEY, max_retries=0)
+    client = instructor.from_openai(raw, mode=imode)
+    aclient = instructor.from_openai(araw, mode=imode)
 
     def messages(text: str) -> list[Any]:
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
@@ -44,11 +44,8 @@ def make(
             model=MODEL_NAME, messages=messages(text), response_model=model, max_retries=retries
         )
 
-    def close() -> None:
-        client.client.close()
-
     async def aclose() -> None:
-        await aclient.client.close()
+        await araw.close()
 
     return Peer(
         name="instructor",
@@ -56,6 +53,6 @@ def make(
         attempts=f"{retries + 1} (max_retries={retries})",
         run=run,
         arun=arun,
-        close=close,
+        close=raw.close,
         aclose=aclose,
     )

@@ -27,7 +27,9 @@ def make(base_url: str, *, max_attempts: int | None = None, model: type[Any] = I
     retries = DEFAULT_OUTPUT_RETRIES if max_attempts is None else max_attempts - 1
     oai = openai.AsyncOpenAI(base_url=base_url, api_key=API_KEY, max_retries=0)
     chat_model = OpenAIChatModel(MODEL_NAME, provider=CerebrasProvider(openai_client=oai))
-    agent: Any = Agent(chat_model, output_type=NativeOutput(model), instructions=SYSTEM, retries={"output": retries})
+    agent: Any = Agent(
+        chat_model, output_type=NativeOutput(model), instructions=SYSTEM, retries={"output": retries}
+    )
 
     def run(text: str) -> Any:
         return agent.run_sync(text).output

@@ -7,7 +7,7 @@ from typing import Any
 from extract.schema._cache import LRU, cache_key
 from extract.schema._compiled import CompiledSchema, build
 from extract.schema._load import load
-from extract.schema._profiles import Profile, get_profile
+from extract.schema._profiles import PROFILES, Profile, get_profile
 
 __all__ = ["clear_cache", "compile_schema"]
 
@@ -26,7 +26,8 @@ def compile_schema(schema: Any, provider: str | Profile = "cerebras") -> Compile
         if schema.provider == profile.name:
             return schema
         schema = schema._source.pydantic_type or schema.user_schema
-    key = cache_key(schema, profile)
+    # registered profiles are keyed by name: hashing a frozen dataclass on every call costs more
+    key = cache_key(schema, profile.name if PROFILES.get(profile.name) is profile else profile)
     if key is not None:
         found = _CACHE.get(key)
         if found is not None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import jsonschema
 import orjson
-import referencing.exceptions
 
 from extract.testing._faults import Fault
 
@@ -43,6 +41,10 @@ def _candidates(value: Any, schema: dict[str, Any] | None) -> list[Any]:
 
 
 def _is_valid(value: Any, schema: dict[str, Any]) -> bool:
+    # Imported here: jsonschema takes ~1 s to import, and only faults need it.
+    import jsonschema
+    import referencing.exceptions
+
     try:
         cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
         return bool(cls(schema).is_valid(value))

@@ -14,18 +14,26 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from extract.testing._regex import example_for
+
 __all__ = ["generate", "words_of"]
 
 _MAX_DEPTH = 12
 _SOFT_DEPTH = 6  # past this, prefer the shortest value a schema allows (ends recursion)
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'-]*")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_URL = re.compile(r"https?://[^\s<>\"')]+")
+_TOKEN = re.compile(rf"{_EMAIL.pattern}|{_URL.pattern}|[A-Za-z][A-Za-z0-9'-]*")
+_FORMAT_HINT = re.compile(r"\bformat: ([\w-]+)")
+_URL_KEYS = ("url", "uri", "website", "homepage", "link")
+_MARKUP = re.compile(r"</?[A-Za-z][^>]{0,64}>")  # <document> wrappers clients put around the text
 _FALLBACK_WORDS = ("example",)
 _TYPE_ORDER = ("object", "array", "string", "integer", "number", "boolean", "null")
 
 
 def words_of(text: str, limit: int = 64) -> tuple[str, ...]:
-    """Words of a user message, used to fill string fields with text that looks like the input."""
-    found = tuple(_WORD.findall(text[:4000]))[:limit]
+    """Words (and whole e-mail addresses and URLs) of a user message, to fill string fields with input text."""
+    tokens = (t.rstrip(".,;:") for t in _TOKEN.findall(_MARKUP.sub(" ", text[:4000])))
+    found = tuple(t for t in tokens if t)[:limit]
     return found or _FALLBACK_WORDS
 
 
@@ -37,7 +45,11 @@ def generate(schema: Any, *, words: Sequence[str] = _FALLBACK_WORDS, seed: int =
 class _Generator:
     def __init__(self, root: Any, words: Sequence[str], seed: int) -> None:
         self.root = root
-        self.words = words
+        self.emails = [w for w in words if _EMAIL.fullmatch(w)]
+        self.urls = [w for w in words if _URL.fullmatch(w)]
+        self.words = [w for w in words if w not in self.emails and w not in self.urls] or list(
+            _FALLBACK_WORDS
+        )
         self.rng = random.Random(seed)
         self.word_index = 0
         self.ref_stack: list[str] = []
@@ -66,7 +78,7 @@ class _Generator:
         if kind == "object":
             return self.object(schema, depth)
         if kind == "array":
-            return self.array(schema, depth)
+            return self.array(schema, depth, key)
         if kind == "string":
             return self.string(schema, key)
         if kind == "integer":
@@ -182,7 +194,7 @@ class _Generator:
                     out[name] = self.value(extra if isinstance(extra, Mapping) else True, depth + 1, name)
         return out
 
-    def array(self, schema: Mapping[str, Any], depth: int) -> list[Any]:
+    def array(self, schema: Mapping[str, Any], depth: int, key: str = "") -> list[Any]:
         prefix = schema.get("prefixItems")
         items = schema.get("items", True)
         if isinstance(items, list):  # draft-04 tuple form
@@ -196,7 +208,7 @@ class _Generator:
         if isinstance(contains, Mapping) and len(out) < target + 1 and target < high + 1:
             out.append(self.value(contains, depth + 1))
         while len(out) < target and items is not False:
-            value = self.value(items, depth + 1)
+            value = self.value(items, depth + 1, key)
             if schema.get("uniqueItems") and value in out:
                 value = self.distinct(items, out, depth)
                 if value is _MISSING:
@@ -218,10 +230,13 @@ class _Generator:
         return word
 
     def string(self, schema: Mapping[str, Any], key: str) -> str:
-        fmt = schema.get("format")
-        text = _formatted(fmt, self.word(), self.rng) if isinstance(fmt, str) else None
-        if text is None and "email" in key.lower() and "pattern" not in schema:
-            text = f"{self.word().lower()}@example.com"
+        fmt = _format_of(schema, key)
+        if fmt in ("email", "idn-email") and self.emails:
+            text: str | None = self.emails[self.word_index % len(self.emails)]
+        elif fmt in ("uri", "url", "iri") and self.urls:
+            text = self.urls[self.word_index % len(self.urls)]
+        else:
+            text = _formatted(fmt, self.word(), self.rng) if fmt else None
         if text is None:
             text = self.word()
         pattern = schema.get("pattern")
@@ -230,7 +245,7 @@ class _Generator:
         low = _int(schema.get("minLength"), 0)
         high = _int(schema.get("maxLength"), max(low, len(text)))
         if len(text) < low:
-            filler = (text + " ") if text else ""
+            filler = (text if "pattern" in schema else text + " ") if text else ""
             text = (filler * (low // max(len(filler), 1) + 1) or "x" * low)[:low]
             text = text if len(text) >= low else text + "x" * (low - len(text))
         if len(text) > high:
@@ -312,6 +327,25 @@ def _json_type_matches(value: Any, kind: str) -> bool:
     return bool(check(value)) if check else True
 
 
+def _format_of(schema: Mapping[str, Any], key: str) -> str | None:
+    """The declared format, else one hinted by the description ("format: email") or the field name."""
+    fmt = schema.get("format")
+    if isinstance(fmt, str):
+        return fmt
+    if "pattern" in schema:
+        return None
+    description = schema.get("description")
+    hint = _FORMAT_HINT.search(description) if isinstance(description, str) else None
+    if hint:
+        return hint.group(1)
+    lowered = key.lower()
+    if "email" in lowered:
+        return "email"
+    if lowered.endswith(_URL_KEYS):
+        return "uri"
+    return None
+
+
 def _formatted(fmt: str, word: str, rng: random.Random) -> str | None:
     day = rng.randint(1, 28)
     if fmt in ("email", "idn-email"):
@@ -343,10 +377,10 @@ def _match_pattern(pattern: str, text: str, words: Sequence[str]) -> str:
         compiled = re.compile(pattern)
     except re.error:
         return text
-    for candidate in (text, *words[:8], "example", "EXAMPLE", "Example", "1", "123", "a1", "A"):
+    for candidate in (text, *words[:8], "example"):
         if compiled.search(candidate):
             return candidate
-    return text
+    return example_for(pattern) or text
 
 
 def _resolve(root: Any, ref: str) -> Any:

@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 
-from extract.schema import strict_violations
 from extract.testing._generate import words_of
 from extract.testing._wire import Reply, client_error, estimate_tokens
 
@@ -252,6 +251,10 @@ def _strict_violations(schema: dict[str, Any]) -> tuple[str, ...]:
     key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
     found = _VIOLATIONS.get(key)
     if found is None:
+        # Imported on first use: extract.schema pulls in jsonschema, whose import costs seconds, and the
+        # server should start fast for requests that never send a strict schema.
+        from extract.schema import strict_violations
+
         if len(_VIOLATIONS) >= _VIOLATIONS_MAX:
             _VIOLATIONS.clear()
         found = _VIOLATIONS[key] = tuple(strict_violations(schema))
