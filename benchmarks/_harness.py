@@ -170,6 +170,13 @@ class Timing:
     calls: int
     cpu_us_rounds: tuple[float, ...] = field(default=())
 
+    @property
+    def spread_pct(self) -> float:
+        """(slowest - fastest round) / median, in %: how far to trust the median on a busy machine."""
+        if not self.cpu_us_rounds or not self.cpu_us_per_call:
+            return float("nan")
+        return (max(self.cpu_us_rounds) - min(self.cpu_us_rounds)) / self.cpu_us_per_call * 100
+
 
 def _median_round(rounds: Sequence[tuple[float, float]], calls: int) -> Timing:
     ordered = sorted(rounds)  # by client CPU
@@ -223,11 +230,21 @@ class Tally:
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    reasks: int = 0
+    reask_prompt_tokens: int = 0
     formats: set[str] = field(default_factory=set)
 
-    def reset(self) -> None:
-        self.requests = self.prompt_tokens = self.completion_tokens = 0
-        self.formats.clear()
+
+def is_reask(body: bytes) -> bool:
+    """A request that carries an assistant turn is a follow-up (a re-ask), not a first attempt."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    messages = data.get("messages") if isinstance(data, dict) else None
+    return isinstance(messages, list) and any(
+        isinstance(m, dict) and m.get("role") == "assistant" for m in messages
+    )
 
 
 def wire_format(body: bytes) -> str:
@@ -320,7 +337,11 @@ class CountingProxy:
             if response.request.method == "POST":
                 self.tally.requests += 1
                 self.tally.formats.add(wire_format(sent))
-            self.tally.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            prompt = int(usage.get("prompt_tokens") or 0)
+            self.tally.prompt_tokens += prompt
+            if response.request.method == "POST" and is_reask(sent):
+                self.tally.reasks += 1
+                self.tally.reask_prompt_tokens += prompt
             self.tally.completion_tokens += int(usage.get("completion_tokens") or 0)
 
     def __enter__(self) -> CountingProxy:

@@ -117,6 +117,9 @@ def run(base_url: str, systems: Sequence[str], calls: int, rounds: int, warmup: 
         row["sync calls/s"] = sync_t.calls_per_s if sync_t else float("nan")
         row["async CPU µs/call"] = async_t.cpu_us_per_call if async_t else float("nan")
         row["async calls/s"] = async_t.calls_per_s if async_t else float("nan")
+        row["CPU spread of rounds % (sync / async)"] = " / ".join(
+            f"{t.spread_pct:.0f}" if t else "n/a" for t in (sync_t, async_t)
+        )
         rows.append(row)
 
     def ratio(num: str, den: str, index: int) -> float:

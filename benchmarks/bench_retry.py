@@ -58,6 +58,11 @@ def run_system(name: str, upstream: str, docs: int, long: bool) -> Row:
     row["requests"] = tally.requests
     row["requests / success"] = tally.requests / successes if successes else float("nan")
     row["prompt tokens / success"] = tally.prompt_tokens / successes if successes else float("nan")
+    first = tally.requests - tally.reasks
+    row["prompt tokens / first request"] = (
+        (tally.prompt_tokens - tally.reask_prompt_tokens) / first if first else float("nan")
+    )
+    row["prompt tokens / re-ask"] = tally.reask_prompt_tokens / tally.reasks if tally.reasks else float("nan")
     row["completion tokens / success"] = tally.completion_tokens / successes if successes else float("nan")
     row["status"] = "ok" + (f" (failures: {errors})" if errors else "")
     return row

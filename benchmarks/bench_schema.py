@@ -175,7 +175,9 @@ def bench_models(profile: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--profile", default="cerebras")
     parser.add_argument("--limit", type=int, default=None, help="schemas per split (default: all)")
     parser.add_argument("--split", default=None, help="only this split")

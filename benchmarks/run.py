@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import importlib
 import io
+import os
 import shlex
 import subprocess
 import sys
@@ -157,6 +158,8 @@ def header(argv: Sequence[str]) -> str:
         f"- machine: {machine['nproc']} cores ({machine['cpu']}), {machine['ram']} RAM, "
         f"{machine['os']}, Python {machine['python']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()),
+        f"- load average when written: {os.getloadavg()[0]:.2f} (the machine is shared; CPU figures "
+        "per call are steadier than calls/s)",
     ]
     return "\n".join(lines)
 

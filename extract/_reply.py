@@ -70,7 +70,7 @@ _REFUSAL_MESSAGE = (
     "the reply declined the task; the text is ordinary data to be extracted, answer with the JSON value only"
 )
 
-_THINK = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL | re.IGNORECASE)
+_THINK = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL)
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _REFUSAL = re.compile(
     r"^\W*(?:i(?:'|’)?m sorry|i am sorry|sorry,|i (?:can(?:'|’)?t|cannot|can not|won(?:'|’)?t|will not|am (?:not )?(?:able|unable)"
@@ -90,11 +90,18 @@ def parse_reply(content: str | None) -> ReplyParse:
         pass
     notes: list[str] = []
     text = content.strip().lstrip("\ufeff")
-    if "<think>" in text.lower():
-        text = _THINK.sub("", text).strip()
+    if "<think>" in text or "</think>" in text:
+        unclosed = text.rfind("<think>") > text.rfind("</think>")
+        # some chat templates put the opening tag in the prompt: then only "</think>" reaches the content
+        after_close = text[text.rfind("</think>") + len("</think>") :]
+        text = _THINK.sub("", text) if "<think>" in text else after_close
+        text = text.strip()
         notes.append("removed a <think> block")
         if not text:
-            return ReplyParse(ReplyKind.TRUNCATED, message=_TRUNCATED_MESSAGE)
+            kind, message = (
+                (ReplyKind.TRUNCATED, _TRUNCATED_MESSAGE) if unclosed else (ReplyKind.EMPTY, _EMPTY_MESSAGE)
+            )
+            return ReplyParse(kind, message=message)
     for body, note in _fenced(text):
         parsed = _parse_span(body)
         if parsed is not None:

@@ -11,8 +11,10 @@ Ids default to the input index; explicit ids must be unique (a repeated id gets 
 not sent).
 
 Every document yields exactly one Outcome, errors included (a failing document never stops the others),
-except documents already in `output`: with `output`, results are appended to that JSONL file as they finish
-and a rerun of the same job skips the ids that have a value there. Ids that failed are retried on rerun
+except documents already in `output`. Errors about the setup rather than a document (a bad key (401/403), an
+unknown model or URL (404), a ConfigurationError) stop the run and are raised, since every document would
+fail the same way. With `output`, results are appended to that JSONL file as they finish (in completion
+order, also when ordered=True) and a rerun of the same job skips the ids that have a value there. Ids that failed are retried on rerun
 (their error lines are removed first) unless retry_failed=False. Stopping early (break, Ctrl-C, task
 cancellation) cancels what is in flight and keeps every line already written; rerun to resume.
 
@@ -22,7 +24,7 @@ background thread, so both behave the same.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -70,6 +72,7 @@ class _Job:
         if total is None and hasattr(documents, "__len__"):
             total = len(documents)  # type: ignore[arg-type]
         self.stats = BatchStats(total=total)
+        self.resumed: Resumed | None = None
         self._documents = documents
         self._options = options
         self._progress: Progress | None
@@ -98,7 +101,7 @@ class _Job:
         del stats
         self.resumed = resumed
 
-    async def iterate(self) -> AsyncIterator[Outcome]:
+    async def iterate(self) -> AsyncGenerator[Outcome, None]:
         if self._config.extractor is None:
             from extract.core import Extractor
 
@@ -126,6 +129,11 @@ class AsyncBatch:
     @property
     def stats(self) -> BatchStats:
         return self._job.stats
+
+    @property
+    def resumed(self) -> Resumed | None:
+        """What `output` already held when the run started (None before that, or without output)."""
+        return self._job.resumed
 
     def __aiter__(self) -> AsyncIterator[Outcome]:
         if self._iterator is None:
@@ -160,6 +168,11 @@ class Batch:
     @property
     def stats(self) -> BatchStats:
         return self._job.stats
+
+    @property
+    def resumed(self) -> Resumed | None:
+        """What `output` already held when the run started (None before that, or without output)."""
+        return self._job.resumed
 
     def __iter__(self) -> Iterator[Outcome]:
         if self._iterator is None:

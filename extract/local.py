@@ -2,7 +2,7 @@
 
 Chat-completions bodies are answered in-process with `llama_cpp.Llama.create_chat_completion`. A
 json_schema response_format becomes json_object + schema, which llama.cpp enforces with a grammar, so
-every mode the engine may pick ends in schema-shaped output. The model loads on first use, once per
+both schema-carrying modes end in schema-shaped output. The model loads on first use, once per
 process, and answers one request at a time (a llama.cpp context is not reentrant; two threads would
 only share the same cores anyway).
 """
@@ -39,29 +39,43 @@ _CALL_LOCK = threading.Lock()
 _MODELS: dict[tuple[Path, int, int], _Model] = {}
 
 
-class _Expired(Exception):
-    """Raised between two generated tokens once a request's deadline has passed."""
+class _Stopped(Exception):
+    """Raised between two generated tokens once the request's deadline has passed or its caller left."""
 
 
 class _Model:
-    """A loaded Llama plus the deadline of the request it is answering.
+    """A loaded Llama plus the stop conditions of the request it is answering.
 
     llama.cpp offers no way to stop a chat completion from outside, so the token generator is wrapped:
-    between two tokens it checks the deadline and raises, which unwinds create_chat_completion cleanly.
+    between two tokens it checks the deadline and the caller's cancellation, and raises, which unwinds
+    create_chat_completion cleanly.
     """
 
     def __init__(self, llama: Any) -> None:
         self.llama = llama
         self.deadline = float("inf")
+        self.cancelled: threading.Event | None = None
         generate: Callable[..., Iterator[int]] = llama.generate
 
-        def generate_until_deadline(*args: Any, **kwargs: Any) -> Iterator[int]:
+        def generate_until_stopped(*args: Any, **kwargs: Any) -> Iterator[int]:
             for token in generate(*args, **kwargs):
-                if time.monotonic() > self.deadline:
-                    raise _Expired
+                if time.monotonic() > self.deadline or (
+                    self.cancelled is not None and self.cancelled.is_set()
+                ):
+                    raise _Stopped
                 yield token
 
-        llama.generate = generate_until_deadline
+        llama.generate = generate_until_stopped
+
+
+def _acquire(deadline: float, cancelled: threading.Event | None) -> bool:
+    """Wait for the model's turn until the deadline; give up early when an async caller was cancelled."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or (cancelled is not None and cancelled.is_set()):
+            return False
+        if _CALL_LOCK.acquire(timeout=min(remaining, 0.05 if cancelled is not None else remaining)):
+            return True
 
 
 def _default_threads() -> int:
@@ -138,8 +152,21 @@ class LocalTransport:
         _load(self.model_path, self.n_ctx, self.n_threads)
 
     def send(self, request: WireRequest, timeout: float) -> WireResponse:
-        start = time.monotonic()
-        deadline = start + timeout
+        return self._send(request, timeout, None)
+
+    async def asend(self, request: WireRequest, timeout: float) -> WireResponse:
+        # Generation is CPU-bound C code that releases the GIL: a worker thread keeps the loop free. A
+        # cancelled caller (Ctrl-C in a batch) stops its queued or running generation at the next token,
+        # so the process does not wait for work nobody will read.
+        cancelled = threading.Event()
+        try:
+            return await asyncio.to_thread(self._send, request, timeout, cancelled)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    def _send(self, request: WireRequest, timeout: float, cancelled: threading.Event | None) -> WireResponse:
+        deadline = time.monotonic() + timeout
         try:
             kwargs = llama_kwargs(request.body, model_name=self.model_name)
         except LocalRequestError as exc:
@@ -147,17 +174,17 @@ class LocalTransport:
                 exc.status_code, error_body(exc.status_code, exc.message, param=exc.param, code=exc.code)
             )
         model = _load(self.model_path, self.n_ctx, self.n_threads)
-        if not _CALL_LOCK.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        if not _acquire(deadline, cancelled):
             raise APITimeoutError(
                 f"the embedded model was busy with other requests for {timeout:g}s; raise timeout= or send fewer "
                 "requests at once (it answers one at a time)"
             )
         try:
-            model.deadline = deadline
+            model.deadline, model.cancelled = deadline, cancelled
             begun = time.monotonic()
             result = model.llama.create_chat_completion(**kwargs)
             elapsed = time.monotonic() - begun
-        except _Expired:
+        except _Stopped:
             raise APITimeoutError(
                 f"the embedded model did not finish within {timeout:g}s; raise timeout= or lower "
                 "max_completion_tokens"
@@ -172,13 +199,9 @@ class LocalTransport:
         except RuntimeError as exc:
             return _json_response(500, error_body(500, f"the embedded model failed: {exc}"))
         finally:
-            model.deadline = float("inf")
+            model.deadline, model.cancelled = float("inf"), None
             _CALL_LOCK.release()
         return _json_response(200, response_body(result, total_time=elapsed))
-
-    async def asend(self, request: WireRequest, timeout: float) -> WireResponse:
-        # The generation is CPU-bound C code that releases the GIL: a worker thread keeps the loop free.
-        return await asyncio.to_thread(self.send, request, timeout)
 
     def close(self) -> None:
         """Nothing to release: the model stays loaded for the next transport in this process."""

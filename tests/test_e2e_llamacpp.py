@@ -195,17 +195,6 @@ def _chat_records(proxy: _Proxy) -> list[dict[str, Any]]:
         return [r for r in proxy.records if r["path"].endswith("/chat/completions")]
 
 
-# The engine demotes a refused json_schema along the generic provider's list (json_schema -> json_object with
-# the schema only in the prompt), where SmolLM2 echoes the schema back. llama.cpp's own refusal ("Input
-# should be 'text' or 'json_object'") should demote to json_object_schema instead: reported to the lead.
-# strict=True: once the engine does that, these tests pass and the marker must go.
-_DEMOTION_PENDING = pytest.mark.xfail(
-    strict=True,
-    reason="engine: llama.cpp's json_schema refusal demotes to plain json_object, not json_object + schema",
-)
-
-
-@_DEMOTION_PENDING
 def test_demotes_from_json_schema_to_json_object_with_schema_once(proxy: _Proxy) -> None:
     from extract.core import Extractor
 
@@ -236,7 +225,6 @@ def test_demotes_from_json_schema_to_json_object_with_schema_once(proxy: _Proxy)
         assert all(r["status"] == 200 for r in later)
 
 
-@_DEMOTION_PENDING
 async def test_async_extraction_against_the_real_server(proxy: _Proxy) -> None:
     from extract.core import Extractor
 

@@ -191,7 +191,10 @@ def test_unknown_servers_try_strict_first_then_remember_the_demotion(llamacpp_se
     ex.extract(person_schema(), TEXT)
     assert llamacpp_server.request_count == 3
     sent = llamacpp_server.requests[2]["response_format"]
-    assert sent["type"] == "json_object" and sent["schema"] == ex._compile(person_schema(), "cerebras").wire_schema
+    assert (
+        sent["type"] == "json_object"
+        and sent["schema"] == ex._compile(person_schema(), "cerebras").wire_schema
+    )
 
 
 _REPLIES = {

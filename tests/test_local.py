@@ -10,6 +10,8 @@ import importlib.util
 import json
 import subprocess
 import sys
+import threading
+import time
 from typing import Any
 
 import jsonschema
@@ -141,9 +143,9 @@ def test_timeout_stops_generation_and_the_model_stays_usable(transport: LocalTra
 async def test_async_twin_matches_sync_and_serialises_concurrent_calls(transport: LocalTransport) -> None:
     request = WireRequest("/chat/completions", _body({"type": "json_object", "schema": PERSON}))
     expected = _content(transport.send(request, timeout=120).data)
-    replies = await asyncio.gather(*(transport.asend(request, timeout=120) for _ in range(3)))
+    replies = await asyncio.gather(*(transport.asend(request, timeout=120) for _ in range(2)))
     # Greedy decoding is deterministic, so concurrent calls through the lock all give the sync answer.
-    assert [_content(r.data) for r in replies] == [expected] * 3
+    assert [_content(r.data) for r in replies] == [expected] * 2
     await transport.aclose()
 
 
@@ -194,3 +196,40 @@ def test_constructing_a_transport_loads_nothing() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "False"
+
+
+def _long_request() -> WireRequest:
+    body = _body(None, max_completion_tokens=2000)
+    body["messages"] = [{"role": "user", "content": "Count from 1 to 2000, one number per line."}]
+    return WireRequest("/chat/completions", body)
+
+
+def test_a_cancelled_caller_stops_its_generation(transport: LocalTransport) -> None:
+    from extract.local import _CALL_LOCK
+
+    cancelled = threading.Event()
+    outcome: list[object] = []
+
+    def call() -> None:
+        try:
+            outcome.append(transport._send(_long_request(), 300, cancelled))
+        except APITimeoutError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    while not _CALL_LOCK.locked() and worker.is_alive():
+        time.sleep(0.01)
+    cancelled.set()
+    worker.join(timeout=300)
+    # A generation of up to 2000 tokens stopped as soon as its caller left, instead of running on.
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], APITimeoutError)
+    assert not _CALL_LOCK.locked()
+
+
+def test_a_caller_cancelled_while_queued_never_runs(transport: LocalTransport) -> None:
+    cancelled = threading.Event()
+    cancelled.set()
+    with pytest.raises(APITimeoutError, match="busy"):
+        transport._send(_long_request(), 300, cancelled)

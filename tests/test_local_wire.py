@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from extract._local._wire import (
@@ -34,6 +34,7 @@ def _kwargs(**body: Any) -> dict[str, Any]:
     return llama_kwargs({"messages": _MESSAGES, **body}, model_name="local/test")
 
 
+@settings(deadline=None)  # pure and fast; a loaded CI machine must not make it flaky
 @given(schema=_schemas, name=st.text(min_size=1, max_size=20), strict=st.booleans())
 def test_json_schema_becomes_json_object_with_the_same_schema(
     schema: dict[str, Any], name: str, strict: bool
@@ -42,6 +43,7 @@ def test_json_schema_becomes_json_object_with_the_same_schema(
     assert _kwargs(response_format=fmt)["response_format"] == {"type": "json_object", "schema": schema}
 
 
+@settings(deadline=None)  # pure and fast; a loaded CI machine must not make it flaky
 @given(schema=_schemas)
 def test_json_object_schema_passes_through(schema: dict[str, Any]) -> None:
     fmt = {"type": "json_object", "schema": schema}
@@ -71,6 +73,7 @@ def test_unusable_response_format_is_a_400(fmt: Any) -> None:
     assert info.value.param == "response_format"
 
 
+@settings(deadline=None)  # pure and fast; a loaded CI machine must not make it flaky
 @given(st.integers(min_value=1, max_value=100_000))
 def test_max_completion_tokens_maps_to_max_tokens(n: int) -> None:
     assert _kwargs(max_completion_tokens=n)["max_tokens"] == n
@@ -107,6 +110,7 @@ def test_model_name_is_echoed_or_defaulted() -> None:
     assert _kwargs()["model"] == "local/test"
 
 
+@settings(deadline=None)  # pure and fast; a loaded CI machine must not make it flaky
 @given(st.dictionaries(st.integers(0, 50_000).map(str), st.floats(-100, 100), min_size=1, max_size=5))
 def test_logit_bias_keys_become_token_ids(bias: dict[str, float]) -> None:
     assert _kwargs(logit_bias=bias)["logit_bias"] == {int(k): v for k, v in bias.items()}

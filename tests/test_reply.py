@@ -108,6 +108,7 @@ def test_never_raises_and_ok_means_a_value(content: str) -> None:
         ('<think>maybe {"a": 0}</think>\n{"a": 1}', {"a": 1}, "removed a <think> block"),
         ('see [1]; answer: {"x": [1, 2, 3]}', {"x": [1, 2, 3]}, "ignored text before the JSON"),
         ("\ufeff[1, 2]", [1, 2], None),
+        ('the user wants {"a": 0}?</think>\n{"a": 1}', {"a": 1}, "removed a <think> block"),
         (
             'Result:\n```json\n{"md": "```x```"}\n```\nbye',
             {"md": "```x```"},
@@ -145,6 +146,7 @@ def test_clean_reply_reports_no_recovery() -> None:
         ('```json\n{"name": "Ann", "tags": ["x", ', ReplyKind.TRUNCATED),
         ("[[1, 2], [3", ReplyKind.TRUNCATED),
         ("<think>the user wants", ReplyKind.TRUNCATED),
+        ("<think>nothing to say</think>\n", ReplyKind.EMPTY),
         (
             '{"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}',
             ReplyKind.SCHEMA_ECHO,

@@ -7,6 +7,8 @@ from typing import Any
 import jsonschema
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from extract.errors import SchemaError, ValidationFailed
 from extract.schema import CompiledSchema, Unrepresentable, compile_schema, strict_violations
@@ -515,3 +517,49 @@ def test_encode_refuses_values_the_wire_cannot_carry() -> None:
     c = compiled({"type": "object", "properties": {"a": {"type": "string"}}})  # open, but the wire closes it
     with pytest.raises(Unrepresentable):
         c.encode({"a": "x", "extra": 1})
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(value=st.dictionaries(st.text(max_size=8), json_values, max_size=5))
+def test_open_objects_carry_any_json_exactly(value: dict[str, Any]) -> None:
+    c = compile_schema({"type": "object"})
+    roundtrip(c, value)
+    assert c.parse(c.encode(value)) == value
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(value=st.one_of(st.none(), st.integers(), st.text(max_size=5)), present=st.booleans())
+def test_optional_nullable_roundtrip_is_exact(value: Any, present: bool) -> None:
+    c = compile_schema({"type": "object", "properties": {"n": {"type": ["integer", "string", "null"]}}})
+    v = {"n": value} if present else {}
+    roundtrip(c, v)
+
+
+def test_tuples_use_prefix_items_or_objects_per_profile() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "p": {"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}], "items": False}
+        },
+        "required": ["p"],
+    }
+    c = compiled(schema)
+    assert prop(c, "p") == {
+        "type": "array",
+        "prefixItems": [{"type": "string"}, {"type": "integer"}],
+        "items": False,
+    }
+    roundtrip(c, {"p": ["a", 1]})
+    o = compile_schema(schema, "openai")
+    assert strict_violations(o.wire_schema, "openai") == []
+    assert prop(o, "p")["properties"] == {"item_0": {"type": "string"}, "item_1": {"type": "integer"}}
+    assert roundtrip(o, {"p": ["a", 1]}) == {"p": {"item_0": "a", "item_1": 1}}
+    with pytest.raises(Unrepresentable):
+        o.encode({"p": ["a"]})

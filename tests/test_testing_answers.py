@@ -212,3 +212,15 @@ def test_unknown_path_is_404_in_provider_shape(server: TestServer) -> None:
     assert response.status_code == 404
     assert set(response.json()) == {"message", "type", "param", "code"}
     assert server.request_count == 0  # only chat completions are counted
+
+
+def test_a_repeated_system_prompt_is_reported_as_cached(server: TestServer) -> None:
+    body = chat()
+    body["messages"][0]["content"] = "Extract the invoice. " * 60  # 1260 characters, ~315 tokens
+    first = complete(server, body)["usage"]
+    body["messages"][1]["content"] = "Invoice 43 for Beta AG"
+    second = complete(server, body)["usage"]
+    assert first["prompt_tokens_details"]["cached_tokens"] == 0
+    assert second["prompt_tokens_details"]["cached_tokens"] == 256  # whole blocks of 128 tokens
+    server.reset()
+    assert complete(server, body)["usage"]["prompt_tokens_details"]["cached_tokens"] == 0

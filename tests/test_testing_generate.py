@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from extract.schema import strict_violations
 from extract.testing import generate
+from extract.testing._content import break_value
 from extract.testing._generate import words_of
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "jsonschemabench" / "schemas"
@@ -233,3 +234,59 @@ def test_impossible_pattern_falls_back_to_a_word() -> None:
 
 def test_markup_around_the_text_is_not_taken_for_words() -> None:
     assert words_of("<document>\nAda Lovelace\n</document>") == ("Ada", "Lovelace")
+
+
+def test_emails_and_urls_in_the_text_fill_matching_fields() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "emails": {"type": "array", "items": {"type": "string", "description": "format: email"}},
+            "website": {"type": "string"},
+        },
+    }
+    words = words_of("<document>Ada Lovelace, ada@analytical.org, https://ada.example.org/about.</document>")
+    value = generate(schema, words=words, seed=0)
+    assert value == {
+        "name": "Ada",
+        "emails": ["ada@analytical.org"],
+        "website": "https://ada.example.org/about",
+    }
+
+
+_KEYWORDS = st.sampled_from(
+    [
+        "type", "properties", "required", "items", "prefixItems", "anyOf", "oneOf", "allOf", "enum", "const",
+        "$ref", "minimum", "maximum", "exclusiveMinimum", "minLength", "maxLength", "pattern", "format",
+        "minItems", "maxItems", "uniqueItems", "additionalProperties", "minProperties", "multipleOf", "$defs",
+    ]
+)  # fmt: skip
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(-5, 5) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+_odd_schemas = st.recursive(
+    st.dictionaries(_KEYWORDS, _json_values, max_size=4),
+    lambda inner: st.dictionaries(_KEYWORDS, inner | _json_values | st.lists(inner, max_size=3), max_size=4),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(schema=_odd_schemas, seed=st.integers(0, 2**32))
+def test_any_schema_shaped_input_gives_json_without_crashing(schema: dict[str, Any], seed: int) -> None:
+    json.dumps(generate(schema, words=("Ada",), seed=seed))
+
+
+@settings(max_examples=100, deadline=None)
+@given(schema=strict_schemas, seed=st.integers(0, 2**32))
+def test_broken_values_really_break_the_schema(schema: dict[str, Any], seed: int) -> None:
+    broken = break_value(generate(schema, words=("Ada",), seed=seed), schema)
+    assert _valid(broken, schema) != []
+
+
+@settings(max_examples=100, deadline=None)
+@given(schema=_odd_schemas)
+def test_breaking_values_of_malformed_schemas_does_not_crash(schema: dict[str, Any]) -> None:
+    json.dumps(break_value(generate(schema, seed=1), schema))

@@ -144,3 +144,32 @@ async def test_concurrent_requests_all_succeed(server: TestServer) -> None:
     assert sorted(r["messages"][0]["content"] for r in server.requests) == sorted(
         b["messages"][0]["content"] for b in bodies
     )
+
+
+def test_http_1_0_closes_unless_asked_to_keep_alive(server: TestServer) -> None:
+    payload = json.dumps(BODY).encode()
+    head = f"POST /v1/chat/completions HTTP/1.0\r\nContent-Length: {len(payload)}\r\n"
+    buffer = bytearray()
+    with connect(server) as sock:
+        sock.sendall((head + "\r\n").encode() + payload)
+        assert read_response(sock, buffer)[1]["connection"] == "close"
+        assert sock.recv(1) == b""
+    with connect(server) as sock:
+        sock.sendall((head + "Connection: keep-alive\r\n\r\n").encode() + payload)
+        assert read_response(sock, buffer)[1]["connection"] == "keep-alive"
+
+
+def test_expect_100_continue_is_answered_before_the_body(server: TestServer) -> None:
+    payload = json.dumps(BODY).encode()
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Length: {len(payload)}\r\nExpect: 100-continue\r\n\r\n"
+    )
+    with connect(server) as sock:
+        sock.sendall(head.encode())
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            interim += sock.recv(1)
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        sock.sendall(payload)
+        assert read_response(sock, bytearray())[0] == 200

@@ -147,3 +147,30 @@ def test_module_docstring_example_runs(capsys: pytest.CaptureFixture[str]) -> No
     example = textwrap.dedent(doc.split("::\n", 1)[1].split("\nFrom a shell", 1)[0])
     exec(compile(example, "extract.testing docstring", "exec"), {})
     assert '{"name":"Ada"}' in capsys.readouterr().out
+
+
+def test_a_bug_in_the_server_is_a_logged_500(server: TestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from extract.testing._app import App
+
+    async def broken(self: App, request: object) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(App, "route", broken)
+    response = httpx.get(server.base_url + "/models")
+    assert response.status_code == 500
+    assert "KeyError" in response.json()["error"]["message"]
+
+
+def test_command_line_rejects_bad_settings_with_usage_error() -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "extract.testing", "--invalid-rate", "1.5"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "invalid_rate must be between 0 and 1" in proc.stderr
+    assert proc.stdout == ""

@@ -7,8 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from extract.testing import TestServer
+from extract.testing._requests import Plan, Rules, plan_request
+from extract.testing._wire import Reply
 
 PERSON = {
     "type": "object",
@@ -195,6 +199,12 @@ def test_llamacpp_flavor_accepts_json_object_with_schema(make_server: Callable[.
     assert set(httpx.Response(200, content=content).json()) == {"name", "age"}
 
 
+def test_llamacpp_flavor_does_not_need_the_word_json(make_server: Callable[..., TestServer]) -> None:
+    srv = make_server(flavor="llamacpp")
+    messages = [{"role": "user", "content": "Ada Lovelace, 36"}]
+    assert post(srv, chat(messages=messages, response_format={"type": "json_object"})).status_code == 200
+
+
 def test_missing_or_wrong_key_is_401_and_never_echoed(make_server: Callable[..., TestServer]) -> None:
     key = "sk-secret-test-key-123"
     srv = make_server(api_key=key)
@@ -214,3 +224,68 @@ def test_reasoning_format_raw_is_incompatible_with_json_modes(server: TestServer
     assert_flat_error(
         post(server, chat(model="gpt-oss-120b", reasoning_format="raw")), 400, "reasoning_format"
     )
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=10,
+)
+_fields = st.sampled_from(
+    ["model", "messages", "response_format", "tools", "max_tokens", "max_completion_tokens", "stream",
+     "reasoning_format", "role", "content", "type", "json_schema", "name", "schema", "strict"]
+)  # fmt: skip
+_bodies = st.recursive(
+    st.dictionaries(_fields, _json, max_size=5),
+    lambda inner: st.dictionaries(_fields, inner | _json | st.lists(inner, max_size=2), max_size=5),
+    max_leaves=12,
+)
+_formats = st.fixed_dictionaries(
+    {"type": st.sampled_from(["text", "json_object", "json_schema", "xml"])},
+    optional={
+        "json_schema": _json
+        | st.fixed_dictionaries(
+            {}, optional={"name": st.just("x") | _json, "schema": _json, "strict": st.booleans() | _json}
+        ),
+        "schema": _json,
+    },
+)
+_near_valid = st.fixed_dictionaries(
+    {
+        "model": st.just("llama3.1-8b"),
+        "messages": st.just([{"role": "user", "content": "Ada as json"}])
+        | st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant"]), "content": _json})),
+    },
+    optional={
+        "response_format": _formats | _json,
+        "tools": _json,
+        "max_tokens": _json,
+        "max_completion_tokens": _json,
+        "stream": _json,
+        "reasoning_format": _json,
+    },
+)
+_rules = Rules(
+    models=frozenset({"llama3.1-8b"}),
+    json_object_only=False,
+    json_object_only_status=400,
+    flavor="cerebras",
+    seed=0,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_near_valid | _bodies | _json)
+def test_any_body_gets_a_plan_or_a_provider_error(body: Any) -> None:
+    outcome = plan_request(body, _rules)
+    if isinstance(outcome, Reply):
+        assert 400 <= outcome.status < 600
+        assert set(outcome.body) in ({"message", "type", "param", "code"}, {"error"})
+    else:
+        assert isinstance(outcome, Plan) and outcome.prompt_tokens >= 1
+
+
+def test_malformed_strict_schema_is_a_400_not_a_crash(server: TestServer) -> None:
+    rf = {"type": "json_schema", "json_schema": {"name": "p", "strict": True, "schema": {"type": {}}}}
+    body = assert_flat_error(post(server, chat(response_format=rf)), 400, "response_format")
+    assert body["code"] == "wrong_api_format"

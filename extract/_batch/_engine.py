@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +19,24 @@ from extract._batch._checkpoint import Checkpoint, Resumed
 from extract._batch._inputs import Doc, iter_docs
 from extract._batch._outcome import BatchStats, DocId, Outcome
 from extract._engine.results import Usage
-from extract.errors import ConfigurationError, ExtractError, ExtractionFailed, RateLimitError
+from extract.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ExtractError,
+    ExtractionFailed,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+)
 from extract.ratelimit import RateLimiter
 
 __all__ = ["BatchConfig", "run_batch"]
 
 logger = logging.getLogger("extract")
+
+# Errors about the setup, not the document: every other document would fail the same way, so the run
+# stops (raising it) instead of writing the same error a million times.
+FATAL = (AuthenticationError, PermissionDeniedError, NotFoundError, ConfigurationError)
 
 # How long in-flight requests get to finish after a cancel before they are abandoned.
 _CANCEL_GRACE_S = 3.0
@@ -44,7 +56,7 @@ class BatchConfig:
     instructions: str | None = None
     call_options: dict[str, Any] = field(default_factory=dict)
     owns_extractor: bool = False
-    on_outcome: Callable[[Outcome, BatchStats], None] | None = None
+    on_outcome: Callable[[Outcome | None, BatchStats], None] | None = None  # None: a skipped document
     on_resume: Callable[[Resumed, BatchStats], None] | None = None
     stats: BatchStats = field(default_factory=BatchStats)
 
@@ -87,6 +99,8 @@ class _Runner:
             return Outcome(
                 doc.id, doc.index, error=exc, usage=usage, attempts=len(exc.attempts), seconds=_since(started)
             )
+        except FATAL:
+            raise
         except ExtractError as exc:
             return Outcome(doc.id, doc.index, error=exc, seconds=_since(started))
         except Exception as exc:
@@ -148,7 +162,7 @@ def _since(started: float) -> float:
 
 async def run_batch(
     config: BatchConfig, documents: Iterable[Any] | AsyncIterable[Any]
-) -> AsyncIterator[Outcome]:
+) -> AsyncGenerator[Outcome, None]:
     """Yield one Outcome per document not already done in `config.output`."""
     runner = _Runner(config)
     stats = config.stats
@@ -189,6 +203,8 @@ async def run_batch(
                 default_id = doc.id == doc.index and doc.problem is None and isinstance(doc.id, int)
                 if doc.id in done_before:
                     stats.skipped += 1
+                    if config.on_outcome is not None:
+                        config.on_outcome(None, stats)
                     if config.ordered:
                         buffered[doc.index] = None
                     continue

@@ -7,11 +7,12 @@ Each subcommand module exposes `add_parser(subparsers)`, which registers it with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from extract.cli import _demo, _schema
 from extract.cli._common import (
@@ -50,8 +51,9 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """`run` lives in its own module, owned separately; the command works without it."""
     try:
         run = importlib.import_module("extract.cli._run")
-    except ImportError as exc:
-        logging.getLogger(__name__).debug("the run subcommand is unavailable: %s", exc)
+    except ModuleNotFoundError as exc:
+        if exc.name != "extract.cli._run":
+            raise  # _run exists but is broken: that is a bug to see, not a command to hide
         return
     run.add_parser(subparsers)
 
@@ -78,14 +80,30 @@ def _version() -> str:
     return __version__
 
 
-def _configure_logging(debug: bool) -> None:
+@contextlib.contextmanager
+def _logging_to_stderr(debug: bool, quiet: bool) -> Iterator[None]:
+    """Library warnings (a demoted output mode, ...) become `extract: ...` lines on stderr; --debug adds
+    the debug records, --quiet keeps errors only. The logger is restored afterwards, so calling main()
+    in-process (tests, notebooks) leaves no trace on the caller's logging."""
     logger = logging.getLogger("extract")
+    handler = logging.StreamHandler(sys.stderr)
     if debug:
-        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
-        logger.setLevel(logging.DEBUG)
-    elif not logger.handlers:
-        # The commands print their own notes; library log records would repeat them.
-        logger.addHandler(logging.NullHandler())
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        level = logging.DEBUG
+    else:
+        handler.setFormatter(logging.Formatter("extract: %(message)s"))
+        level = logging.ERROR if quiet else logging.WARNING
+    handler.setLevel(level)
+    previous_level, previous_propagate = logger.level, logger.propagate
+    logger.setLevel(level)
+    logger.propagate = False  # the caller's root handlers would print every line a second time
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+        logger.propagate = previous_propagate
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,13 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False))
-    _configure_logging(debug)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        code: int = handler(args)
+        with _logging_to_stderr(debug, bool(getattr(args, "quiet", False))):
+            code: int = handler(args)
     except (ExtractError, BadInput, OSError) as exc:
         if debug:
             traceback.print_exc()

@@ -36,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON document {provider, strict, name, wire_schema, relaxations} on stdout",
+        help="print one JSON document {provider, profile, strict, name, wire_schema, relaxations} on stdout",
     )
     add_global_options(parser, suppress=True)
     parser.set_defaults(handler=handler)
@@ -46,15 +46,26 @@ def _dump(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
 
 
+def _profile(args: argparse.Namespace) -> tuple[str, str]:
+    """(provider, compiler profile) as the engine would pick them: --provider, else what --base-url
+    points at, else Cerebras; the profile comes from the capability table for that provider and --model."""
+    from extract.models import capabilities, provider_for
+
+    provider: str = args.provider or (provider_for(args.base_url) if args.base_url else _DEFAULT_PROVIDER)
+    return provider, capabilities(provider, args.model or "").profile
+
+
 def handler(args: argparse.Namespace) -> int:
     from extract.schema import compile_schema
 
     schema = load_schema_source(args.source)
-    compiled = compile_schema(schema, provider=args.provider or _DEFAULT_PROVIDER)
+    provider, profile = _profile(args)
+    compiled = compile_schema(schema, provider=profile)
     relaxations = [{"path": r.path, "keyword": r.keyword, "reason": r.reason} for r in compiled.relaxations]
     if args.json:
         document = {
-            "provider": compiled.provider,
+            "provider": provider,
+            "profile": compiled.provider,
             "strict": compiled.strict,
             "name": compiled.name,
             "wire_schema": compiled.wire_schema,
@@ -64,15 +75,16 @@ def handler(args: argparse.Namespace) -> int:
         return EXIT_OK
     sys.stdout.write(_dump(compiled.wire_schema) + "\n")
     if not args.quiet:
-        mode = "strict" if compiled.strict else "not strict (the provider will not enforce it)"
+        mode = "strict" if compiled.strict else "not strict"
+        target = provider if provider == compiled.provider else f"{provider} (profile {compiled.provider})"
         if relaxations:
             print(
-                f"extract: {len(relaxations)} relaxation(s) for {compiled.provider} ({mode}); "
+                f"extract: {len(relaxations)} relaxation(s) for {target} ({mode}); "
                 "each is still checked when validating replies:",
                 file=sys.stderr,
             )
             for r in relaxations:
                 print(f"  {r['path'] or '#'}  {r['keyword']}: {r['reason']}", file=sys.stderr)
         else:
-            print(f"extract: no relaxations for {compiled.provider} ({mode})", file=sys.stderr)
+            print(f"extract: no relaxations for {target} ({mode})", file=sys.stderr)
     return EXIT_OK

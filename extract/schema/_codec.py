@@ -22,6 +22,7 @@ __all__ = [
     "MapEntries",
     "Obj",
     "Ref",
+    "TupleObj",
     "Union",
     "Unrepresentable",
     "Wrap",
@@ -181,6 +182,30 @@ class Arr(Codec):
         if not isinstance(v, list):
             raise Unrepresentable("expected an array")
         return [self._codec(i).encode(x) for i, x in enumerate(v)]
+
+
+@dataclass(eq=False)
+class TupleObj(Codec):
+    """A fixed-length array carried as an object {"item_0": ..., "item_1": ...} (no prefixItems)."""
+
+    items: list[Codec]
+    identity = False
+
+    def decode(self, w: Any) -> Any:
+        if not isinstance(w, dict):
+            return w
+        out = []
+        for i, codec in enumerate(self.items):
+            key = f"item_{i}"
+            if key not in w:
+                break
+            out.append(codec.decode(w[key]))
+        return out
+
+    def encode(self, v: Any) -> Any:
+        if not isinstance(v, list) or len(v) != len(self.items):
+            raise Unrepresentable(f"expected an array of exactly {len(self.items)} items")
+        return {f"item_{i}": c.encode(x) for i, (c, x) in enumerate(zip(self.items, v, strict=True))}
 
 
 @dataclass(eq=False)

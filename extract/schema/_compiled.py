@@ -203,7 +203,7 @@ def build(source: Source, profile: Profile) -> CompiledSchema:
             }
             codec = Wrap("value")
         strict = False
-    return CompiledSchema(
+    compiled = CompiledSchema(
         source=source,
         provider=profile.name,
         strict=strict,
@@ -212,3 +212,6 @@ def build(source: Source, profile: Profile) -> CompiledSchema:
         codec=codec,
         relaxations=tuple(relaxations),
     )
+    if source.pydantic_type is None:
+        _ = compiled.validator  # a schema jsonschema rejects fails here, before any request is spent
+    return compiled

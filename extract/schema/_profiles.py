@@ -47,6 +47,7 @@ class Profile:
     max_any_of: int | None = None
     allow_recursion: bool = False
     allow_type_lists: bool = False
+    allow_prefix_items: bool = True  # else tuples travel as objects {"item_0": ..., "item_1": ...}
     max_chars: int | None = None
     max_depth: int | None = None
     max_properties: int | None = None
@@ -86,10 +87,12 @@ _OPENAI_CONSTRAINTS = frozenset(
 OPENAI = Profile(
     name="openai",
     strict_json_schema=True,
-    allowed_keywords=_STRUCTURE | _ANNOTATION | _OPENAI_CONSTRAINTS,
+    # OpenAI's documented subset names no prefixItems: tuples go as objects there
+    allowed_keywords=(_STRUCTURE - {"prefixItems"}) | _ANNOTATION | _OPENAI_CONSTRAINTS,
     wire_constraints=_OPENAI_CONSTRAINTS,
     allowed_formats=_OPENAI_FORMATS,
     allow_recursion=True,
+    allow_prefix_items=False,
     max_chars=120_000,
     max_depth=10,
     max_properties=5000,

@@ -23,31 +23,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from extract.errors import SchemaError
 from extract.schema._codec import (
     IDENTITY,
     Arr,
     Codec,
-    EnumMap,
     Field,
-    JsonText,
     MapEntries,
     Obj,
     Ref,
-    Union,
+    TupleObj,
     Wrap,
     wire_match,
 )
-from extract.schema._hints import CONSTRAINTS, compose, constraint_hints, numeric_bounds
+from extract.schema._graph import cyclic_defs, reaches
+from extract.schema._hints import CONSTRAINTS, constraint_hints, numeric_bounds
 from extract.schema._merge import Unmergeable, merge_all
 from extract.schema._normalise import DEFS_PREFIX, def_name
+from extract.schema._options import Options, Relaxation, TooBig
 from extract.schema._profiles import Profile
+from extract.schema._shapes import NULL, Result, boxed, free_name, nullable
+from extract.schema._unions import UnionBuilder
 
 __all__ = ["Options", "Relaxation", "TooBig", "Transformed", "transform"]
-
-Result = tuple[dict[str, Any], Codec]
 
 _TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
 _CLIENT_ONLY = (
@@ -77,26 +75,6 @@ _INFER: dict[str, str] = {
     "additionalItems": "array",
 }
 _MISSING = object()
-_NULL: dict[str, Any] = {"type": "null"}
-
-
-@dataclass(frozen=True, slots=True)
-class Relaxation:
-    """One check that moved from the wire schema to the client: where, which keyword, and why."""
-
-    path: str
-    keyword: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """How hard the transform squeezes: later compile attempts shrink descriptions and recursion."""
-
-    descriptions: str = "full"  # full | short | hints | none
-    unroll: int = 3
-    max_enum: int | None = None
-    max_nodes: int = 20_000
 
 
 @dataclass(slots=True)
@@ -106,55 +84,15 @@ class Transformed:
     relaxations: list[Relaxation]
 
 
-class TooBig(Exception):
-    """The expansion grew past the node budget (deep diamonds or wide recursion): no strict form."""
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "json"
-
-
-def _fits(value: Any, t: str) -> bool:
-    kind = _json_kind(value)
-    if t == "integer":
-        return kind == "number" and float(value).is_integer()
-    return kind == t
-
-
-class _Transformer:
+class _Transformer(UnionBuilder):
     def __init__(self, user: dict[str, Any], profile: Profile, opts: Options) -> None:
+        super().__init__(profile, opts)
         self.defs: dict[str, Any] = user.get("$defs", {})
-        self.profile = profile
-        self.opts = opts
-        self.relax: dict[tuple[str, str], str] = {}
         self.nodes = 0
-        self.wire_defs: dict[str, Any] = {}
         self.rec_codecs: dict[str, Codec] = {}
-        self.recursive = _cyclic_defs(self.defs)
+        self.recursive = cyclic_defs(self.defs)
         self.memo: dict[tuple[str, int], Result] = {}
-        self.reaches_cycle = _reaches(self.defs, self.recursive)
-
-    # ---- helpers -------------------------------------------------------------------------------------
-    def relaxed(self, path: str, keyword: str, reason: str) -> None:
-        self.relax.setdefault((path, keyword), reason)
-
-    def describe(self, wire: dict[str, Any], s: dict[str, Any], hints: list[str]) -> dict[str, Any]:
-        text = compose(s.get("description"), hints, self.opts.descriptions)
-        if text is None or "$ref" in wire:
-            return wire
-        return {**wire, "description": text}
-
-    def any_value(self, s: dict[str, Any], hints: list[str] | None = None) -> Result:
-        extra = [*(hints or []), "any JSON value, written as JSON text"]
-        return self.describe({"type": "string"}, s, extra), JsonText()
+        self.reaches_cycle = reaches(self.defs, self.recursive)
 
     def target(self, ref: Any, path: str) -> tuple[str, Any]:
         if not isinstance(ref, str) or not ref.startswith(DEFS_PREFIX):
@@ -173,7 +111,7 @@ class _Transformer:
             s = {}
         if s is False:
             self.relaxed(path, "false", "the schema `false` accepts nothing; the wire sends null")
-            return _NULL, IDENTITY
+            return NULL, IDENTITY
         if not isinstance(s, dict):
             raise SchemaError(f"expected a schema (an object), got {type(s).__name__}", path)
         if "$ref" in s:
@@ -390,8 +328,18 @@ class _Transformer:
             ]
             if tail is not False:
                 self.relaxed(path, "items", f"only the first {len(prefix)} items can be written")
-            wire = {"type": "array", "prefixItems": [w for w, _ in results], "items": False, **keep}
             codecs = [c for _, c in results]
+            if not self.profile.allow_prefix_items:
+                names = [f"item_{i}" for i in range(len(results))]
+                wire = {
+                    "type": "object",
+                    "properties": dict(zip(names, (w for w, _ in results), strict=True)),
+                    "required": names,
+                    "additionalProperties": False,
+                }
+                hints = ["a fixed-length list, written as item_0, item_1, ...", *hints]
+                return self.describe(wire, s, hints), TupleObj(codecs)
+            wire = {"type": "array", "prefixItems": [w for w, _ in results], "items": False, **keep}
             codec: Codec = IDENTITY if all(c.identity for c in codecs) else Arr(prefix=codecs)
             return self.describe(wire, s, hints), codec
         if tail is False:
@@ -426,7 +374,7 @@ class _Transformer:
             wire = inner
             if name not in required:
                 if not wire_match(inner, None, self.wire_defs):
-                    mode, wire = "drop_null", _nullable(inner)
+                    mode, wire = "drop_null", nullable(inner)
                 elif (isinstance(sub, dict) and sub.get("default", _MISSING) is None) or (
                     self.profile.max_depth is not None and depth + 1 > self.profile.max_depth
                 ):
@@ -434,19 +382,13 @@ class _Transformer:
                 else:
                     mode = "wrapped"
                     inner, codec = self.node(sub, sub_path, depth + 2, stack)
-                    box = {
-                        "type": "object",
-                        "properties": {"value": inner},
-                        "required": ["value"],
-                        "additionalProperties": False,
-                    }
-                    wire = {"anyOf": [box, _NULL], "description": "null when absent"}
+                    wire = boxed(inner)
             wire_props[name] = wire
             fields.append(Field(name, name, codec, inner, mode))
         extra_key = None
         extra_codec = None
         if extras is not None:
-            extra_key = _free_name("additional_properties", wire_props)
+            extra_key = free_name("additional_properties", wire_props)
             entries, extra_codec = self.map_(extras, s, path, depth + 1, stack, [])
             wire_props[extra_key] = {**entries, "description": "entries beyond the named properties"}
         wire = {
@@ -504,253 +446,6 @@ class _Transformer:
         return self.describe(wire, s, ["a map, written as key/value entries", *hints]), MapEntries(
             value_codec
         )
-
-    # ---- enums and unions ------------------------------------------------------------------------------
-    def enum(self, s: dict[str, Any], path: str) -> Result:
-        values = s["enum"]
-        if not isinstance(values, list) or not values:
-            raise SchemaError("enum must be a non-empty list", path)
-        t = s.get("type")
-        allowed = t if isinstance(t, list) else [t] if isinstance(t, str) else None
-        if allowed is not None:
-            kept = [v for v in values if any(_fits(v, x) for x in allowed)]
-            values = kept or values
-        groups: dict[str, list[Any]] = {}
-        for v in values:
-            groups.setdefault(_json_kind(v), []).append(v)
-        results: list[Result] = []
-        for kind, members in groups.items():
-            results.append(self.enum_group(kind, members, s, path))
-        wire, codec = self.union(results, path, 1)
-        if "anyOf" in wire:
-            wire = self.describe(wire, s, [])
-        return wire, codec
-
-    def enum_group(self, kind: str, members: list[Any], s: dict[str, Any], path: str) -> Result:
-        if kind == "null":
-            return _NULL, IDENTITY
-        codec: Codec = IDENTITY
-        if kind == "json":
-            by_text = {orjson.dumps(m, option=orjson.OPT_SORT_KEYS).decode(): m for m in members}
-            members, kind, codec = list(by_text), "string", EnumMap(by_text)
-        if kind == "number" and all(isinstance(m, int) or s.get("type") == "integer" for m in members):
-            kind = "integer" if all(float(m).is_integer() for m in members) else kind
-        cap = self.opts.max_enum
-        chars = sum(len(m) for m in members if isinstance(m, str))
-        too_long = (
-            self.profile.large_enum_chars is not None
-            and len(members) > self.profile.large_enum_threshold
-            and chars > self.profile.large_enum_chars
-        )
-        if (cap is not None and len(members) > cap) or too_long:
-            self.relaxed(path, "enum", f"{len(members)} allowed values are checked after decoding")
-            return self.describe({"type": kind}, s, [f"one of {len(members)} allowed values"]), codec
-        hints = [h for _, h in constraint_hints(s, kind)] if kind != "string" or codec.identity else []
-        return self.describe({"type": kind, "enum": members}, s, hints), codec
-
-    def union(self, results: list[Result], path: str, depth: int) -> Result:
-        flat: list[Result] = []
-        for wire, codec in results:
-            if set(wire) <= {"anyOf", "description"} and "anyOf" in wire:
-                if isinstance(codec, Union):
-                    flat.extend((w, c) for w, c in codec.branches)
-                else:
-                    flat.extend((w, IDENTITY) for w in wire["anyOf"])
-            else:
-                flat.append((wire, codec))
-        flat = _coalesce_enums(flat)
-        seen: set[bytes] = set()
-        unique: list[Result] = []
-        for wire, codec in flat:
-            key = orjson.dumps(wire, option=orjson.OPT_SORT_KEYS)
-            if key not in seen:
-                seen.add(key)
-                unique.append((wire, codec))
-        limit = self.profile.max_any_of
-        if limit is not None and len(unique) > limit:
-            unique = self.reduce(unique, path, limit)
-        if len(unique) == 1:
-            return unique[0]
-        wire_out: dict[str, Any] = {"anyOf": [w for w, _ in unique]}
-        if all(c.identity for _, c in unique):
-            return wire_out, IDENTITY
-        return wire_out, Union(list(unique), self.wire_defs)
-
-    def reduce(self, branches: list[Result], path: str, limit: int) -> list[Result]:
-        """Too many anyOf branches: merge same-typed scalars, then objects into one, else JSON text."""
-        self.relaxed(path, "anyOf", f"more than {limit} branches: merged on the wire, checked after decoding")
-        scalars: dict[str, dict[str, Any]] = {}
-        objects: list[Result] = []
-        arrays: list[Result] = []
-        rest: list[Result] = []
-        for wire, codec in branches:
-            t = wire.get("type")
-            if isinstance(t, str) and t not in ("object", "array") and codec.identity:
-                t = "number" if t == "integer" else t
-                prev = scalars.get(t)
-                if prev is None:
-                    scalars[t] = {"type": t, **({"enum": wire["enum"]} if "enum" in wire else {})}
-                elif "enum" in prev and "enum" in wire:
-                    scalars[t] = {"type": t, "enum": [*prev["enum"], *wire["enum"]]}
-                else:
-                    scalars[t] = {"type": t}
-            elif t == "object" and (isinstance(codec, Obj) or codec.identity):
-                objects.append((wire, codec))
-            elif (
-                t == "array"
-                and "items" in wire
-                and "prefixItems" not in wire
-                and not isinstance(codec, MapEntries)
-            ):
-                arrays.append((wire, codec))
-            else:
-                rest.append((wire, codec))
-        out: list[Result] = [(w, IDENTITY) for w in scalars.values()]
-        if len(arrays) > 1:
-            items = [(w["items"], c.items if isinstance(c, Arr) else IDENTITY) for w, c in arrays]
-            item_wire, item_codec = self.union(items, f"{path}/items", 1)
-            merged = {"type": "array", "items": item_wire}
-            out.append((merged, IDENTITY if item_codec.identity else Arr(items=item_codec)))
-        else:
-            out.extend(arrays)
-        if len(objects) > 1 and len(out) + len(rest) + 1 <= limit:
-            out.append(self.merge_objects(objects, path))
-        else:
-            out.extend(objects)
-        out.extend(rest)
-        if len(out) > limit:
-            return [self.any_value({})]
-        return out
-
-    def merge_objects(self, objects: list[Result], path: str) -> Result:
-        """Object branches -> one object whose fields are all optional (null when the branch lacks them)."""
-        by_name: dict[str, list[Field]] = {}
-        for wire, codec in objects:
-            if isinstance(codec, Obj):
-                own = codec.fields
-            else:
-                own = [Field(k, k, IDENTITY, v) for k, v in wire.get("properties", {}).items()]
-            for f in own:
-                by_name.setdefault(f.name, []).append(f)
-        fields: list[Field] = []
-        for name, same in by_name.items():
-            inner, codec = self.union([(f.inner_wire, f.codec) for f in same], f"{path}/anyOf", 1)
-            fields.append(Field(name, name, codec, inner))
-        wire_props: dict[str, Any] = {}
-        merged: list[Field] = []
-        for f in fields:
-            if wire_match(f.inner_wire, None, self.wire_defs):
-                box = {
-                    "type": "object",
-                    "properties": {"value": f.inner_wire},
-                    "required": ["value"],
-                    "additionalProperties": False,
-                }
-                wire_props[f.name] = {"anyOf": [box, _NULL]}
-                merged.append(Field(f.name, f.wire_name, f.codec, f.inner_wire, "wrapped"))
-            else:
-                wire_props[f.name] = _nullable(f.inner_wire)
-                merged.append(Field(f.name, f.wire_name, f.codec, f.inner_wire, "drop_null"))
-        wire = {
-            "type": "object",
-            "properties": wire_props,
-            "required": list(wire_props),
-            "additionalProperties": False,
-            "description": "fill the fields of one variant, null for the rest",
-        }
-        return wire, Obj(merged)
-
-
-def _coalesce_enums(results: list[Result]) -> list[Result]:
-    """anyOf branches that are plain enums of one type become one enum (same values, fewer branches)."""
-    out: list[Result] = []
-    at: dict[str, int] = {}
-    for wire, codec in results:
-        t = wire.get("type")
-        if set(wire) == {"type", "enum"} and isinstance(t, str) and codec.identity:
-            if t in at:
-                prev = out[at[t]][0]
-                values = [*prev["enum"], *(v for v in wire["enum"] if v not in prev["enum"])]
-                out[at[t]] = ({"type": t, "enum": values}, IDENTITY)
-                continue
-            at[t] = len(out)
-        out.append((wire, codec))
-    return out
-
-
-def _nullable(wire: dict[str, Any]) -> dict[str, Any]:
-    """`wire` or null, with the description kept on the outside."""
-    desc = wire.get("description")
-    inner = {k: v for k, v in wire.items() if k != "description"} if desc is not None else wire
-    if set(inner) == {"anyOf"}:
-        out: dict[str, Any] = {"anyOf": [*inner["anyOf"], _NULL]}
-    else:
-        out = {"anyOf": [inner, _NULL]}
-    if desc is not None:
-        out["description"] = desc
-    return out
-
-
-def _free_name(base: str, taken: dict[str, Any]) -> str:
-    name, n = base, 1
-    while name in taken:
-        n += 1
-        name = f"{base}_{n}"
-    return name
-
-
-def _refs(node: Any, out: set[str]) -> None:
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith(DEFS_PREFIX):
-            out.add(def_name(ref).replace("~1", "/").replace("~0", "~"))
-        for key, value in node.items():
-            if key not in ("enum", "const", "default", "examples"):
-                _refs(value, out)
-    elif isinstance(node, list):
-        for value in node:
-            _refs(value, out)
-
-
-def _graph(defs: dict[str, Any]) -> dict[str, set[str]]:
-    graph: dict[str, set[str]] = {}
-    for name, sub in defs.items():
-        found: set[str] = set()
-        _refs(sub, found)
-        graph[name] = {n for n in found if n in defs}
-    return graph
-
-
-def _cyclic_defs(defs: dict[str, Any]) -> set[str]:
-    """Definitions that can reach themselves through refs."""
-    graph = _graph(defs)
-    out: set[str] = set()
-    for start in graph:
-        seen: set[str] = set()
-        todo = list(graph[start])
-        while todo:
-            n = todo.pop()
-            if n == start:
-                out.add(start)
-                break
-            if n not in seen:
-                seen.add(n)
-                todo.extend(graph.get(n, ()))
-    return out
-
-
-def _reaches(defs: dict[str, Any], targets: set[str]) -> set[str]:
-    """Definitions from which some definition in `targets` is reachable (themselves included)."""
-    graph = _graph(defs)
-    out = set(targets)
-    changed = True
-    while changed:
-        changed = False
-        for name, edges in graph.items():
-            if name not in out and edges & out:
-                out.add(name)
-                changed = True
-    return out
 
 
 def transform(user: dict[str, Any], profile: Profile, opts: Options) -> Transformed:

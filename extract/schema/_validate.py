@@ -2,7 +2,8 @@
 
 Two back ends share one result format: python-jsonschema (format checking on) for JSON Schema input, and a
 pydantic ``TypeAdapter`` for types. Both are built once per schema and cached, because building them costs
-milliseconds while checking a small value costs microseconds. Failures become
+milliseconds while checking a small value costs microseconds (for JSON Schema, the common keywords are
+compiled into plain closures; python-jsonschema stays the authority and writes every message). Failures become
 :class:`~extract.errors.Violation` lists: one per failing location, deepest first, with short messages
 ("must be >= 0, got -3") that can be sent back to a model as a correction.
 """
@@ -96,8 +97,8 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {plural or word + 's'}"
 
 
 def _parse_json(data: str | bytes | bytearray) -> Any:
@@ -257,10 +258,7 @@ def _explain(error: _JSError) -> Iterator[tuple[str, str]]:
     elif keyword in ("minProperties", "maxProperties"):
         side = "at least" if keyword == "minProperties" else "at most"
         size = len(value) if isinstance(value, Mapping) else "?"
-        yield (
-            path,
-            f"must have {side} {_plural(spec, 'property')}, got {size}".replace("propertys", "properties"),
-        )
+        yield path, f"must have {side} {_plural(spec, 'property', 'properties')}, got {size}"
     elif keyword == "pattern":
         yield path, f"must match the pattern {show_value(spec, 80)}, got {got}"
     elif keyword == "format":
@@ -429,7 +427,7 @@ def _compile_fast(schema: Any, cls: type[_JSValidator]) -> _Check | None:
         return None
     try:
         return _FastCompiler(schema, cls).compile(schema, root=True)
-    except (_Unsupported, RecursionError):
+    except (_Unsupported, RecursionError, re.error):  # re.error: leave the complaint to jsonschema
         return None
 
 
@@ -467,7 +465,10 @@ class _FastCompiler:
         if "$ref" in node and self.cls in _LEGACY_REF:
             checks = [self.ref(node["$ref"])]  # drafts 4-7 ignore the siblings of $ref
         else:
-            found = [self.keyword(name, node) for name in node if name in _FAST_KEYWORDS]
+            # keywords the draft does not define are ignored, as jsonschema does (`const` under draft-04)
+            found = [
+                self.keyword(name, node) for name in node if name in _FAST_KEYWORDS and name in self.known
+            ]
             checks = [c for c in found if c is not None]
         check = _all_of(checks)
         slot.append(check)
@@ -762,7 +763,10 @@ class Validator:
     # checking -------------------------------------------------------------------------------------
 
     def validate(self, obj: Any) -> Any:
-        """The validated value (a model instance for pydantic types); str/bytes are parsed as JSON first.
+        """The validated value (a model instance for pydantic types).
+
+        A str/bytes argument is JSON text (a reply), parsed with orjson first; to check a bare string
+        value against a string schema, pass its JSON (``'"abc"'``).
 
         JSON-shaped values are validated as JSON would be (pydantic's JSON mode), so a strict model accepts
         an ISO date string in a dict just as it would in the reply text. Raises ValidationFailed listing
@@ -773,7 +777,10 @@ class Validator:
         if self._js is not None:
             if self._js_ok(obj):
                 return obj
-            raise ValidationFailed(self._js_violations(obj))
+            violations = self._js_violations(obj)
+            if not violations:  # jsonschema is the authority should the fast path ever disagree
+                return obj
+            raise ValidationFailed(violations)
         if self._adapter is None:  # pragma: no cover - constructors always set one back end
             raise RuntimeError("Validator built without a back end")
         try:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import signal
 import sys
 from collections.abc import Sequence
 
 from extract.testing._faults import FAULT_NAMES
 from extract.testing._server import TestServer
+from extract.testing._wire import DEFAULT_MODELS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="port to listen on (0: a free port; default 0)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--api-key", default=None, help="require this Bearer key")
+    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="model names to serve")
     p.add_argument("--latency-ms", type=float, default=0.0, help="simulated latency per completion")
     p.add_argument("--rpm", type=int, default=None, help="requests per minute (default unlimited)")
     p.add_argument("--rpd", type=int, default=None, help="requests per day (default unlimited)")
@@ -44,22 +47,38 @@ def _parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["server_error", "unavailable", "rate_limited"],
         choices=FAULT_NAMES,
-        help="faults drawn by --fault-rate",
+        metavar="NAME",
+        help=f"faults drawn by --fault-rate, among: {', '.join(FAULT_NAMES)}",
     )
+    p.add_argument("--reply", default=None, help="content for requests that send no schema (default {})")
     p.add_argument("--seed", type=int, default=0, help="seed for --invalid-rate, --fault-rate and answers")
     p.add_argument("--record", action="store_true", help="keep request bodies in memory (off by default)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        server = _server(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    _warm_up()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(server))
+    return 0
+
+
+def _server(args: argparse.Namespace) -> TestServer:
     only: bool | frozenset[str] = False
     if args.json_object_only is not None:
         only = frozenset(args.json_object_only) if args.json_object_only else True
-    server = TestServer(
+    return TestServer(
         port=args.port,
         host=args.host,
         api_key=args.api_key,
+        models=tuple(args.models),
+        reply=args.reply,
         latency=args.latency_ms / 1000.0,
         rpm=args.rpm,
         rpd=args.rpd,
@@ -75,9 +94,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         record=args.record,
     )
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(server))
-    return 0
+
+def _warm_up() -> None:
+    """Import what the first requests would otherwise import inside the event loop.
+
+    Benchmarks start timing once the base URL is printed; a multi-second import on the first strict
+    request would land inside their measurement.
+    """
+    importlib.import_module("extract.schema")
+    importlib.import_module("jsonschema")
 
 
 async def _serve(server: TestServer) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import random
 import threading
 import time
@@ -37,7 +38,9 @@ from extract.testing._wire import (
 
 __all__ = ["App", "RecordedRequest", "ServerSettings"]
 
+_log = logging.getLogger("extract.testing")
 _FLAVORS = ("cerebras", "llamacpp")
+_MAX_PREFIXES = 10_000
 _RATE_LIMIT_MESSAGES = {
     "request_quota_exceeded": ("Requests per minute limit exceeded - too many requests sent.", "quota"),
     "token_quota_exceeded": ("Tokens per minute limit exceeded - too many tokens processed.", "quota"),
@@ -152,6 +155,7 @@ class App:
         self.script: deque[Fault] = deque()
         self.in_flight = 0
         self.seen: set[int] = set()
+        self.prefixes: set[int] = set()
         self.fault_rng = random.Random(settings.seed)
 
     def reset(self) -> None:
@@ -161,6 +165,7 @@ class App:
             self.count_429 = 0
             self.script.clear()
             self.seen.clear()
+            self.prefixes.clear()
             self.fault_rng = random.Random(self.settings.seed)
             self.limits.reset()
 
@@ -170,19 +175,24 @@ class App:
 
     # ---- routing --------------------------------------------------------------------------------
     async def handle(self, request: HttpRequest) -> HttpResponse | None:
+        """Route one request; a bug in the emulation becomes a logged 500, never a silent hang-up."""
+        try:
+            return await self.route(request)
+        except Exception as exc:  # noqa: BLE001 - logged and answered, else the client sees a hang-up
+            _log.exception("extract.testing failed on %s %s", request.method, request.path)
+            return self.finish(server_error(500, f"extract.testing internal error: {exc!r}"))
+
+    async def route(self, request: HttpRequest) -> HttpResponse | None:
         path = request.path.rstrip("/")
         if path == "/v1/chat/completions":
             if request.method != "POST":
-                return _respond(_method_not_allowed(request.method, path))
+                return self.finish(_method_not_allowed(request.method, path))
             return await self.chat(request)
         if path == "/v1/tcp_warming" and request.method == "GET":
-            return _respond(Reply(200, {}))
+            return self.finish(Reply(200, {}))
         if path.startswith("/v1/models") and request.method == "GET":
-            denied = self.auth(request)
-            if denied is not None:
-                return _respond(denied)
-            return _respond(self.models(path))
-        return _respond(
+            return self.finish(self.auth(request) or self.models(path))
+        return self.finish(
             client_error(
                 404,
                 f"Unknown endpoint {request.method} {request.path}; the test server serves "
@@ -226,7 +236,7 @@ class App:
         fault = self.admit_request(request, body)
         denied = self.auth(request)
         if denied is not None:
-            return _respond(denied)
+            return self.finish(denied)
         if fault is not None and not fault.changes_content and fault.kind != "slow":
             await self.wait(self.settings.latency)
             return None if fault.kind == "drop" else self.fault_response(fault)
@@ -258,7 +268,7 @@ class App:
 
     def admit_request(self, request: HttpRequest, body: Any) -> Fault | None:
         """Record the request and take the fault it is owed: the next scripted one, else maybe a random one."""
-        headers = {k: v for k, v in request.headers.items() if k != "authorization" and k != "_version"}
+        headers = {k: v for k, v in request.headers.items() if k != "authorization"}
         with self.lock:
             self.request_count += 1
             if self.settings.record:
@@ -276,7 +286,7 @@ class App:
             await asyncio.sleep(seconds)
 
     def finish(self, reply: Reply) -> HttpResponse:
-        """An error answer, with the rate-limit headers every provider response carries."""
+        """An answer other than a completion, with the rate-limit headers every provider response carries."""
         if reply.status == 429:
             with self.lock:
                 self.count_429 += 1
@@ -330,7 +340,7 @@ class App:
             finish_reason=finish,
             prompt_tokens=plan.prompt_tokens,
             reasoning=reasoning if plan.show_reasoning else None,
-            cached_tokens=0,
+            cached_tokens=self.cached_tokens(plan),
             elapsed=elapsed,
         )
         if reasoning is not None and not plan.show_reasoning:
@@ -341,6 +351,19 @@ class App:
         if plan.stream:
             return Reply(200, _as_stream(body), [("content-type", "text/event-stream")])
         return Reply(200, body)
+
+    def cached_tokens(self, plan: Plan) -> int:
+        """Prompt caching as providers do it: a system prompt seen before is cached in blocks of 128 tokens."""
+        if plan.prefix is None:
+            return 0
+        key, chars = plan.prefix
+        with self.lock:
+            if key not in self.prefixes:
+                if len(self.prefixes) >= _MAX_PREFIXES:
+                    self.prefixes.clear()
+                self.prefixes.add(key)
+                return 0
+        return min(estimate_tokens(chars) // 128 * 128, plan.prompt_tokens)
 
     def unlucky(self, plan: Plan) -> bool:
         """The seeded invalid_rate draw: first turns only, and only the first time a request is seen."""

@@ -6,6 +6,7 @@ Pure. Returns the content string and the finish_reason.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,17 +21,32 @@ def json_text(value: Any) -> str:
 
 
 def break_value(value: Any, schema: dict[str, Any] | None) -> Any:
-    """A JSON value close to `value` that `schema` rejects (a required field dropped, a type changed)."""
-    for candidate in _candidates(value, schema):
-        if schema is None or not _is_valid(candidate, schema):
-            return candidate
+    """A JSON value close to `value` that `schema` rejects (a required field dropped, a type changed).
+
+    Without a schema, or with one too malformed to validate against, the first candidate is returned.
+    """
+    candidates = _candidates(value, schema)
+    check = _checker(schema) if schema is not None else None
+    if check is None:
+        return candidates[0]
+    import referencing.exceptions  # loaded with jsonschema by _checker
+
+    for candidate in candidates:
+        try:
+            if not check(candidate):
+                return candidate
+        except (referencing.exceptions.Unresolvable, TypeError, ValueError, KeyError, RecursionError):
+            return candidate  # jsonschema cannot judge this schema; any candidate is as good
     return "not a valid value"
 
 
 def _candidates(value: Any, schema: dict[str, Any] | None) -> list[Any]:
     out: list[Any] = []
     if isinstance(value, dict) and schema is not None:
-        required = [r for r in schema.get("required", []) if r in value]
+        listed = schema.get("required")
+        required = (
+            [r for r in listed if isinstance(r, str) and r in value] if isinstance(listed, list) else []
+        )
         if required:
             out.append({k: v for k, v in value.items() if k != required[0]})
         for key, item in value.items():
@@ -40,16 +56,29 @@ def _candidates(value: Any, schema: dict[str, Any] | None) -> list[Any]:
     return out
 
 
-def _is_valid(value: Any, schema: dict[str, Any]) -> bool:
-    # Imported here: jsonschema takes ~1 s to import, and only faults need it.
-    import jsonschema
-    import referencing.exceptions
+_CHECKERS: dict[bytes, Callable[[Any], bool] | None] = {}
+_CHECKERS_MAX = 256
 
+
+def _checker(schema: dict[str, Any]) -> Callable[[Any], bool] | None:
+    """`is_valid` of a validator for `schema`, built once per schema; None when the schema is malformed."""
+    key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    if key in _CHECKERS:
+        return _CHECKERS[key]
+    # Imported here: jsonschema takes seconds to import, and only faults need it.
+    import jsonschema
+
+    check: Callable[[Any], bool] | None
     try:
         cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-        return bool(cls(schema).is_valid(value))
-    except (jsonschema.exceptions.SchemaError, referencing.exceptions.Unresolvable, re.error):
-        return True
+        cls.check_schema(schema)
+        check = cls(schema).is_valid
+    except (jsonschema.exceptions.SchemaError, re.error):
+        check = None
+    if len(_CHECKERS) >= _CHECKERS_MAX:
+        _CHECKERS.clear()
+    _CHECKERS[key] = check
+    return check
 
 
 def fault_content(fault: Fault, value: Any, schema: dict[str, Any] | None) -> tuple[str, str]:

@@ -39,6 +39,9 @@ _REFUSAL = "I'm sorry, but I can't help with that request."
 class Fault:
     """One scripted behaviour, consumed by exactly one chat-completions request.
 
+    The request takes its fault before it is checked, so a fault meant to change the content of a reply is
+    used up (with no effect) by a request the server refuses with a 4xx.
+
     Build them with the class methods (`Fault.server_error(503)`, `Fault.slow(2.0)`, ...); the fields are
     what the server reads, not a stable API.
     """

@@ -27,7 +27,6 @@ _FORMAT_HINT = re.compile(r"\bformat: ([\w-]+)")
 _URL_KEYS = ("url", "uri", "website", "homepage", "link")
 _MARKUP = re.compile(r"</?[A-Za-z][^>]{0,64}>")  # <document> wrappers clients put around the text
 _FALLBACK_WORDS = ("example",)
-_TYPE_ORDER = ("object", "array", "string", "integer", "number", "boolean", "null")
 
 
 def words_of(text: str, limit: int = 64) -> tuple[str, ...]:
@@ -110,6 +109,11 @@ class _Generator:
         return "string"
 
     # ---- combinators and references ---------------------------------------------------------------
+    @property
+    def recursing(self) -> bool:
+        """Inside a $ref that is already being expanded: take the shortest way out."""
+        return len(set(self.ref_stack)) < len(self.ref_stack)
+
     def ref(self, schema: Mapping[str, Any], depth: int, key: str) -> Any:
         ref = schema["$ref"]
         if self.ref_stack.count(ref) >= 2 or depth > _MAX_DEPTH:
@@ -129,7 +133,7 @@ class _Generator:
 
     def branch(self, schema: Mapping[str, Any], combinator: str, branches: list[Any], depth: int) -> Any:
         """First branch, as a model following the schema most often does; a null branch when deep."""
-        if depth >= _SOFT_DEPTH or self.ref_stack:
+        if depth >= _SOFT_DEPTH or self.recursing:
             for candidate in branches:
                 if isinstance(candidate, Mapping) and candidate.get("type") == "null":
                     return candidate
@@ -173,9 +177,10 @@ class _Generator:
     def object(self, schema: Mapping[str, Any], depth: int) -> dict[str, Any]:
         props = schema.get("properties")
         props = props if isinstance(props, Mapping) else {}
-        required = [r for r in schema.get("required", []) if isinstance(r, str)]
+        listed = schema.get("required")
+        required = [r for r in listed if isinstance(r, str)] if isinstance(listed, list) else []
         out: dict[str, Any] = {}
-        shallow = depth >= _SOFT_DEPTH or bool(self.ref_stack and depth >= 3)
+        shallow = depth >= _SOFT_DEPTH or self.recursing
         for name, sub in props.items():
             if shallow and name not in required:
                 continue
@@ -202,7 +207,8 @@ class _Generator:
         out = [self.value(sub, depth + 1) for sub in prefix] if isinstance(prefix, list) else []
         low = _int(schema.get("minItems"), 0)
         high = _int(schema.get("maxItems"), max(low, len(out) + 1, 1))
-        target = max(low, len(out) if prefix else 1 if depth < _SOFT_DEPTH else 0)
+        wanted = 0 if depth >= _SOFT_DEPTH or self.recursing else 1
+        target = max(low, len(out) if prefix else wanted)
         target = min(target, max(high, len(out)))
         contains = schema.get("contains")
         if isinstance(contains, Mapping) and len(out) < target + 1 and target < high + 1:
@@ -410,9 +416,12 @@ def _merge_all_of(schema: Mapping[str, Any]) -> dict[str, Any]:
             part = _merge_all_of(part)
         for key, value in part.items():
             if key == "properties" and isinstance(value, Mapping):
-                merged["properties"] = {**merged.get("properties", {}), **value}
+                known = merged.get("properties")
+                merged["properties"] = {**(known if isinstance(known, Mapping) else {}), **value}
             elif key == "required" and isinstance(value, list):
-                merged["required"] = list(dict.fromkeys([*merged.get("required", []), *value]))
+                known = merged.get("required")
+                names = [*(known if isinstance(known, list) else []), *value]
+                merged["required"] = list(dict.fromkeys(n for n in names if isinstance(n, str)))
             else:
                 merged.setdefault(key, value)
     return merged

@@ -22,12 +22,15 @@ _REASONS = {s.value: s.phrase for s in HTTPStatus}
 class HttpRequest:
     """One parsed request; header names are lower-case."""
 
-    __slots__ = ("body", "headers", "method", "path", "query")
+    __slots__ = ("body", "headers", "method", "path", "query", "version")
 
-    def __init__(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> None:
+    def __init__(
+        self, method: str, path: str, query: str, version: str, headers: dict[str, str], body: bytes
+    ) -> None:
         self.method = method
         self.path = path
         self.query = query
+        self.version = version
         self.headers = headers
         self.body = body
 
@@ -59,7 +62,7 @@ async def serve_connection(
     try:
         while True:
             try:
-                request = await _read_request(reader)
+                request = await _read_request(reader, writer)
             except _BadRequest as exc:
                 _write(writer, _plain(exc.status, exc.message), keep_alive=False)
                 await writer.drain()
@@ -80,7 +83,7 @@ async def serve_connection(
         writer.close()
 
 
-async def _read_request(reader: asyncio.StreamReader) -> HttpRequest | None:
+async def _read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> HttpRequest | None:
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError as exc:
@@ -94,12 +97,14 @@ async def _read_request(reader: asyncio.StreamReader) -> HttpRequest | None:
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         raise _BadRequest(400, "malformed request line")
     method, target, version = parts
-    headers: dict[str, str] = {"_version": version}
+    headers: dict[str, str] = {}
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         if not sep:
             raise _BadRequest(400, "malformed header line")
         headers[name.strip().lower()] = value.strip()
+    if headers.get("expect", "").lower() == "100-continue":  # curl asks before sending bodies over 1 KB
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     body = await _read_body(reader, headers)
     encoding = headers.get("content-encoding", "identity").lower()
     if encoding == "gzip":
@@ -110,7 +115,7 @@ async def _read_request(reader: asyncio.StreamReader) -> HttpRequest | None:
     elif encoding != "identity":
         raise _BadRequest(415, f"unsupported Content-Encoding {encoding!r}; send identity or gzip")
     path, _, query = target.partition("?")
-    return HttpRequest(method, path, query, headers, body)
+    return HttpRequest(method, path, query, version, headers, body)
 
 
 async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
@@ -146,7 +151,7 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> b
 
 def _wants_keep_alive(request: HttpRequest) -> bool:
     connection = request.headers.get("connection", "").lower()
-    if request.headers["_version"] == "HTTP/1.0":
+    if request.version == "HTTP/1.0":
         return connection == "keep-alive"
     return connection != "close"
 

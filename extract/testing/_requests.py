@@ -43,6 +43,7 @@ class Plan:
     stream: bool
     show_reasoning: bool
     prompt_schema: dict[str, Any] | None  # a JSON Schema written into a message (prompt-only modes)
+    prefix: tuple[int, int] | None  # (hash, characters) of a leading system message, for prompt caching
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +104,13 @@ def plan_request(body: Any, rules: Rules) -> Reply | Plan:
         schema=schema,
         prompt_tokens=max(estimate_tokens(len(text)), 1),
         max_completion_tokens=limit,
-        words=words_of(_last_user_text(messages)),
+        words=words_of(_first_user_text(messages)),
         seed=_seed(model, messages, response_format, rules.seed),
         first_turn=not any(m.get("role") == "assistant" for m in messages),
         stream=body.get("stream") is True,
         show_reasoning=body.get("reasoning_format") not in ("hidden", "none"),
         prompt_schema=None if schema is not None else _schema_in_messages(messages),
+        prefix=_prefix(model, messages),
     )
 
 
@@ -148,8 +150,16 @@ def _all_text(messages: list[dict[str, Any]]) -> str:
     return "\n".join(_text_of(m) for m in messages)
 
 
-def _last_user_text(messages: list[dict[str, Any]]) -> str:
-    for message in reversed(messages):
+def _prefix(model: str, messages: list[dict[str, Any]]) -> tuple[int, int] | None:
+    if messages[0].get("role") not in ("system", "developer"):
+        return None
+    text = _text_of(messages[0])
+    return (hash((model, text)), len(text))
+
+
+def _first_user_text(messages: list[dict[str, Any]]) -> str:
+    """The document: later user turns are corrections, whose words would make poor field values."""
+    for message in messages:
         if message.get("role") == "user":
             return _text_of(message)
     return ""
@@ -191,7 +201,8 @@ def _response_format(
     if kind == "text":
         return ("text", None)
     if kind == "json_object":
-        if not any("json" in _text_of(m).lower() for m in messages):
+        needs_word = rules.flavor == "cerebras"  # llama.cpp's server does not ask for it
+        if needs_word and not any("json" in _text_of(m).lower() for m in messages):
             return _bad(
                 "response_format json_object requires the word 'json' in at least one message; "
                 "ask for JSON in the system or user message.",
@@ -257,7 +268,12 @@ def _strict_violations(schema: dict[str, Any]) -> tuple[str, ...]:
 
         if len(_VIOLATIONS) >= _VIOLATIONS_MAX:
             _VIOLATIONS.clear()
-        found = _VIOLATIONS[key] = tuple(strict_violations(schema))
+        try:
+            found = tuple(strict_violations(schema))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            # A schema too malformed to check: the provider refuses it too (and the checker has a gap).
+            found = (f"#: the schema is malformed and cannot be checked ({type(exc).__name__}: {exc})",)
+        _VIOLATIONS[key] = found
     return found
 
 
