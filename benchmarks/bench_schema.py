@@ -5,13 +5,16 @@
 Prints one markdown table row per split of ../shared/corpus/jsonschemabench/schemas/:
 count, % strict, % non-strict fallback, % SchemaError, crashes, compile time (median, p99), repeat-compile
 time as a share of the first, and representability: of the corpus's labelled valid instances
-(maskbench), the share that encode to a value the wire schema accepts and decode back unchanged.
+(maskbench), the share that encode to a value the wire schema accepts and decode back unchanged; and
+soundness: of random wire instances (what a constrained model could emit) that decode and pass
+`validate`, the share the original schema accepts (must be 100%).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import time
@@ -21,7 +24,7 @@ from typing import Any
 
 import jsonschema
 
-from extract.errors import SchemaError
+from extract.errors import SchemaError, ValidationFailed
 from extract.schema import clear_cache, compile_schema, strict_violations
 from extract.schema._codec import same_json
 
@@ -51,8 +54,58 @@ def _instances(split: str, stem: str) -> list[Any]:
     return [t["data"] for t in data.get("tests", []) if t.get("valid")]
 
 
-def run_split(split_dir: Path, profile: str, limit: int | None, verbose: bool) -> dict[str, Any]:
+_STRINGS = ["", "x", "hello world", "1", "2.5", "true", "null", "{}", "[]", '{"a": 1}', '["x", 2]', "a@b.co"]
+
+
+def wire_sample(s: Any, defs: dict[str, Any], rng: random.Random, depth: int = 0) -> Any:
+    """A random instance of a wire schema (the strict subset only): what a constrained model could emit."""
+    if "$ref" in s:
+        return wire_sample(defs[s["$ref"].rsplit("/", 1)[-1]], defs, rng, depth)
+    if "anyOf" in s:
+        return wire_sample(rng.choice(s["anyOf"]), defs, rng, depth)
+    if "enum" in s:
+        return rng.choice(s["enum"])
+    t = s.get("type")
+    if t == "object":
+        props = s.get("properties", {})
+        return {k: wire_sample(v, defs, rng, depth + 1) for k, v in props.items()}
+    if t == "array":
+        if "prefixItems" in s:
+            return [wire_sample(v, defs, rng, depth + 1) for v in s["prefixItems"]]
+        n = 0 if depth > 6 else rng.choice([0, 1, 1, 2, 3])
+        return [wire_sample(s["items"], defs, rng, depth + 1) for _ in range(n)]
+    if t == "string":
+        return rng.choice(_STRINGS)
+    if t == "integer":
+        return rng.choice([0, 1, -3, 42, 10**6])
+    if t == "number":
+        return rng.choice([0, 1.5, -2.25, 3, 1e9])
+    if t == "boolean":
+        return rng.choice([True, False])
+    return None
+
+
+def soundness(compiled: Any, original: Any, rng: random.Random, draws: int) -> tuple[int, int]:
+    """(accepted, accepted and valid under the original schema) over `draws` random wire instances."""
+    accepted = sound = 0
+    cls = jsonschema.validators.validator_for(original, jsonschema.Draft202012Validator)
+    oracle = cls(original, format_checker=cls.FORMAT_CHECKER)
+    defs = compiled.wire_schema.get("$defs", {})
+    for _ in range(draws):
+        decoded = compiled.decode(wire_sample(compiled.wire_schema, defs, rng))
+        try:
+            compiled.validate(decoded)
+        except ValidationFailed:
+            continue
+        accepted += 1
+        sound += oracle.is_valid(decoded)
+    return accepted, sound
+
+
+def run_split(split_dir: Path, profile: str, limit: int | None, verbose: bool, draws: int) -> dict[str, Any]:
     files = sorted(split_dir.glob("*.json"))[:limit]
+    rng = random.Random(12345)
+    accepted_total = sound_total = 0
     strict = fallback = schema_errors = crashes = 0
     first_ms: list[float] = []
     repeat_ratio: list[float] = []
@@ -86,6 +139,17 @@ def run_split(split_dir: Path, profile: str, limit: int | None, verbose: bool) -
             strict += 1
             if strict_violations(compiled.wire_schema, profile):
                 violations += 1
+            if draws:
+                try:
+                    accepted, sound = soundness(compiled, schema, rng, draws)
+                except Exception:
+                    crashes += 1
+                    if verbose:
+                        print(f"CRASH (soundness) {path}", file=sys.stderr)
+                        traceback.print_exc()
+                else:
+                    accepted_total += accepted
+                    sound_total += sound
         else:
             fallback += 1
         instances = _instances(split_dir.name, path.stem)
@@ -123,6 +187,8 @@ def run_split(split_dir: Path, profile: str, limit: int | None, verbose: bool) -
         "representable": _pct(rep_ok, rep_total),
         "rep_n": rep_total,
         "subset_violations": violations,
+        "soundness": _pct(sound_total, accepted_total),
+        "sound_n": accepted_total,
     }
 
 
@@ -182,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="schemas per split (default: all)")
     parser.add_argument("--split", default=None, help="only this split")
     parser.add_argument("--verbose", action="store_true", help="print tracebacks of crashes")
+    parser.add_argument(
+        "--draws", type=int, default=20, help="random wire instances per strict schema for soundness"
+    )
     args = parser.parse_args(argv)
     schemas = CORPUS / "schemas"
     if not schemas.is_dir():
@@ -191,17 +260,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"profile: {args.profile}\n")
     print(
         "| split | count | % strict | % non-strict | % SchemaError | crashes | compile median ms | "
-        "compile p99 ms | repeat / first | representable % (n) | strict but outside subset |"
+        "compile p99 ms | repeat / first | representable % (n) | sound % (n) | strict but outside subset |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for split_dir in sorted(p for p in schemas.iterdir() if p.is_dir()):
         if args.split and split_dir.name != args.split:
             continue
-        r = run_split(split_dir, args.profile, args.limit, args.verbose)
+        r = run_split(split_dir, args.profile, args.limit, args.verbose, args.draws)
         print(
             f"| {r['split']} | {r['count']} | {r['strict']} | {r['fallback']} | {r['schema_error']} | "
             f"{r['crashes']} | {r['median_ms']:.2f} | {r['p99_ms']:.2f} | {r['repeat_pct']:.2f}% | "
-            f"{r['representable']} ({r['rep_n']}) | {r['subset_violations']} |"
+            f"{r['representable']} ({r['rep_n']}) | {r['soundness']} ({r['sound_n']}) | {r['subset_violations']} |"
         )
         sys.stdout.flush()
     bench_models(args.profile)

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = ["Limiter", "LimiterStats", "RateLimiter", "parse_duration"]
 
@@ -26,6 +26,7 @@ _MINUTE = 60.0
 _DAY = 86_400.0
 _MIN_WAIT = 0.001
 _FORGET_AFTER = 300.0
+_MAX_RESERVE = 0.1  # of the capacity, kept in hand against clock skew between us and the server
 _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 8.0
 
@@ -120,15 +121,26 @@ class _Bucket:
             self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
         self.stamp = max(self.stamp, now)
 
-    def wait_for(self, cost: float) -> float:
-        if self.level is None or self.level >= cost:
+    def wait_for(self, cost: float, lag: float) -> float:
+        """Seconds until `cost` fits, keeping `lag` seconds of refill in hand.
+
+        We charge when we grant, the server when the request arrives; refill the server lost to a full
+        bucket in between we would count twice. That error is at most `rate x lag` (lag: a round trip), a
+        constant reserve that costs no throughput.
+        """
+        if self.level is None:
             return 0.0
         if self.capacity is not None and self.level >= self.capacity:
             # bigger than the whole budget: let it through alone on a full bucket rather than wait forever
             return 0.0
         if not self.rate:
+            return 0.0 if self.level >= cost else _MIN_WAIT
+        reserve = min(self.rate * lag, (self.capacity or 0.0) * _MAX_RESERVE)
+        needed = (
+            min(cost + reserve, self.capacity if self.capacity is not None else cost + reserve) - self.level
+        )
+        if needed <= 0:
             return 0.0
-        needed = min(cost, self.capacity if self.capacity is not None else cost) - self.level
         # a hair longer than exact, so clock jitter and float rounding never arrive a token short
         return needed / self.rate * 1.001 + _MIN_WAIT
 
@@ -143,13 +155,14 @@ class _Bucket:
         limit: int | None,
         remaining: int | None,
         reset: float | None,
-        in_flight: float,
+        uncounted: float,
+        in_flight: float = 0.0,
     ) -> None:
         """Fold one response's view of this budget into ours.
 
-        `in_flight` is what we reserved for requests not answered yet: the server may not have counted it,
-        so ``remaining - in_flight`` is a floor for what is really left; ``remaining`` plus what refilled
-        since the headers were written is a ceiling.
+        `uncounted` bounds what we reserved that the server had not charged when it wrote the headers
+        (everything granted since this request was sent, answered or not), so ``remaining - uncounted`` is
+        a floor for what is really left; ``remaining`` plus what refilled since then is a ceiling.
         """
         if limit is not None and limit > 0:
             self.capacity = float(limit)
@@ -165,11 +178,12 @@ class _Bucket:
         elif self.rate is None:
             self.rate = self.capacity / self.period
         self.refill(now)
-        floor = remaining - in_flight
         ceiling = min(self.capacity, remaining + self.rate * uncertainty)
         if self.level is None:
-            self.level = floor
+            # first sight: whatever we granted so far may be uncounted
+            self.level = remaining - (uncounted if uncounted != float("inf") else in_flight)
         else:
+            floor = remaining - uncounted
             self.level = max(min(self.level, ceiling), floor)
 
 
@@ -219,8 +233,12 @@ class RateLimiter:
         self._blocked_until = 0.0
         self._backoff = _BACKOFF_FIRST
         self._in_flight_tokens = 0.0
-        # send times of unanswered requests, oldest first: bounds how stale an answer's headers can be
-        self._sent: deque[float] = deque()
+        # every grant since the oldest unanswered one, in grant order:
+        # [time, tokens, answered, guessed, tokens in flight before it].
+        # The head's time bounds how stale an answer's headers can be, and the tokens granted since a
+        # request left bound what the server may not have counted yet (answers arrive in any order).
+        self._grants: deque[list[Any]] = deque()
+        self._lag = 0.0  # recent round trips (rises at once, decays slowly)
         self._granted = 0
         self._throttled = 0
         self._observed = 0
@@ -262,13 +280,13 @@ class RateLimiter:
                 wait = 0.0
                 for key, bucket in self._buckets.items():
                     bucket.refill(now)
-                    wait = max(wait, bucket.wait_for(costs[key]))
+                    wait = max(wait, bucket.wait_for(costs[key], self._lag))
                 if wait > 0:
                     return wait
                 for key, bucket in self._buckets.items():
                     bucket.take(costs[key])
+            self._grants.append([now, tokens, False, False, self._in_flight_tokens])
             self._in_flight_tokens += tokens
-            self._sent.append(now)
             self._granted += 1
             self._tokens_reserved += tokens
             return 0.0
@@ -281,9 +299,8 @@ class RateLimiter:
             now = self._clock()
             self._observed += 1
             self._in_flight_tokens = max(0.0, self._in_flight_tokens - reserved)
-            while self._sent and now - self._sent[0] > _FORGET_AFTER:
-                self._sent.popleft()  # never answered (connection lost): stop counting it
-            uncertainty = now - self._sent.popleft() if self._sent else 0.0
+            uncertainty, uncounted = self._answered(now, reserved)
+            self._lag = max(uncertainty, 0.9 * self._lag + 0.1 * uncertainty)
             if tokens_used is not None:
                 self._tokens_used += tokens_used
             lower = {k.lower(): v for k, v in headers.items()}
@@ -294,8 +311,16 @@ class RateLimiter:
                 reset = parse_duration(reset_text) if reset_text is not None else None
                 if limit is None and remaining is None and reset is None:
                     continue
-                in_flight = self._in_flight_tokens if key == "tokens-minute" else 0.0
-                self._buckets[key].sync(now, uncertainty, limit, remaining, reset, in_flight)
+                tokens = key == "tokens-minute"
+                self._buckets[key].sync(
+                    now,
+                    uncertainty,
+                    limit,
+                    remaining,
+                    reset,
+                    uncounted if tokens else 0.0,
+                    self._in_flight_tokens if tokens else 0.0,
+                )
             if self._probing:
                 self._probing = False
                 self._probe_out = False
@@ -304,6 +329,36 @@ class RateLimiter:
                 self._on_throttled(now, lower, reserved)
             elif 200 <= status_code < 300:
                 self._backoff = _BACKOFF_FIRST
+
+    def _answered(self, now: float, reserved: int) -> tuple[float, float]:
+        """Mark one grant answered; return (how old its headers may be, tokens the server may not have
+        counted when it wrote them).
+
+        Answers carry no request identity, only the reserved amount. When exactly one open grant has that
+        amount (and was never part of a guess) the answer is surely its own, so everything granted since
+        bounds what the server had not counted. Otherwise the answer is ambiguous: the floor is disabled
+        (infinite) and the candidates are marked so they never count as certain later.
+        """
+        grants = self._grants
+        open_ = [g for g in grants if not g[2]]
+        if not open_:
+            return 0.0, float("inf")
+        candidates = [g for g in open_ if g[1] == reserved] or open_
+        match = candidates[0]
+        oldest = open_[0][0]
+        if len(candidates) == 1 and not match[3]:
+            started = match[0]
+            # requests sent before it may still arrive after it: all that was in flight when it left counts
+            uncounted = match[4] + sum(g[1] for g in grants if g[0] >= started) - reserved
+        else:
+            for g in candidates:
+                g[3] = True
+            uncounted = float("inf")
+        match[2] = True
+        while grants and (grants[0][2] or now - grants[0][0] > _FORGET_AFTER):
+            # answered, or never answered (connection lost): no longer bounds anything
+            grants.popleft()
+        return now - oldest, max(0.0, uncounted)
 
     def _on_throttled(self, now: float, headers: Mapping[str, str], reserved: int) -> None:
         retry_after = _retry_after(headers)

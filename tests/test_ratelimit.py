@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import random
 import threading
 from dataclasses import dataclass, field
 
@@ -225,12 +226,19 @@ class Provider:
 
 
 def simulate(
-    limit: int, scale: float, costs: list[int], latency: float, concurrency: int, configured: bool
+    limit: int,
+    scale: float,
+    costs: list[int],
+    latency: float,
+    concurrency: int,
+    configured: bool,
+    jitter_seed: int | None = None,
 ) -> tuple[Provider, float]:
     """Virtual-time run of `costs` through the limiter; the provider's minute lasts 60/scale seconds."""
     clock = FakeClock(0.0)
     lim = RateLimiter(tokens_per_minute=limit if configured and scale == 1 else None, clock=clock)
     provider = Provider(limit, limit / 60.0 * scale)
+    rng = random.Random(jitter_seed) if jitter_seed is not None else None
     # events: (time, seq, kind, request index, payload)
     events: list[tuple[float, int, str, int, object]] = []
     seq = 0
@@ -255,8 +263,13 @@ def simulate(
             if wait > 0:
                 push(t + wait, "try", i)
                 continue
-            status, hdrs = provider.receive(t + latency / 10, costs[i])
-            push(t + latency, "answer", i, (status, hdrs))
+            # with jitter, requests take different times on the way and back: answers arrive out of order
+            there = latency / 10 * (rng.uniform(0.2, 3.0) if rng else 1.0)
+            push(t + there, "arrive", i)
+        elif kind == "arrive":
+            status, hdrs = provider.receive(t, costs[i])
+            back = latency * (rng.uniform(0.2, 3.0) if rng else 1.0)
+            push(t + back, "answer", i, (status, hdrs))
         else:
             status, hdrs = payload  # type: ignore[misc]
             lim.observe(status, hdrs, costs[i], costs[i])
@@ -280,6 +293,7 @@ def simulate(
     latency=st.floats(0.05, 3.0),
     concurrency=st.integers(1, 64),
     configured=st.booleans(),
+    jitter_seed=st.one_of(st.none(), st.integers(0, 2**16)),
 )
 def test_simulated_provider_never_refuses_a_request(
     limit: int,
@@ -288,9 +302,11 @@ def test_simulated_provider_never_refuses_a_request(
     latency: float,
     concurrency: int,
     configured: bool,
+    jitter_seed: int | None,
 ) -> None:
-    """Learning from headers (or from configuration): every request is admitted the first time."""
-    provider, _ = simulate(limit, scale, costs, latency, concurrency, configured)
+    """Learning from headers (or from configuration), with answers in or out of order: every request
+    is admitted the first time."""
+    provider, _ = simulate(limit, scale, costs, latency, concurrency, configured, jitter_seed)
     assert provider.rejected == 0
     assert provider.admitted == len(costs)
 

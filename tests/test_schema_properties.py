@@ -25,6 +25,7 @@ from hypothesis_jsonschema import from_schema
 from extract.errors import SchemaError, ValidationFailed
 from extract.schema import CompiledSchema, Unrepresentable, compile_schema, strict_violations
 from extract.schema._codec import same_json
+from extract.schema._graph import cyclic_defs
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "jsonschemabench"
 needs_corpus = pytest.mark.skipif(
@@ -151,11 +152,16 @@ def test_corpus_labelled_values_are_representable() -> None:
     assert rate >= 0.9
 
 
+def generatable() -> list[tuple[str, Any, CompiledSchema]]:
+    """hypothesis-jsonschema cannot generate values of recursive schemas: leave those out."""
+    return [item for item in corpus_sample() if not cyclic_defs(item[2].user_schema.get("$defs", {}))]
+
+
 @needs_corpus
 @SETTINGS
 @given(data=st.data())
 def test_corpus_generated_values_roundtrip(data: st.DataObject) -> None:
-    _, original, compiled = data.draw(st.sampled_from(corpus_sample()), label="schema")
+    _, original, compiled = data.draw(st.sampled_from(generatable()), label="schema")
     try:
         value = data.draw(wire_strategy(orjson.dumps(original)), label="user value")
     except (HypothesisException, jsonschema.exceptions.SchemaError, referencing.exceptions.Unresolvable):

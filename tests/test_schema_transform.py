@@ -563,3 +563,58 @@ def test_tuples_use_prefix_items_or_objects_per_profile() -> None:
     assert roundtrip(o, {"p": ["a", 1]}) == {"p": {"item_0": "a", "item_1": 1}}
     with pytest.raises(Unrepresentable):
         o.encode({"p": ["a"]})
+
+
+def test_optional_union_at_the_branch_limit_keeps_a_null_for_absent() -> None:
+    everything = {"type": ["array", "object", "boolean", "integer", "number", "string"]}
+    c = compiled({"type": "object", "properties": {"d": everything}})
+    assert len(prop(c, "d")["anyOf"]) <= 5 and {"type": "null"} in prop(c, "d")["anyOf"]
+    for value in ({}, {"d": [1, {"a": 2}]}, {"d": {"k": None}}, {"d": True}, {"d": 3}, {"d": "s"}):
+        roundtrip(c, value)
+    five = {
+        "anyOf": [{"type": t} for t in ("string", "integer", "boolean")]
+        + [
+            {"type": "array", "items": {"type": "string"}},
+            {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+        ]
+    }
+    c5 = compiled({"type": "object", "properties": {"f": five}})
+    assert len(prop(c5, "f")["anyOf"]) <= 5
+    for value in ({}, {"f": "x"}, {"f": 1}, {"f": False}, {"f": ["a"]}, {"f": {"a": "b"}}):
+        roundtrip(c5, value)
+
+
+def test_wide_shared_definitions_do_not_expand_exponentially() -> None:
+    """Eight levels of twelve references each: 12**8 leaves when expanded; the compiler works on the DAG."""
+    defs: dict[str, Any] = {
+        f"D{i}": {"type": "object", "properties": {f"p{k}": {"$ref": f"#/$defs/D{i + 1}"} for k in range(12)}}
+        for i in range(8)
+    }
+    defs["D8"] = {"type": "string"}
+    c = compile_schema({"type": "object", "$defs": defs, "properties": {"root": {"$ref": "#/$defs/D0"}}})
+    if c.strict:
+        assert strict_violations(c.wire_schema) == []
+    else:
+        assert c.relaxations[0].keyword == "strict"
+    small = {
+        f"D{i}": {**d, "properties": dict(list(d["properties"].items())[:3])}
+        for i, d in enumerate(defs.values())
+        if i < 4
+    }
+    small["D4"] = {"type": "string"}
+    shared = compiled(
+        {
+            "type": "object",
+            "$defs": small,
+            "properties": {"root": {"$ref": "#/$defs/D0"}},
+            "required": ["root"],
+        }
+    )
+    assert shared.strict and "$defs" in shared.wire_schema
+
+
+def test_json_text_keeps_big_integers_exact() -> None:
+    c = compiled({"type": "object", "properties": {"x": {}}, "required": ["x"]})
+    big = -(2**70)
+    assert roundtrip(c, {"x": big}) == {"x": str(big)}
+    assert roundtrip(c, {"x": [big, 1.5]}) == {"x": f"[{big},1.5]"}

@@ -89,7 +89,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool = Fals
     group.add_argument(
         "--provider",
         default=default(None),
-        help="provider profile: cerebras, openai, llamacpp, generic (default: guessed from the base URL)",
+        help="provider: cerebras, openai, llamacpp, local, generic (default: guessed from the base URL)",
     )
     group.add_argument(
         "--debug", action="store_true", default=default(False), help="show tracebacks and debug logs"

@@ -7,6 +7,7 @@ validation reports it); encoding is exact and raises `Unrepresentable` when the 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,24 +50,37 @@ class Codec:
 IDENTITY = Codec()
 
 
+def dump_json(value: Any, *, sort_keys: bool = False) -> str:
+    """Compact JSON text; integers beyond 64 bits (which orjson refuses) go through the json module."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None).decode()
+    except TypeError:
+        try:
+            return json.dumps(
+                value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, sort_keys=sort_keys
+            )
+        except (TypeError, ValueError) as exc:
+            raise Unrepresentable(f"not JSON-serialisable: {exc}") from exc
+
+
 class JsonText(Codec):
-    """Any value carried as a JSON-encoded string (the wire cannot express "any JSON" in strict mode)."""
+    """Any value carried as a JSON-encoded string (the wire cannot express "any JSON" in strict mode).
+
+    The json module parses it: orjson would turn integers beyond 64 bits into floats.
+    """
 
     identity = False
 
     def decode(self, w: Any) -> Any:
         if isinstance(w, str):
             try:
-                return orjson.loads(w)
-            except orjson.JSONDecodeError:
+                return json.loads(w)
+            except ValueError:
                 return w  # a bare string is itself a JSON value; validation decides
         return w
 
     def encode(self, v: Any) -> Any:
-        try:
-            return orjson.dumps(v).decode()
-        except TypeError as exc:
-            raise Unrepresentable(f"not JSON-serialisable: {exc}") from exc
+        return dump_json(v)
 
 
 @dataclass(eq=False)
@@ -83,7 +97,7 @@ class EnumMap(Codec):
 
     def encode(self, v: Any) -> Any:
         if isinstance(v, (dict, list)):
-            text = orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
+            text = dump_json(v, sort_keys=True)
             if text in self.by_text:
                 return text
             raise Unrepresentable("not one of the enum values")

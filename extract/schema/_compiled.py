@@ -9,12 +9,13 @@ import orjson
 
 from extract.errors import ValidationFailed
 from extract.schema._codec import IDENTITY, Codec, Unrepresentable, Wrap, wire_match
-from extract.schema._compact import hoist_repeats, strip_annotations
+from extract.schema._compact import expanded_size, hoist_repeats, strip_annotations
 from extract.schema._load import Source
 from extract.schema._normalise import normalise
+from extract.schema._options import Options, Relaxation, TooBig
 from extract.schema._profiles import Profile
 from extract.schema._subset import strict_violations
-from extract.schema._transform import Options, Relaxation, TooBig, transform
+from extract.schema._transform import transform
 from extract.schema._validate import Validator
 
 __all__ = ["CompiledSchema", "build"]
@@ -149,14 +150,25 @@ def _levels(profile: Profile) -> Iterator[Options]:
 def _strict(user: dict[str, Any], profile: Profile) -> tuple[dict[str, Any], Codec, list[Relaxation]] | str:
     """The first strict wire schema that fits the profile, or the reason none does."""
     reason = "no strict form found"
+    too_big_at: int | None = None
     for opts in _levels(profile):
+        if too_big_at is not None and opts.unroll >= too_big_at:
+            continue  # only shallower recursion can shrink an expansion that blew the node budget
         try:
             done = transform(user, profile, opts)
         except TooBig as exc:
-            return str(exc)
+            reason, too_big_at = str(exc), opts.unroll
+            continue
         wire = done.wire
+        limit = profile.max_chars
+        big = limit is not None and expanded_size(wire) > limit
+        if big:
+            wire = hoist_repeats(wire)
+            if expanded_size(wire) > 4 * (limit or 0):
+                reason = f"#: the schema needs more than {limit} characters even with shared definitions"
+                continue  # too large to check cheaply, and far from fitting
         problems = strict_violations(wire, profile)
-        if problems:
+        if problems and not big:
             wire = hoist_repeats(wire)
             problems = strict_violations(wire, profile)
         if not problems:

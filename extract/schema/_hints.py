@@ -6,9 +6,8 @@ makes a first-time-right reply likelier.
 
 from __future__ import annotations
 
+import json
 from typing import Any
-
-import orjson
 
 __all__ = ["CONSTRAINTS", "compose", "constraint_hints"]
 
@@ -38,7 +37,7 @@ CONSTRAINTS: dict[str, str] = {
 
 
 def _num(value: Any) -> str:
-    return orjson.dumps(value).decode() if isinstance(value, (int, float)) else str(value)
+    return json.dumps(value) if isinstance(value, (int, float)) else str(value)
 
 
 def _plural(n: Any, word: str) -> str:

@@ -9,6 +9,7 @@ Nesting depth counts data levels: every object or array schema met on a path fro
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -29,7 +30,10 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 
 def compact_size(schema: Any) -> int:
     """Characters of `schema` as compact JSON, the measure providers limit."""
-    return len(orjson.dumps(schema).decode())
+    try:
+        return len(orjson.dumps(schema).decode())
+    except TypeError:  # integers beyond 64 bits
+        return len(json.dumps(schema, separators=(",", ":"), ensure_ascii=False))
 
 
 def _json_type(value: Any) -> str:

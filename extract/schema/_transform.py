@@ -42,7 +42,7 @@ from extract.schema._merge import Unmergeable, merge_all
 from extract.schema._normalise import DEFS_PREFIX, def_name
 from extract.schema._options import Options, Relaxation, TooBig
 from extract.schema._profiles import Profile
-from extract.schema._shapes import NULL, Result, boxed, free_name, nullable
+from extract.schema._shapes import NULL, Result, boxed, free_name
 from extract.schema._unions import UnionBuilder
 
 __all__ = ["Options", "Relaxation", "TooBig", "Transformed", "transform"]
@@ -374,7 +374,8 @@ class _Transformer(UnionBuilder):
             wire = inner
             if name not in required:
                 if not wire_match(inner, None, self.wire_defs):
-                    mode, wire = "drop_null", nullable(inner)
+                    mode = "drop_null"
+                    wire, codec = self.or_null(inner, codec, sub_path)
                 elif (isinstance(sub, dict) and sub.get("default", _MISSING) is None) or (
                     self.profile.max_depth is not None and depth + 1 > self.profile.max_depth
                 ):

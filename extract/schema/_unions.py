@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from extract.errors import SchemaError
 from extract.schema._codec import (
     IDENTITY,
@@ -19,6 +17,7 @@ from extract.schema._codec import (
     MapEntries,
     Obj,
     Union,
+    dump_json,
     wire_match,
 )
 from extract.schema._hints import compose, constraint_hints
@@ -78,7 +77,7 @@ class UnionBuilder:
             return NULL, IDENTITY
         codec: Codec = IDENTITY
         if kind == "json":
-            by_text = {orjson.dumps(m, option=orjson.OPT_SORT_KEYS).decode(): m for m in members}
+            by_text = {dump_json(m, sort_keys=True): m for m in members}
             members, kind, codec = list(by_text), "string", EnumMap(by_text)
         if kind == "number" and all(isinstance(m, int) or s.get("type") == "integer" for m in members):
             kind = "integer" if all(float(m).is_integer() for m in members) else kind
@@ -95,6 +94,19 @@ class UnionBuilder:
         hints = [h for _, h in constraint_hints(s, kind)] if kind != "string" or codec.identity else []
         return self.describe({"type": kind, "enum": members}, s, hints), codec
 
+    def or_null(self, inner: dict[str, Any], codec: Codec, path: str) -> Result:
+        """`inner` or null, re-squeezed when the extra branch would pass the anyOf limit."""
+        wire = nullable(inner)
+        limit = self.profile.max_any_of
+        if limit is None or len(wire.get("anyOf", ())) <= limit:
+            return wire, codec
+        desc = wire.get("description")
+        plain = {k: v for k, v in inner.items() if k != "description"}
+        merged, merged_codec = self.union([(plain, codec), (NULL, IDENTITY)], path, 0)
+        if desc is not None and "$ref" not in merged:
+            merged = {**merged, "description": desc}
+        return merged, merged_codec
+
     def union(self, results: list[Result], path: str, depth: int) -> Result:
         flat: list[Result] = []
         for wire, codec in results:
@@ -106,10 +118,10 @@ class UnionBuilder:
             else:
                 flat.append((wire, codec))
         flat = coalesce_enums(flat)
-        seen: set[bytes] = set()
+        seen: set[str] = set()
         unique: list[Result] = []
         for wire, codec in flat:
-            key = orjson.dumps(wire, option=orjson.OPT_SORT_KEYS)
+            key = dump_json(wire, sort_keys=True)
             if key not in seen:
                 seen.add(key)
                 unique.append((wire, codec))
@@ -166,7 +178,9 @@ class UnionBuilder:
             out.extend(objects)
         out.extend(rest)
         if len(out) > limit:
-            return [self.any_value({})]
+            # JSON text carries every value; a null branch stays so "absent" keeps its wire form
+            has_null = any(w == NULL for w, _ in branches)
+            return [self.any_value({}), *([(NULL, IDENTITY)] if has_null else [])]
         return out
 
     def merge_objects(self, objects: list[Result], path: str) -> Result:
@@ -190,8 +204,8 @@ class UnionBuilder:
                 wire_props[f.name] = boxed(f.inner_wire)
                 merged.append(Field(f.name, f.wire_name, f.codec, f.inner_wire, "wrapped"))
             else:
-                wire_props[f.name] = nullable(f.inner_wire)
-                merged.append(Field(f.name, f.wire_name, f.codec, f.inner_wire, "drop_null"))
+                wire_props[f.name], codec = self.or_null(f.inner_wire, f.codec, path)
+                merged.append(Field(f.name, f.wire_name, codec, f.inner_wire, "drop_null"))
         wire = {
             "type": "object",
             "properties": wire_props,

@@ -64,7 +64,7 @@ class ServerSettings:
     time_scale: simulated seconds per real second for the rate limits (60: a minute lasts one second).
     max_concurrency: requests answered at once before 429 queue_exceeded (None: unlimited).
     invalid_rate / seed: probability that a first-turn request (no assistant message) gets a
-        schema-violating reply the first time it is seen; decided by a hash of (seed, request).
+        schema-violating reply the first time its document is seen; decided by a hash of (seed, document).
     fault_rate / fault_kinds: probability that a request gets a transient fault, drawn from the named faults.
     reply: the content for requests with no schema (text mode, json_object without schema); default "{}"
         unless a message carries a JSON Schema, which is then answered.
@@ -366,15 +366,20 @@ class App:
         return min(estimate_tokens(chars) // 128 * 128, plan.prompt_tokens)
 
     def unlucky(self, plan: Plan) -> bool:
-        """The seeded invalid_rate draw: first turns only, and only the first time a request is seen."""
+        """The seeded invalid_rate draw: first turns only, and only the first time a document is seen.
+
+        The draw is keyed on the seed and the document text, not on the whole request, so clients that
+        word their prompts differently still meet the same bad first replies (a fair retry comparison).
+        """
         rate = self.settings.invalid_rate
         if not rate or not plan.first_turn:
             return False
+        key = self.settings.seed.to_bytes(8, "big", signed=True) + plan.document_key
+        draw = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
         with self.lock:
-            if plan.seed in self.seen:
+            if draw in self.seen:
                 return False
-            self.seen.add(plan.seed)
-        draw = int.from_bytes(hashlib.blake2b(plan.seed.to_bytes(8, "big"), digest_size=8).digest(), "big")
+            self.seen.add(draw)
         return draw / 2**64 < rate
 
 

@@ -25,13 +25,13 @@ _URL = re.compile(r"https?://[^\s<>\"')]+")
 _TOKEN = re.compile(rf"{_EMAIL.pattern}|{_URL.pattern}|[A-Za-z][A-Za-z0-9'-]*")
 _FORMAT_HINT = re.compile(r"\bformat: ([\w-]+)")
 _URL_KEYS = ("url", "uri", "website", "homepage", "link")
-_MARKUP = re.compile(r"</?[A-Za-z][^>]{0,64}>")  # <document> wrappers clients put around the text
+MARKUP = re.compile(r"</?[A-Za-z][^>]{0,64}>")  # <document> wrappers clients put around the text
 _FALLBACK_WORDS = ("example",)
 
 
 def words_of(text: str, limit: int = 64) -> tuple[str, ...]:
     """Words (and whole e-mail addresses and URLs) of a user message, to fill string fields with input text."""
-    tokens = (t.rstrip(".,;:") for t in _TOKEN.findall(_MARKUP.sub(" ", text[:4000])))
+    tokens = (t.rstrip(".,;:") for t in _TOKEN.findall(MARKUP.sub(" ", text[:4000])))
     found = tuple(t for t in tokens if t)[:limit]
     return found or _FALLBACK_WORDS
 

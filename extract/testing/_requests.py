@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from extract.testing._generate import words_of
+from extract.testing._generate import MARKUP, words_of
 from extract.testing._wire import Reply, client_error, estimate_tokens
 
 __all__ = ["Plan", "plan_request"]
@@ -38,6 +38,7 @@ class Plan:
     prompt_tokens: int
     max_completion_tokens: int | None
     words: tuple[str, ...]
+    document_key: bytes
     seed: int
     first_turn: bool
     stream: bool
@@ -98,6 +99,10 @@ def plan_request(body: Any, rules: Rules) -> Reply | Plan:
     if mode != "text" and body.get("reasoning_format") == "raw":
         return _bad("reasoning_format 'raw' is incompatible with JSON response formats.", "reasoning_format")
     text = _all_text(messages)
+    if schema is not None:
+        # Providers render a response_format schema into the model's prompt (gpt-oss' harmony format does),
+        # so it is billed as prompt tokens like any message text.
+        text += "\n" + orjson.dumps(schema).decode()
     return Plan(
         model=model,
         mode=mode,
@@ -105,6 +110,7 @@ def plan_request(body: Any, rules: Rules) -> Reply | Plan:
         prompt_tokens=max(estimate_tokens(len(text)), 1),
         max_completion_tokens=limit,
         words=words_of(_first_user_text(messages)),
+        document_key=_document_key(_first_user_text(messages)),
         seed=_seed(model, messages, response_format, rules.seed),
         first_turn=not any(m.get("role") == "assistant" for m in messages),
         stream=body.get("stream") is True,
@@ -155,6 +161,11 @@ def _prefix(model: str, messages: list[dict[str, Any]]) -> tuple[int, int] | Non
         return None
     text = _text_of(messages[0])
     return (hash((model, text)), len(text))
+
+
+def _document_key(text: str) -> bytes:
+    """The document's identity whatever markup a client wraps it in (a fair invalid_rate draw)."""
+    return " ".join(MARKUP.sub(" ", text).split()).encode()
 
 
 def _first_user_text(messages: list[dict[str, Any]]) -> str:
