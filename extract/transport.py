@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import http.cookiejar
 import math
 import random
 import time
@@ -236,6 +237,13 @@ def _decode(content: bytes, content_type: str) -> Any | None:
         return None
 
 
+class _NoCookies(http.cookiejar.CookieJar):
+    """An API client has no use for cookies; httpx would otherwise parse every response's headers for them."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+
 class HttpTransport:
     """Chat completions over one pooled keep-alive httpx client per flavour (sync, and async per loop).
 
@@ -288,7 +296,9 @@ class HttpTransport:
     def _sync_client(self) -> httpx.Client:
         client = self._client
         if client is None:
-            client = self._client = httpx.Client(headers=self._headers, limits=self._limits)
+            client = self._client = httpx.Client(
+                headers=self._headers, limits=self._limits, cookies=_NoCookies()
+            )
         return client
 
     def _async_client(self) -> httpx.AsyncClient:
@@ -300,7 +310,7 @@ class HttpTransport:
         for key, (old_loop, _) in list(self._aclients.items()):
             if old_loop.is_closed():
                 del self._aclients[key]
-        client = httpx.AsyncClient(headers=self._headers, limits=self._limits)
+        client = httpx.AsyncClient(headers=self._headers, limits=self._limits, cookies=_NoCookies())
         self._aclients[id(loop)] = (loop, client)
         return client
 
@@ -318,7 +328,8 @@ class HttpTransport:
 
     def _wrap(self, response: httpx.Response) -> WireResponse:
         content = response.content
-        headers = {k.lower(): v for k, v in response.headers.items()}
+        # raw pairs are already lower-case bytes on HTTP/1.1; decoding them here skips httpx's per-item work
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers.raw}
         return WireResponse(
             response.status_code, headers, content, _decode(content, headers.get("content-type", ""))
         )

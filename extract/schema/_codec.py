@@ -284,7 +284,8 @@ class Union(Codec):
                 e = codec.encode(v)
             except Unrepresentable:
                 continue
-            if wire_match(wire, e, self.defs) and same_json(codec.decode(e), v):
+            # judged by this union's own decode: a value two branches accept must come back the same way
+            if wire_match(wire, e, self.defs) and same_json(self.decode(e), v):
                 return e
         raise Unrepresentable("no branch of the anyOf carries this value")
 

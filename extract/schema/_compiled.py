@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from extract.errors import ValidationFailed
-from extract.schema._codec import IDENTITY, Codec, Unrepresentable, Wrap, wire_match
+from extract.schema._codec import IDENTITY, Codec, Unrepresentable, Wrap, same_json, wire_match
 from extract.schema._compact import expanded_size, hoist_repeats, strip_annotations
 from extract.schema._load import Source
 from extract.schema._normalise import normalise
@@ -110,6 +110,8 @@ class CompiledSchema:
                 "the wire schema does not accept this value (it may use properties the user schema leaves "
                 "open but the wire closes)"
             )
+        if not _same_modulo_null_defaults(self._codec.decode(encoded), value):
+            raise Unrepresentable("the wire form of this value is ambiguous: it would decode differently")
         return encoded
 
     def validate(self, obj: Any) -> Any:
@@ -134,6 +136,21 @@ class CompiledSchema:
                 return self.validate(obj)
             except ValidationFailed:
                 raise first from None
+
+
+def _same_modulo_null_defaults(back: Any, value: Any) -> bool:
+    """Equal as JSON, except that `back` may add nulls where `value` lacks the key: an optional property
+    whose default is null travels as null (absent and null are the same value under that default)."""
+    if isinstance(back, dict) and isinstance(value, dict):
+        extra = [k for k in back if k not in value]
+        if any(back[k] is not None for k in extra) or any(k not in back for k in value):
+            return False
+        return all(_same_modulo_null_defaults(back[k], value[k]) for k in value)
+    if isinstance(back, list) and isinstance(value, list):
+        return len(back) == len(value) and all(
+            _same_modulo_null_defaults(b, v) for b, v in zip(back, value, strict=True)
+        )
+    return same_json(back, value)
 
 
 def _levels(profile: Profile) -> Iterator[Options]:

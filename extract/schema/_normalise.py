@@ -128,6 +128,11 @@ class _Normaliser:
             node["$ref"] = self.resolve(ref, path)
         elif ref is not None:
             raise SchemaError(f"$ref must be a string, got {type(ref).__name__}", path)
+        if path != "#":
+            # every ref is now root-relative: a nested base URI would make "#/$defs/..." resolve elsewhere
+            for key in ("$id", "id"):
+                if isinstance(node.get(key), str):
+                    del node[key]
         for rel, sub in subschemas(node):
             if rel.startswith(("definitions/", "$defs/")):
                 continue  # nested definitions are reached through refs, and hoisted then
