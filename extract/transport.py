@@ -248,7 +248,7 @@ class _Shards:
     """Several small AsyncClients on one event loop, each request sent through the least busy one.
 
     httpcore scans its whole pool for every queued request, so one client with hundreds of connections
-    spends most of a batch's CPU in that scan (measured: ~95% at concurrency 256). Shards of a few dozen
+    spends most of a batch's CPU in that scan (measured: ~95% at concurrency 256). Shards of a few
     connections keep the scan short; a sequential caller always lands on the first shard, so it keeps
     reusing one warm connection.
     """
@@ -265,7 +265,7 @@ class _Shards:
         return busy.index(min(busy))
 
 
-_SHARD_CONNECTIONS = 32
+_SHARD_CONNECTIONS = 8
 
 
 class HttpTransport:
