@@ -31,9 +31,10 @@ from extract.errors import (
 )
 
 if TYPE_CHECKING:
-    from extract.batch import Outcome, aextract_many, extract_many
+    from extract.batch import BatchStats, Outcome, aextract_many, extract_many
     from extract.core import Attempt, Extractor, Result, Usage, aextract, extract
     from extract.frame import extract_frame
+    from extract.ratelimit import RateLimiter
     from extract.schema import CompiledSchema, Relaxation, compile_schema
 
 __version__ = "0.1.0"
@@ -52,6 +53,8 @@ _LAZY: dict[str, str] = {
     "extract_many": "extract.batch",
     "aextract_many": "extract.batch",
     "Outcome": "extract.batch",
+    "BatchStats": "extract.batch",
+    "RateLimiter": "extract.ratelimit",
     "extract_frame": "extract.frame",
 }
 
@@ -62,6 +65,7 @@ __all__ = [
     "Attempt",
     "AuthenticationError",
     "BadRequestError",
+    "BatchStats",
     "CompiledSchema",
     "ConfigurationError",
     "ExtractError",
@@ -71,6 +75,7 @@ __all__ = [
     "Outcome",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateLimiter",
     "Relaxation",
     "Result",
     "SchemaError",
