@@ -26,6 +26,7 @@ from extract.errors import (
     RateLimitError,
     SchemaError,
     ServerError,
+    Unrepresentable,
     ValidationFailed,
     Violation,
 )
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from extract.core import Attempt, Extractor, Result, Usage, aextract, extract
     from extract.frame import extract_frame
     from extract.ratelimit import RateLimiter
-    from extract.schema import CompiledSchema, Relaxation, compile_schema
+    from extract.schema import CompiledSchema, Relaxation, compile_schema, strict_violations
 
 __version__ = "0.1.0"
 
@@ -44,6 +45,7 @@ _LAZY: dict[str, str] = {
     "compile_schema": "extract.schema",
     "CompiledSchema": "extract.schema",
     "Relaxation": "extract.schema",
+    "strict_violations": "extract.schema",
     "extract": "extract.core",
     "aextract": "extract.core",
     "Extractor": "extract.core",
@@ -80,6 +82,7 @@ __all__ = [
     "Result",
     "SchemaError",
     "ServerError",
+    "Unrepresentable",
     "Usage",
     "ValidationFailed",
     "Violation",
@@ -90,6 +93,7 @@ __all__ = [
     "extract",
     "extract_frame",
     "extract_many",
+    "strict_violations",
 ]
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "RateLimitError",
     "SchemaError",
     "ServerError",
+    "Unrepresentable",
     "ValidationFailed",
     "Violation",
     "redact",
@@ -48,6 +49,11 @@ class SchemaError(ExtractError):
     def __init__(self, message: str, path: str = "") -> None:
         self.path = path
         super().__init__(f"{message} (at {path or '#'})")
+
+
+class Unrepresentable(ExtractError, ValueError):
+    """`CompiledSchema.encode` was given a value the wire schema cannot carry exactly (data deeper than an
+    unrolled recursion, extra keys on a closed object, a value that would decode to another branch)."""
 
 
 @dataclass(frozen=True, slots=True)

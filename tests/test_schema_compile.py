@@ -161,3 +161,26 @@ def test_names_are_sanitised() -> None:
     assert compile_schema({"title": "Mein Schéma: v2!", "type": "object"}).name == "Mein_Sch_ma_v2"
     assert compile_schema({"type": "object"}).name == "response"
     assert NAME.match(compile_schema({"title": "x" * 200, "type": "object"}).name)
+
+
+# -- regressions found while integrating ------------------------------------------------------------
+
+
+def test_string_rooted_schema_parses_a_string_answer_as_a_value_not_as_json_text() -> None:
+    compiled = compile_schema({"anyOf": [{"type": "string"}, {"type": "number"}]})
+    assert compiled.parse({"value": "document"}) == "document"
+    assert compiled.parse(b'{"value": 3}') == 3
+    with pytest.raises(ValidationFailed):
+        compiled.parse({"value": True})
+
+
+def test_strict_violations_reports_malformed_type_values_instead_of_crashing() -> None:
+    problems = strict_violations({"type": "object", "properties": {"a": {"type": {}}}})
+    assert any("#/properties/a" in p and "unknown type" in p for p in problems)
+
+
+def test_integer_bounds_beyond_64_bits_compile_and_are_enforced() -> None:
+    compiled = compile_schema({"type": "object", "properties": {"n": {"type": "integer", "maximum": 2**70}}})
+    assert compiled.validate({"n": 5}) == {"n": 5}
+    with pytest.raises(ValidationFailed):
+        compiled.validator.validate_value({"n": 2**71})

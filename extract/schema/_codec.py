@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from extract.errors import Unrepresentable
+
 __all__ = [
     "IDENTITY",
     "Arr",
@@ -29,10 +31,6 @@ __all__ = [
     "Wrap",
     "wire_match",
 ]
-
-
-class Unrepresentable(ValueError):
-    """The wire schema cannot carry this value exactly (e.g. data deeper than an unrolled recursion)."""
 
 
 class Codec:

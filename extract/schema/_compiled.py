@@ -126,14 +126,15 @@ class CompiledSchema:
                 obj = orjson.loads(obj)
             except orjson.JSONDecodeError:
                 return self.validate(obj)  # raises a located "not valid JSON" violation
+        # from here on a str is a value (a string-rooted schema's answer), not JSON text
         decoded = self._codec.decode(obj)
         try:
-            return self.validate(decoded)
+            return self.validator.validate_value(decoded)
         except ValidationFailed as first:
             if self._codec.identity:
                 raise
             try:
-                return self.validate(obj)
+                return self.validator.validate_value(obj)
             except ValidationFailed:
                 raise first from None
 

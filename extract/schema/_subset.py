@@ -131,8 +131,9 @@ class _Checker:
         else:
             types = [t]
         for one in types:
-            if one not in _TYPES:
+            if not isinstance(one, str) or one not in _TYPES:
                 self.add(path, f"type: unknown type {one!r}")
+        types = [one for one in types if isinstance(one, str)]
         if "anyOf" in s:
             self.add(path, "anyOf: must not be combined with type in the same schema")
         if "object" in types:

@@ -11,6 +11,7 @@ compiled into plain closures; python-jsonschema stays the authority and writes e
 from __future__ import annotations
 
 import functools
+import json
 import numbers
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -746,8 +747,14 @@ class Validator:
             raise SchemaError(f"a JSON Schema must be an object or a boolean, got {_json_type(schema)}")
         try:
             key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
-        except TypeError as exc:
-            raise SchemaError(f"the schema is not JSON-serialisable: {exc}") from None
+        except TypeError:
+            # orjson stops at 64-bit integers, which real schemas do hold (bounds like 2**70): build it
+            # uncached rather than refuse a valid schema
+            try:
+                json.dumps(schema)
+            except (TypeError, ValueError) as exc:
+                raise SchemaError(f"the schema is not JSON-serialisable: {exc}") from None
+            return _build_json_schema(schema)
         return _json_schema_validator(key)
 
     @classmethod
@@ -774,6 +781,10 @@ class Validator:
         """
         if isinstance(obj, (str, bytes, bytearray)):
             obj = _parse_json(obj)
+        return self.validate_value(obj)
+
+    def validate_value(self, obj: Any) -> Any:
+        """Like `validate`, but a str is a string value, never JSON text (for already-parsed replies)."""
         if self._js is not None:
             if self._js_ok(obj):
                 return obj
@@ -859,7 +870,10 @@ def _unresolvable(exc: referencing.exceptions.Unresolvable) -> SchemaError:
 
 @functools.lru_cache(maxsize=512)
 def _json_schema_validator(key: bytes) -> Validator:
-    schema = orjson.loads(key)
+    return _build_json_schema(orjson.loads(key))
+
+
+def _build_json_schema(schema: Any) -> Validator:
     js = build_jsonschema_validator(schema)
     return Validator(schema, js=js, fast=_compile_fast(schema, type(js)))
 
