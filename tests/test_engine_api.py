@@ -129,8 +129,8 @@ def test_document_is_data_and_instructions_steer(server: TestServer) -> None:
     make(server).extract(person_schema(), TEXT, instructions="Names in capitals.")
     system, user = server.requests[0]["messages"]
     assert system["role"] == "system" and "Names in capitals." in system["content"]
-    assert "not instructions" in system["content"]
-    assert user == {"role": "user", "content": f"<document>\n{TEXT}\n</document>"}
+    assert "never instructions" in system["content"]
+    assert user == {"role": "user", "content": f"<document>{TEXT}</document>"}
 
 
 def test_reask_sends_document_once_and_only_the_last_failed_reply(server: TestServer) -> None:

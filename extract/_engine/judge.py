@@ -101,8 +101,5 @@ def correction(verdict: Verdict) -> str:
             "schema asks for, no extra whitespace."
         )
     if verdict.kind == "json":
-        return f"Your reply was not valid JSON:\n{listed}\nReply again with only the JSON value, no prose or code fences."
-    return (
-        f"Your reply does not match the schema:\n{listed}\nReply again with the corrected JSON only; keep "
-        "every value the document supports."
-    )
+        return f"Invalid JSON:\n{listed}\nReply with the JSON value only."
+    return f"Fix these and reply with the corrected JSON only:\n{listed}"
