@@ -20,6 +20,7 @@ __all__ = [
     "ConfigurationError",
     "ExtractError",
     "ExtractionFailed",
+    "InputError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -38,6 +39,11 @@ class ExtractError(Exception):
 
 class ConfigurationError(ExtractError):
     """The library was set up in a way that cannot work (no key and no local model, bad option)."""
+
+
+class InputError(ExtractError):
+    """A document or an input file cannot be used as given (no text, a duplicate id, a bad line or column);
+    the message names the document, file or line and what to fix."""
 
 
 class SchemaError(ExtractError):

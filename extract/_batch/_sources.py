@@ -18,11 +18,12 @@ from typing import Any
 import orjson
 
 from extract._batch._outcome import DocId
+from extract.errors import InputError
 
 __all__ = ["CsvSource", "DirSource", "JsonlSource", "SourceError", "TextFiles", "open_source"]
 
 
-class SourceError(Exception):
+class SourceError(InputError):
     """The input cannot be used as it is; the message names the file and line and says what to fix."""
 
 
@@ -46,8 +47,27 @@ class _Ids:
         self._seen[doc_id] = where
 
 
+class _RowSource:
+    """A file of rows: `scan` checks every row (and id uniqueness) before any request; iteration streams."""
+
+    def _rows(self) -> Iterator[tuple[str, DocId, str]]:
+        raise NotImplementedError
+
+    def scan(self) -> int:
+        ids = _Ids()
+        count = 0
+        for where, doc_id, _ in self._rows():
+            ids.add(doc_id, where)
+            count += 1
+        return count
+
+    def __iter__(self) -> Iterator[tuple[DocId, str]]:
+        for _, doc_id, text in self._rows():
+            yield doc_id, text
+
+
 @dataclass
-class JsonlSource:
+class JsonlSource(_RowSource):
     """One {"id": ..., "text": ...} object per line; "id" defaults to the document's position (0-based)."""
 
     path: Path
@@ -77,21 +97,9 @@ class JsonlSource:
                 yield where, doc_id, text
                 index += 1
 
-    def scan(self) -> int:
-        ids = _Ids()
-        count = 0
-        for where, doc_id, _ in self._rows():
-            ids.add(doc_id, where)
-            count += 1
-        return count
-
-    def __iter__(self) -> Iterator[tuple[DocId, str]]:
-        for _, doc_id, text in self._rows():
-            yield doc_id, text
-
 
 @dataclass
-class CsvSource:
+class CsvSource(_RowSource):
     """Rows of a CSV file with a header; the text (and optionally the id) come from named columns."""
 
     path: Path
@@ -120,18 +128,6 @@ class CsvSource:
                         raise SourceError(f"{where} has no value in id column {self.id_column!r}")
                     doc_id = raw_id
                 yield where, doc_id, text
-
-    def scan(self) -> int:
-        ids = _Ids()
-        count = 0
-        for where, doc_id, _ in self._rows():
-            ids.add(doc_id, where)
-            count += 1
-        return count
-
-    def __iter__(self) -> Iterator[tuple[DocId, str]]:
-        for _, doc_id, text in self._rows():
-            yield doc_id, text
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from extract.schema._json import json_type
 from extract.schema._profiles import Profile, get_profile
 
 __all__ = ["compact_size", "strict_violations"]
@@ -34,20 +35,6 @@ def compact_size(schema: Any) -> int:
         return len(orjson.dumps(schema).decode())
     except TypeError:  # integers beyond 64 bits
         return len(json.dumps(schema, separators=(",", ":"), ensure_ascii=False))
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 class _Checker:
@@ -84,7 +71,7 @@ class _Checker:
         p = self.profile
         if not isinstance(s, dict):
             self.add(
-                path, f"a schema must be an object, got {_json_type(s)} (boolean schemas are not accepted)"
+                path, f"a schema must be an object, got {json_type(s)} (boolean schemas are not accepted)"
             )
             return
         if not s:
@@ -202,7 +189,7 @@ class _Checker:
             self.add(f"{path}/enum", "enum: must be a non-empty list")
             return
         self.enum_values += len(values)
-        kinds = {_json_type(v) for v in values}
+        kinds = {json_type(v) for v in values}
         if kinds & {"object", "array"}:
             self.add(f"{path}/enum", "enum: values must be strings, numbers, booleans or null")
         if len(kinds - {"integer"} if "number" in kinds else kinds) > 1:

@@ -29,6 +29,7 @@ from jsonschema.exceptions import ValidationError as _JSError
 from jsonschema.protocols import Validator as _JSValidator
 
 from extract.errors import SchemaError, ValidationFailed, Violation
+from extract.schema._json import json_type
 
 __all__ = ["Validator", "choose_draft", "format_path", "show_value"]
 
@@ -78,24 +79,6 @@ def _show_choices(values: Sequence[Any], limit: int = 8) -> str:
     if len(values) > limit:
         shown += f", ... ({len(values)} in all)"
     return shown
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    return type(value).__name__
 
 
 def _plural(n: int, word: str, plural: str | None = None) -> str:
@@ -159,7 +142,7 @@ def choose_draft(schema: Mapping[str, Any] | bool) -> type[_JSValidator]:
     if isinstance(schema, bool):
         return jsonschema.Draft202012Validator
     if not isinstance(schema, Mapping):
-        raise SchemaError(f"a JSON Schema must be an object or a boolean, got {_json_type(schema)}")
+        raise SchemaError(f"a JSON Schema must be an object or a boolean, got {json_type(schema)}")
     declared = schema.get("$schema")
     if isinstance(declared, str):
         named = _BY_META.get(_meta_key(declared))
@@ -239,7 +222,7 @@ def _explain(error: _JSError) -> Iterator[tuple[str, str]]:
                 yield format_path([*error.absolute_path, name]), "property not allowed here"
     elif keyword == "type":
         wanted = spec if isinstance(spec, list) else [spec]
-        yield path, f"must be {' or '.join(map(str, wanted))}, got {_json_type(value)} {got}"
+        yield path, f"must be {' or '.join(map(str, wanted))}, got {json_type(value)} {got}"
     elif keyword in ("minimum", "maximum"):
         exclusive = parent.get("exclusive" + keyword.capitalize()) is True
         op = (">" if keyword == "minimum" else "<") + ("" if exclusive else "=")
@@ -744,7 +727,7 @@ class Validator:
     def for_json_schema(cls, schema: Mapping[str, Any] | bool) -> Validator:
         """A validator for a JSON Schema (draft-04 to 2020-12); SchemaError if jsonschema rejects the schema."""
         if not isinstance(schema, (Mapping, bool)):
-            raise SchemaError(f"a JSON Schema must be an object or a boolean, got {_json_type(schema)}")
+            raise SchemaError(f"a JSON Schema must be an object or a boolean, got {json_type(schema)}")
         try:
             key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
         except TypeError:
