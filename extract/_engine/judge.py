@@ -102,4 +102,4 @@ def correction(verdict: Verdict) -> str:
         )
     if verdict.kind == "json":
         return f"Invalid JSON:\n{listed}\nReply with the JSON value only."
-    return f"Fix these and reply with the corrected JSON only:\n{listed}"
+    return f"Fix and reply with corrected JSON only:\n{listed}"
