@@ -61,7 +61,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("retry", "bench_retry", "Retry economy at a 30% rate of invalid first replies", True),
     Bench("coverage", "bench_coverage", "Strict-schema coverage of JSONSchemaBench, extract vs peers", True),
     Bench("schema", "bench_schema", "Schema compiler over JSONSchemaBench", False, ("--limit", "15")),
-    Bench("batch", "bench_batch", "Batch extraction", False),
+    Bench("batch", "bench_batch", "Batch extraction", False, ("--mem-docs", "100000")),
     Bench("local", "bench_local", "Embedded model", False),
 )
 
