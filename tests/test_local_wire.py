@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from extract._local._wire import (
+    DEFAULT_FREQUENCY_PENALTY,
     DEFAULT_MAX_TOKENS,
     LocalRequestError,
     error_body,
@@ -165,3 +166,9 @@ def test_response_body_keeps_usage_and_adds_timing() -> None:
     assert body["usage"] == result["usage"]
     assert body["time_info"] == {"total_time": 0.25}
     assert response_body({"choices": []}, total_time=0.0)["usage"]["total_tokens"] == 0
+
+
+def test_a_frequency_penalty_is_on_by_default_and_the_callers_value_wins() -> None:
+    base = {"messages": [{"role": "user", "content": "hi"}]}
+    assert llama_kwargs(base, model_name="m")["frequency_penalty"] == DEFAULT_FREQUENCY_PENALTY > 0
+    assert llama_kwargs({**base, "frequency_penalty": 0.0}, model_name="m")["frequency_penalty"] == 0.0

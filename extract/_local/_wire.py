@@ -23,6 +23,11 @@ __all__ = [
 # spend minutes. Callers that need more pass max_completion_tokens.
 DEFAULT_MAX_TOKENS = 1024
 
+# A 135M model under a JSON grammar easily loops (the same array item or phrase until the token budget runs
+# out: measured on schemas/contact.json, 1,024 tokens and a timeout). A frequency penalty breaks the loop (the
+# same extraction then ends in ~115 tokens); callers who pass their own value keep it.
+DEFAULT_FREQUENCY_PENALTY = 1.0
+
 # Sampling fields that mean the same thing to llama.cpp as to an OpenAI server, passed through as-is.
 _PASSTHROUGH = (
     "temperature",
@@ -166,6 +171,7 @@ def llama_kwargs(body: Mapping[str, Any], *, model_name: str) -> dict[str, Any]:
     response_format = _response_format(body.get("response_format"))
     if response_format is not None:
         kwargs["response_format"] = response_format
+    kwargs["frequency_penalty"] = DEFAULT_FREQUENCY_PENALTY
     for name in _PASSTHROUGH:
         if body.get(name) is not None:
             kwargs[name] = body[name]
