@@ -52,6 +52,7 @@ class Bench:
     title: str
     rows: bool
     quick_args: tuple[str, ...] = ("--quick",)
+    full_args: tuple[str, ...] = ()
 
 
 BENCHES: tuple[Bench, ...] = (
@@ -61,7 +62,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("retry", "bench_retry", "Retry economy at a 30% rate of invalid first replies", True),
     Bench("coverage", "bench_coverage", "Strict-schema coverage of JSONSchemaBench, extract vs peers", True),
     Bench("schema", "bench_schema", "Schema compiler over JSONSchemaBench", False, ("--limit", "15")),
-    Bench("batch", "bench_batch", "Batch extraction", False, ("--mem-docs", "100000")),
+    Bench("batch", "bench_batch", "Batch extraction", False, full_args=("--mem-docs", "100000")),
     Bench("local", "bench_local", "Embedded model", False),
 )
 
@@ -77,7 +78,7 @@ class Outcome:
 
 
 def _command(bench: Bench, quick: bool) -> list[str]:
-    args = list(bench.quick_args) if quick else []
+    args = list(bench.quick_args) if quick else list(bench.full_args)
     return ["python", f"benchmarks/{bench.module}.py", *args]
 
 
