@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,18 +12,9 @@ import pytest
 
 from extract.cli._common import LOCAL_NOTE
 from extract.cli._demo import demo_inputs
-from extract.errors import ConfigurationError
+from tests._local_model import local_model_missing
 
-_SKIP_REASON = None
-if importlib.util.find_spec("llama_cpp") is None:
-    _SKIP_REASON = 'llama-cpp-python is not installed (pip install "extract[local]")'
-else:
-    try:
-        from extract._local._find import find_model
-
-        find_model()
-    except ConfigurationError as exc:
-        _SKIP_REASON = f"no local model: {exc}"
+_SKIP_REASON = local_model_missing()
 
 
 @pytest.mark.skipif(_SKIP_REASON is not None, reason=_SKIP_REASON or "")

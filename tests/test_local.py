@@ -20,17 +20,9 @@ import pytest
 from extract.errors import APITimeoutError, ConfigurationError
 from extract.local import LocalTransport, local_transport
 from extract.transport import Transport, WireRequest
+from tests._local_model import local_model_missing
 
-_SKIP_REASON = None
-if importlib.util.find_spec("llama_cpp") is None:
-    _SKIP_REASON = 'llama-cpp-python is not installed (pip install "extract[local]")'
-else:
-    try:
-        from extract._local._find import find_model
-
-        find_model()
-    except ConfigurationError as exc:
-        _SKIP_REASON = f"no local model: {exc}"
+_SKIP_REASON = local_model_missing()
 
 pytestmark = pytest.mark.skipif(_SKIP_REASON is not None, reason=_SKIP_REASON or "")
 
