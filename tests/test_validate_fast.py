@@ -9,7 +9,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from extract.schema._validate import Validator, _compile_fast
+from extract.schema._fastcheck import compile_fast
+from extract.schema._validate import Validator
 
 DRAFTS = {
     "http://json-schema.org/draft-04/schema#": jsonschema.Draft4Validator,
@@ -93,7 +94,7 @@ def test_fast_path_agrees_with_jsonschema(schema: dict[str, Any], values: list[A
         cls.check_schema(full)
     except jsonschema.SchemaError:
         return
-    fast = _compile_fast(full, cls)
+    fast = compile_fast(full, cls)
     assert fast is not None, full  # everything generated here is inside the fast subset
     reference = cls(full, format_checker=cls.FORMAT_CHECKER)
     validator = Validator.for_json_schema(full)
@@ -109,7 +110,7 @@ def test_fast_path_agrees_with_jsonschema(schema: dict[str, Any], values: list[A
 
 def test_draft4_boolean_exclusive_bounds() -> None:
     schema = {"$schema": "http://json-schema.org/draft-04/schema#", "maximum": 5, "exclusiveMaximum": True}
-    fast = _compile_fast(schema, jsonschema.Draft4Validator)
+    fast = compile_fast(schema, jsonschema.Draft4Validator)
     assert fast is not None
     assert fast(4.9) and not fast(5) and fast("not a number")
 
@@ -136,7 +137,7 @@ def test_recursive_refs_use_the_fast_path() -> None:
         },
         "$ref": "#/$defs/node",
     }
-    fast = _compile_fast(schema, jsonschema.Draft202012Validator)
+    fast = compile_fast(schema, jsonschema.Draft202012Validator)
     assert fast is not None
     assert fast({"kids": [{"kids": []}]})
     assert not fast({"kids": [{"kids": 3}]})
@@ -168,6 +169,6 @@ def test_unsupported_keywords_fall_back_to_jsonschema() -> None:
         {"properties": {"a": {"$ref": "#missing-anchor"}}},
         {"$defs": {"x": {"$id": "http://127.0.0.1:9/x", "type": "string"}}, "$ref": "#/$defs/x"},
     ):
-        assert _compile_fast(schema, jsonschema.Draft202012Validator) is None, schema
+        assert compile_fast(schema, jsonschema.Draft202012Validator) is None, schema
     unique = Validator.for_json_schema({"type": "array", "uniqueItems": True})
     assert unique.is_valid([1, 2]) and not unique.is_valid([1, 1])
