@@ -37,7 +37,9 @@ class Capabilities:
     `profile` names the schema compiler's provider profile; `max_output_tokens` bounds how far a
     truncated reply's completion budget is doubled; `reasoning` says the model spends completion tokens
     thinking before it answers (so a tight budget ends in finish_reason "length"); `max_tokens_field` is
-    the request field that budget goes in (llama-cpp-python's server only reads `max_tokens`).
+    the request field that budget goes in (llama-cpp-python's server only reads `max_tokens`);
+    `retry_timeouts` is False where a timeout is the computation itself (the embedded model), not a
+    network fault, so sending the same request again would only repeat it.
     """
 
     modes: tuple[str, ...]
@@ -45,6 +47,7 @@ class Capabilities:
     max_output_tokens: int = 16384
     reasoning: bool = False
     max_tokens_field: str = "max_completion_tokens"
+    retry_timeouts: bool = True
 
 
 _CEREBRAS: Final = ("json_schema", "json_object", "prompt")
@@ -64,7 +67,11 @@ DATA: Final[dict[tuple[str, str], Capabilities]] = {
         ("json_object_schema", "json_object", "prompt"), "llamacpp", 4096, max_tokens_field="max_tokens"
     ),
     ("local", "*"): Capabilities(
-        ("json_object_schema", "prompt"), "llamacpp", 4096, max_tokens_field="max_tokens"
+        ("json_object_schema", "prompt"),
+        "llamacpp",
+        4096,
+        max_tokens_field="max_tokens",
+        retry_timeouts=False,
     ),
     # Unknown OpenAI-compatible servers: aim high with the most portable strict schema (Cerebras' subset is
     # the conservative one); the engine demotes on the first refusal and remembers it. json_object_schema

@@ -195,6 +195,15 @@ def test_slow_replies_exhaust_retries_as_timeout(server: TestServer) -> None:
     assert server.request_count == 2
 
 
+def test_timeouts_of_the_embedded_model_are_not_retried(server: TestServer) -> None:
+    # the "local" capability row: a timeout there is the computation itself, so a retry would only repeat it
+    server.script(Fault.slow(2.0), Fault.slow(2.0))
+    ex = make(server, provider="local", timeout=0.2)
+    with pytest.raises(APITimeoutError):
+        ex.extract(person_schema(), TEXT)
+    assert server.request_count == 1
+
+
 def test_401_raises_at_once_with_advice() -> None:
     with TestServer(api_key="sk-right") as srv:
         ex = Extractor(base_url=srv.base_url, api_key="sk-wrong", model=MODEL, provider="cerebras")

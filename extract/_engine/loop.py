@@ -16,7 +16,7 @@ from extract import modes
 from extract._engine.drive import Action, Outcome, Send, Sleep
 from extract._engine.judge import Verdict, correction, judge
 from extract._engine.results import Attempt, Result, Usage
-from extract.errors import APIConnectionError, APIError, ExtractionFailed, redact
+from extract.errors import APIConnectionError, APIError, APITimeoutError, ExtractionFailed, redact
 from extract.models import Capabilities
 from extract.transport import (
     RetryPolicy,
@@ -122,7 +122,11 @@ def _exchange(
             error = (
                 outcome if isinstance(outcome, APIError) else APIConnectionError("no response from transport")
             )
-            if not isinstance(error, APIConnectionError) or retry >= policy.max_retries:
+            if (
+                not isinstance(error, APIConnectionError)
+                or retry >= policy.max_retries
+                or (isinstance(error, APITimeoutError) and not job.caps.retry_timeouts)
+            ):
                 raise error
             delay = retry_delay(retry, None, {}, policy)
             logger.debug("connection failed (%s); retry %d in %.2fs", type(error).__name__, retry + 1, delay)
