@@ -28,7 +28,7 @@ def _pandas() -> Any:
         import pandas
     except ImportError:
         raise ConfigurationError(
-            'extract_frame needs pandas: pip install "extract[pandas]" (pandas and tqdm)'
+            'extract_frame needs pandas: pip install "extract-llm[pandas]" (pandas and tqdm)'
         ) from None
     return pandas
 

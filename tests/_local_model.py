@@ -9,7 +9,7 @@ from extract.errors import ConfigurationError
 
 def local_model_missing() -> str | None:
     if importlib.util.find_spec("llama_cpp") is None:
-        return 'llama-cpp-python is not installed (pip install "extract[local]")'
+        return 'llama-cpp-python is not installed (pip install "extract-llm[local]")'
     from extract._local._find import find_model
 
     try:

@@ -30,7 +30,7 @@ from extract.errors import ConfigurationError
 _SKIP_REASON = None
 _GGUF: Path | None = None
 if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llama_cpp.server") is None:
-    _SKIP_REASON = 'llama-cpp-python[server] is not installed (pip install "extract[local]")'
+    _SKIP_REASON = 'llama-cpp-python[server] is not installed (pip install "extract-llm[local]")'
 else:
     try:
         from extract._local._find import find_model

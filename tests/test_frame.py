@@ -127,5 +127,5 @@ def test_missing_pandas_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> 
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_pandas)
-    with pytest.raises(ConfigurationError, match=r'pip install "extract\[pandas\]"'):
+    with pytest.raises(ConfigurationError, match=r'pip install "extract-llm\[pandas\]"'):
         extract_frame(object(), Person, "bio")  # type: ignore[arg-type]

