@@ -27,6 +27,7 @@ from extract.errors import (
     RateLimitError,
     SchemaError,
     ServerError,
+    UnknownOptionError,
     Unrepresentable,
     ValidationFailed,
     Violation,
@@ -34,9 +35,10 @@ from extract.errors import (
 
 if TYPE_CHECKING:
     from extract.batch import BatchStats, Outcome, aextract_many, extract_many
-    from extract.core import Attempt, Extractor, Result, Usage, aextract, extract
+    from extract.core import Extractor, aextract, extract
     from extract.frame import extract_frame
     from extract.ratelimit import RateLimiter
+    from extract.results import Attempt, Result, Usage
     from extract.schema import CompiledSchema, Relaxation, compile_schema, strict_violations
 
 __version__ = "0.1.0"
@@ -50,9 +52,9 @@ _LAZY: dict[str, str] = {
     "extract": "extract.core",
     "aextract": "extract.core",
     "Extractor": "extract.core",
-    "Result": "extract.core",
-    "Attempt": "extract.core",
-    "Usage": "extract.core",
+    "Result": "extract.results",
+    "Attempt": "extract.results",
+    "Usage": "extract.results",
     "extract_many": "extract.batch",
     "aextract_many": "extract.batch",
     "Outcome": "extract.batch",
@@ -84,6 +86,7 @@ __all__ = [
     "Result",
     "SchemaError",
     "ServerError",
+    "UnknownOptionError",
     "Unrepresentable",
     "Usage",
     "ValidationFailed",

@@ -14,83 +14,73 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from extract import modes
 from extract._engine.drive import drive_async, drive_sync
-from extract._engine.loop import Job, Prepared, run
-from extract._engine.results import Attempt, Result, Usage
-from extract.errors import ConfigurationError, redact
-from extract.models import Capabilities, capabilities, default_model, provider_for
-from extract.transport import (
-    CEREBRAS_BASE_URL,
-    HttpTransport,
-    RetryPolicy,
-    Transport,
-    WireResponse,
-    error_fields,
+from extract._engine.inputs import (
+    check_extra_body,
+    check_options,
+    check_params,
+    check_schema_argument,
+    check_text,
 )
+from extract._engine.loop import Job, Prepared, run
+from extract.errors import ConfigurationError, redact
+from extract.providers import PROVIDERS, REQUEST_FIELDS, ModelRow, Resolved, resolve
+from extract.results import Attempt, Result, Usage
+from extract.transport import HttpTransport, RetryPolicy, Transport, WireResponse, error_fields
+
+if TYPE_CHECKING:
+    from extract.ratelimit import Limiter
+    from extract.schema import CompiledSchema
+    from extract.schema._profiles import Profile
 
 __all__ = ["Attempt", "Extractor", "Result", "Usage", "aextract", "extract"]
 
 logger = logging.getLogger("extract")
 
-# Request fields the engine owns; a caller passing them would silently fight it.
-_RESERVED = frozenset({"messages", "response_format", "stream", "n"})
 _local_logged = threading.Event()
 _CACHE_LIMIT = 1024
+# What Extractor.base_url says when the model runs in-process (the embedded provider's name).
+_IN_PROCESS = next(p.name for p in PROVIDERS.values() if p.embedded)
+
+# Keyword options of each entry point besides the request fields (REQUEST_FIELDS, minus the reserved).
+_EXTRACTOR_OPTIONS = frozenset(
+    {
+        "base_url",
+        "api_key",
+        "model",
+        "provider",
+        "timeout",
+        "max_attempts",
+        "max_retries",
+        "token_budget",
+        "limiter",
+        "transport",
+        "headers",
+        "extra_body",
+    }
+)
+_CALL_OPTIONS = frozenset({"instructions", "full", "model", "max_attempts", "token_budget", "extra_body"})
+_PARAMS = REQUEST_FIELDS - {"messages", "response_format", "stream", "n", "model"}
 
 
-def _resolve(
-    base_url: str | None,
-    api_key: str | None,
-    transport: Transport | None,
-    provider: str | None,
-    headers: Mapping[str, str] | None = None,
-) -> tuple[Transport, str, str | None, str, str | None]:
-    """Pick the backend: (transport, base_url-or-"local", api_key, provider, default model)."""
-    if transport is not None:
-        # A transport may say which capability row fits it (LocalTransport: "local"); the caller's word wins.
-        hinted = getattr(transport, "provider", None)
-        chosen = provider or (hinted if isinstance(hinted, str) else "generic")
-        return transport, base_url or chosen, api_key, chosen, None
-    env_key = os.environ.get("CEREBRAS_API_KEY") or None
-    env_base = os.environ.get("CEREBRAS_BASE_URL") or None
-    if base_url is None and api_key is None and env_key is None:
-        if env_base is None:
-            from extract.local import local_transport
+def _open(resolved: Resolved, headers: Mapping[str, str] | None) -> tuple[Transport, str | None]:
+    """The transport a resolution needs, and the model it brings (the embedded model names its own)."""
+    if resolved.transport is not None:
+        return resolved.transport, None
+    if resolved.base_url is None:
+        from extract.local import local_transport
 
-            local, model = local_transport()
-            if not _local_logged.is_set():
-                _local_logged.set()
-                logger.info(
-                    "no CEREBRAS_API_KEY and no base_url: running on the embedded local model %s", model
-                )
-            return local, "local", None, provider or "local", model
-        base_url = env_base
-    if base_url is None:
-        base_url = env_base or CEREBRAS_BASE_URL
-    if api_key is None:
-        # The Cerebras key goes only to Cerebras (or where CEREBRAS_BASE_URL points), never to other servers.
-        cerebras_hosts = {CEREBRAS_BASE_URL.rstrip("/"), (env_base or CEREBRAS_BASE_URL).rstrip("/")}
-        if base_url.rstrip("/") in cerebras_hosts or provider_for(base_url) == "cerebras":
-            api_key = env_key
-    resolved_provider = provider or provider_for(base_url)
-    if (
-        resolved_provider == "generic"
-        and env_base is not None
-        and base_url.rstrip("/") == env_base.rstrip("/")
-    ):
-        resolved_provider = "cerebras"
-    return (
-        HttpTransport(base_url, api_key, headers=headers),
-        base_url,
-        api_key,
-        resolved_provider,
-        default_model(resolved_provider),
-    )
+        local, model = local_transport()
+        if not _local_logged.is_set():
+            _local_logged.set()
+            logger.info("no CEREBRAS_API_KEY and no base_url: running on the embedded local model %s", model)
+        return local, model
+    return HttpTransport(resolved.base_url, resolved.api_key, headers=headers), None
 
 
 class Extractor:
@@ -109,26 +99,34 @@ class Extractor:
         max_attempts: int = 3,
         max_retries: int = 2,
         token_budget: int | None = None,
-        limiter: Any | None = None,
+        limiter: Limiter | None = None,
         transport: Transport | None = None,
         headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
         **params: Any,
     ) -> None:
+        check_options(params, _EXTRACTOR_OPTIONS | _PARAMS, "Extractor()")
         if max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be at least 1, got {max_attempts}")
         if max_retries < 0:
             raise ConfigurationError(f"max_retries must be 0 or more, got {max_retries}")
         if timeout <= 0:
             raise ConfigurationError(f"timeout must be positive seconds, got {timeout}")
-        _check_params(params)
-        self._transport, self._base_url, self._api_key, self.provider, fallback = _resolve(
-            base_url, api_key, transport, provider, headers
+        check_params(params)
+        self._extra_body = check_extra_body(extra_body)
+        resolved = resolve(
+            provider=provider, base_url=base_url, api_key=api_key, model=model, transport=transport
         )
-        chosen = model or fallback
+        self._transport, own_model = _open(resolved, headers)
+        self._base_url = resolved.base_url or (_IN_PROCESS if resolved.in_process else resolved.provider.name)
+        self._api_key = resolved.api_key
+        chosen = resolved.model or own_model
         if chosen is None:
             raise ConfigurationError(
                 f"no model given for {self._base_url}: pass model='...' (the name the server lists at /v1/models)"
             )
+        self.record = resolved.provider
+        self.provider = resolved.provider.name
         self.model = chosen
         self.timeout = timeout
         self.max_attempts = max_attempts
@@ -137,10 +135,10 @@ class Extractor:
         self._retry = RetryPolicy(max_retries=max_retries)
         self._params = dict(params)
         self._demoted: dict[tuple[str, str], set[str]] = {}
-        self._capabilities: dict[str, Capabilities] = {}
+        self._rows: dict[str, ModelRow] = {}
         self._warned: set[tuple[str, str, str]] = set()
-        self._compiled: dict[tuple[Any, str], Any] = {}
-        self._prepared: dict[tuple[int, str, str | None], tuple[Any, Prepared]] = {}
+        self._compiled: dict[tuple[Any, str], CompiledSchema] = {}
+        self._prepared: dict[tuple[int, str, str | None], tuple[CompiledSchema, Prepared]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -153,15 +151,20 @@ class Extractor:
 
     # -- per-call preparation (cached) ---------------------------------------------------------------
 
-    def _caps(self, model: str) -> Capabilities:
-        caps = self._capabilities.get(model)
-        if caps is None:
-            caps = self._capabilities[model] = capabilities(self.provider, model)
-        return caps
+    @property
+    def profile(self) -> Profile:
+        """The strict-schema profile schemas are compiled for (the provider record's)."""
+        return self.record.profile
 
-    def _compile(self, schema: Any, profile: str) -> Any:
+    def _row(self, model: str) -> ModelRow:
+        row = self._rows.get(model)
+        if row is None:
+            row = self._rows[model] = self.record.row(model)
+        return row
+
+    def _compile(self, schema: Any, profile: Profile) -> CompiledSchema:
         try:
-            key: tuple[Any, str] | None = (schema, profile)
+            key: tuple[Any, str] | None = (schema, profile.name)
             hash(key)
         except TypeError:
             key = None
@@ -178,7 +181,7 @@ class Extractor:
             self._compiled[key] = compiled
         return compiled
 
-    def _prepare(self, compiled: Any, instructions: str | None, mode: str) -> Prepared:
+    def _prepare(self, compiled: CompiledSchema, instructions: str | None, mode: str) -> Prepared:
         key = (id(compiled), mode, instructions)
         entry = self._prepared.get(key)
         if entry is not None and entry[0] is compiled:
@@ -217,22 +220,21 @@ class Extractor:
         model: str | None,
         max_attempts: int | None,
         token_budget: int | None,
+        extra_body: Mapping[str, Any] | None,
         params: dict[str, Any],
     ) -> Job:
-        if not isinstance(text, str) and (
-            isinstance(text, Mapping) or not all(isinstance(m, Mapping) for m in text)
-        ):
-            raise ConfigurationError(
-                "text must be a string or a list of chat messages ({'role': ..., 'content': ...} dicts)"
-            )
-        _check_params(params)
+        check_options(params, _CALL_OPTIONS | _PARAMS, "extract()")
+        check_params(params)
+        check_schema_argument(schema)
+        check_text(text)
+        extra = {**self._extra_body, **check_extra_body(extra_body)} if extra_body else self._extra_body
         use_model = model or self.model
-        caps = self._caps(use_model)
-        compiled = self._compile(schema, caps.profile)
+        row = self._row(use_model)
+        compiled = self._compile(schema, self.record.profile)
         merged = {**self._params, **params} if params else self._params
-        if "max_tokens" in merged and caps.max_tokens_field != "max_tokens":
+        if "max_tokens" in merged and row.max_tokens_field != "max_tokens":
             merged = dict(merged)
-            merged.setdefault(caps.max_tokens_field, merged.pop("max_tokens"))
+            merged.setdefault(row.max_tokens_field, merged.pop("max_tokens"))
         with self._lock:
             demoted = self._demoted.setdefault((self._base_url, use_model), set())
         return Job(
@@ -240,8 +242,10 @@ class Extractor:
             source=text,
             instructions=instructions,
             model=use_model,
-            caps=caps,
+            provider=self.record,
+            row=row,
             params=merged,
+            extra_body=extra,
             prepare=lambda mode: self._prepare(compiled, instructions, mode),
             demoted=demoted,
             on_demote=lambda mode, response: self._on_demote(use_model, mode, response),
@@ -264,10 +268,15 @@ class Extractor:
         model: str | None = None,
         max_attempts: int | None = None,
         token_budget: int | None = None,
+        extra_body: Mapping[str, Any] | None = None,
         **params: Any,
     ) -> Any:
-        """The validated value (a model instance for pydantic schemas), or the whole Result with full=True."""
-        job = self._job(schema, text, instructions, model, max_attempts, token_budget, params)
+        """The validated value (a model instance for pydantic schemas), or the whole Result with full=True.
+
+        `params` are request fields (temperature, seed, max_completion_tokens, ...); a name extract does
+        not know is an UnknownOptionError: provider fields go in `extra_body`, merged into the body.
+        """
+        job = self._job(schema, text, instructions, model, max_attempts, token_budget, extra_body, params)
         result = drive_sync(run(job), self._transport, self.timeout)
         return result if full else result.value
 
@@ -281,10 +290,11 @@ class Extractor:
         model: str | None = None,
         max_attempts: int | None = None,
         token_budget: int | None = None,
+        extra_body: Mapping[str, Any] | None = None,
         **params: Any,
     ) -> Any:
         """Async twin of `extract`."""
-        job = self._job(schema, text, instructions, model, max_attempts, token_budget, params)
+        job = self._job(schema, text, instructions, model, max_attempts, token_budget, extra_body, params)
         result = await drive_async(run(job), self._transport, self.timeout)
         return result if full else result.value
 
@@ -311,19 +321,6 @@ class Extractor:
         await self.aclose()
 
 
-def _check_params(params: Mapping[str, Any]) -> None:
-    clash = sorted(_RESERVED.intersection(params))
-    if clash:
-        raise ConfigurationError(
-            f"{', '.join(clash)} cannot be passed: extract builds the messages and response_format itself "
-            "and reads one non-streamed reply (pass a list of messages as `text` to control the prompt)"
-        )
-    if "max_tokens" in params and "max_completion_tokens" in params:
-        raise ConfigurationError(
-            "pass max_completion_tokens or max_tokens, not both (the server rejects both)"
-        )
-
-
 # -- module-level functions over a shared default Extractor ---------------------------------------------
 
 _CONFIG_KEYS = (
@@ -336,6 +333,10 @@ _CONFIG_KEYS = (
     "transport",
     "headers",
 )
+_MODULE_OPTIONS = frozenset(_CONFIG_KEYS) | _CALL_OPTIONS | _PARAMS
+_ENV_NAMES = tuple(
+    name for record in PROVIDERS.values() for name in (record.key_env, record.base_url_env) if name
+)
 _defaults: dict[tuple[Any, ...], Extractor] = {}
 _defaults_lock = threading.Lock()
 
@@ -346,8 +347,8 @@ def _default_extractor(model: str | None, options: dict[str, Any]) -> Extractor:
     config["model"] = model
     key = (
         tuple((k, _freeze(config[k])) for k in sorted(config)),
-        hash(os.environ.get("CEREBRAS_API_KEY")),  # a hash: the key itself is not kept in the table
-        os.environ.get("CEREBRAS_BASE_URL"),
+        # every provider variable resolve() reads, keys hashed: the key itself is not kept in the table
+        tuple(hash(os.environ.get(name)) for name in _ENV_NAMES),
     )
     extractor = _defaults.get(key)
     if extractor is None:
@@ -373,6 +374,7 @@ def extract(
     schema: Any, text: str | Sequence[Mapping[str, Any]], model: str | None = None, **options: Any
 ) -> Any:
     """Extract `schema` from `text` with the shared default Extractor (see Extractor for the options)."""
+    check_options(options, _MODULE_OPTIONS, "extract()")
     return _default_extractor(model, options).extract(schema, text, model=model, **options)
 
 
@@ -380,4 +382,5 @@ async def aextract(
     schema: Any, text: str | Sequence[Mapping[str, Any]], model: str | None = None, **options: Any
 ) -> Any:
     """Async twin of `extract`; works across successive asyncio.run calls (one client per event loop)."""
+    check_options(options, _MODULE_OPTIONS, "aextract()")
     return await _default_extractor(model, options).aextract(schema, text, model=model, **options)

@@ -26,6 +26,7 @@ __all__ = [
     "RateLimitError",
     "SchemaError",
     "ServerError",
+    "UnknownOptionError",
     "Unrepresentable",
     "ValidationFailed",
     "Violation",
@@ -169,3 +170,13 @@ def redact(text: str, *secrets: str | None) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
+
+
+class UnknownOptionError(ConfigurationError, TypeError):
+    """A keyword argument the call does not take (a typo, or a provider field: pass those in
+    `extra_body={...}`). `option` is the name given, `suggestion` the closest valid one (or None)."""
+
+    def __init__(self, message: str, *, option: str, suggestion: str | None) -> None:
+        self.option = option
+        self.suggestion = suggestion
+        super().__init__(message)

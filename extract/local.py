@@ -130,7 +130,10 @@ class LocalTransport:
 
     `model_path` defaults to EXTRACT_LOCAL_MODEL, else the bundled SmolLM2-135M. Nothing is loaded until
     the first request; `close` is a no-op because the model is cached for the life of the process.
+    `provider` names the record `resolve()` uses for it (modes, limits, no retry of a timeout).
     """
+
+    provider = "local"
 
     def __init__(
         self,

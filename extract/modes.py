@@ -1,6 +1,6 @@
 """How each output mode shapes a chat-completions request and how a reply is read. Pure: no I/O.
 
-Modes (best guarantee first, see extract.models.MODES): strict `json_schema`; `json_object_schema`
+Modes (best guarantee first, see extract.providers.MODES): strict `json_schema`; `json_object_schema`
 (json_object plus the schema in the request, which llama.cpp enforces); `json_object` with the schema in
 the prompt; `prompt` with no response_format at all. Every mode but strict json_schema shows the model
 the wire schema in the system prompt, since nothing else tells it the shape.
@@ -12,18 +12,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import re
+
 import orjson
 
-from extract._engine.results import Usage
-from extract.models import Capabilities
-from extract.transport import error_fields
+from extract.providers import ModelRow
+from extract.results import Usage
 
 __all__ = [
     "Reply",
     "build_body",
     "document_message",
     "format_instructions",
-    "is_mode_rejection",
     "plan_modes",
     "read_reply",
     "response_format",
@@ -31,7 +31,9 @@ __all__ = [
 ]
 
 _SCHEMA_IN_PROMPT = frozenset({"json_object_schema", "json_object", "prompt"})
-_LLAMACPP_REJECTION = "Input should be 'text' or 'json_object'"
+# Anything a model could read as the document tag opening or closing: any case, any spacing, e.g.
+# `</DOCUMENT>`, `</document >`, `< /document>`, `<Document attr=...>`.
+_DOCUMENT_TAG = re.compile(r"<(?=\s*(?:/\s*)?document)", re.IGNORECASE)
 
 # Every character here is paid on every request (and again on a re-ask), so the wording is kept short.
 _TASK = "Extract data from the <document> as JSON."  # replaced by the caller's instructions when given
@@ -51,13 +53,13 @@ class _Compiled(Protocol):
     def response_format(self, mode: str = "json_schema") -> dict[str, Any]: ...
 
 
-def plan_modes(caps: Capabilities, strict: bool, demoted: Iterable[str] = ()) -> tuple[str, ...]:
+def plan_modes(row: ModelRow, strict: bool, demoted: Iterable[str] = ()) -> tuple[str, ...]:
     """Modes to try for this schema, best first: the model's list, minus demotions; strict json_schema only
     for schemas the provider's strict subset accepts. `prompt` always remains as the last resort."""
     dropped = set(demoted)
     if not strict:
         dropped.add("json_schema")
-    modes = tuple(m for m in caps.modes if m not in dropped)
+    modes = tuple(m for m in row.modes if m not in dropped)
     return modes or ("prompt",)
 
 
@@ -84,8 +86,9 @@ def system_prompt(mode: str, compiled: _Compiled, instructions: str | None = Non
 
 def document_message(text: str) -> dict[str, str]:
     """The user message holding the document, delimited so the model cannot mistake it for instructions."""
-    # A closing tag inside the text would end the data early; neutralise it.
-    safe = text.replace("</document>", "<\\/document>")
+    # A document tag inside the text would end the data early (or open a second block): neutralise every
+    # one by escaping its "<", which adds no "<" of its own, so no new tag can appear.
+    safe = _DOCUMENT_TAG.sub("&lt;", text) if "<" in text else text
     return {"role": "user", "content": f"<document>{safe}</document>"}
 
 
@@ -95,9 +98,13 @@ def build_body(
     messages: Sequence[Mapping[str, Any]],
     fmt: dict[str, Any] | None,
     params: Mapping[str, Any],
+    extra_body: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One request body. Provider parameters go first so `model`, `messages` and response_format win."""
+    """One request body. Provider parameters (then the caller's `extra_body`) go first so `model`,
+    `messages` and response_format win."""
     body: dict[str, Any] = dict(params)
+    if extra_body:
+        body.update(extra_body)
     body["model"] = model
     body["messages"] = messages
     if fmt is not None:
@@ -105,27 +112,6 @@ def build_body(
     else:
         body.pop("response_format", None)
     return body
-
-
-def is_mode_rejection(status_code: int, data: Any, raw: bytes) -> bool:
-    """Whether an error response refuses the output mode itself (so demoting, not failing, is right).
-
-    Cerebras: 400/422 with code `wrong_api_format`, or a message about response_format/json_schema, on the
-    response_format parameter. llama-cpp-python's server: a 500 (or 422) whose validation error says the
-    response_format type must be 'text' or 'json_object'.
-    """
-    if status_code in (400, 422, 500) and _LLAMACPP_REJECTION.encode() in raw:
-        return True
-    if status_code not in (400, 422):
-        return False
-    fields = error_fields(data)
-    param = fields.get("param") or ""
-    if param and "response_format" not in param:
-        return False
-    if fields.get("code") == "wrong_api_format":
-        return True
-    message = (fields.get("message") or "").lower()
-    return "response_format" in message or "json_schema" in message or "json_object" in message
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +124,7 @@ class Reply:
     finish_reason: str | None
     usage: Usage
     time_info: dict[str, Any] | None
+    logprobs: list[dict[str, Any]] | None = None
 
 
 def _text(value: Any) -> str | None:
@@ -147,6 +134,16 @@ def _text(value: Any) -> str | None:
         pieces = [str(p["text"]) for p in value if isinstance(p, Mapping) and isinstance(p.get("text"), str)]
         return "".join(pieces) if pieces else None
     return None
+
+
+def _logprobs(value: Any) -> list[dict[str, Any]] | None:
+    """`choices[0].logprobs.content`: one entry per generated token (token, logprob, top_logprobs)."""
+    if not isinstance(value, Mapping):
+        return None
+    content = value.get("content")
+    if not isinstance(content, list):
+        return None
+    return [dict(entry) for entry in content if isinstance(entry, Mapping)]
 
 
 def read_reply(data: Any) -> Reply:
@@ -171,4 +168,5 @@ def read_reply(data: Any) -> Reply:
         finish_reason=finish if isinstance(finish, str) else None,
         usage=Usage.from_wire(data.get("usage")),
         time_info=dict(time_info) if isinstance(time_info, Mapping) else None,
+        logprobs=_logprobs(choice.get("logprobs")),
     )

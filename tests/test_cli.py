@@ -161,13 +161,13 @@ def test_global_provider_before_the_subcommand_counts_too(
 def test_schema_profile_follows_the_engine_for_a_base_url(
     capsys: pytest.CaptureFixture[str], schema_file: Path
 ) -> None:
-    from extract.models import capabilities
+    from extract.providers import PROVIDERS
 
     code, out, _ = run(capsys, "--base-url", "http://127.0.0.1:9/v1", "schema", str(schema_file), "--json")
     assert code == 0
     document = json.loads(out)
     assert document["provider"] == "generic"
-    assert document["profile"] == capabilities("generic", "").profile
+    assert document["profile"] == PROVIDERS["generic"].profile.name
 
 
 @pytest.fixture

@@ -1,14 +1,19 @@
-"""Request shaping and reply reading per mode, and the capability table (pure, no server)."""
+"""Request shaping and reply reading per mode (pure, no server); the provider records are tested in
+test_providers.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import re
+
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from extract import modes
-from extract.models import DATA, MODES, capabilities, default_model, provider_for
+from extract.providers import PROVIDERS
 
 WIRE = {
     "type": "object",
@@ -32,30 +37,8 @@ class _Compiled:
         return {"type": "json_object"}
 
 
-def test_every_table_row_names_known_modes_and_ends_in_a_fallback() -> None:
-    for caps in DATA.values():
-        assert set(caps.modes) <= set(MODES)
-        assert caps.modes[-1] in {"prompt", "json_object"} or "prompt" in caps.modes
-
-
-def test_capabilities_pick_the_most_specific_row() -> None:
-    assert capabilities("cerebras", "gpt-oss-120b").reasoning
-    assert capabilities("cerebras", "some-new-model").modes[0] == "json_schema"
-    assert capabilities("llamacpp", "anything").modes[0] == "json_object_schema"
-    assert capabilities("llamacpp", "anything").max_tokens_field == "max_tokens"
-    assert capabilities("nobody", "x") == DATA[("generic", "*")]
-
-
-def test_provider_and_default_model() -> None:
-    assert provider_for("https://api.cerebras.ai/v1") == "cerebras"
-    assert provider_for("http://127.0.0.1:8000/v1") == "generic"
-    assert provider_for("https://evilcerebras.ai.example.com/v1") == "generic"
-    assert default_model("cerebras") == "gpt-oss-120b"
-    assert default_model("generic") is None
-
-
 def test_plan_drops_strict_mode_for_non_strict_schemas_and_demotions() -> None:
-    caps = capabilities("cerebras", "gpt-oss-120b")
+    caps = PROVIDERS["cerebras"].row("gpt-oss-120b")
     assert modes.plan_modes(caps, True) == ("json_schema", "json_object", "prompt")
     assert modes.plan_modes(caps, False) == ("json_object", "prompt")
     assert modes.plan_modes(caps, True, {"json_schema"}) == ("json_object", "prompt")
@@ -79,6 +62,32 @@ def test_document_is_delimited_and_cannot_close_its_tag() -> None:
     assert message["content"].count("</document>") == 1
 
 
+_ANY_TAG = re.compile(r"<\s*/?\s*document", re.IGNORECASE)
+
+
+def test_every_spelling_of_the_document_tag_is_neutralised() -> None:
+    for sneaky in ("</DOCUMENT>", "</document >", "< /document>", "<\t/ Document>", "<document>", "<DoCuMeNt a=1>"):
+        content = modes.document_message(f"a {sneaky} b")["content"]
+        inner = content.removeprefix("<document>").removesuffix("</document>")
+        assert not _ANY_TAG.search(inner), sneaky
+
+
+_TAGGY = st.lists(
+    st.sampled_from(["<", "/", " ", "\t", "\n", "document", "DOCUMENT", "Document", ">", "x", "&lt;"])
+    | st.text(max_size=5),
+    max_size=30,
+).map("".join)
+
+
+@given(_TAGGY)
+def test_no_text_can_open_or_close_the_document_block_early(text: str) -> None:
+    content = modes.document_message(text)["content"]
+    assert content.startswith("<document>") and content.endswith("</document>")
+    tags = [m.start() for m in _ANY_TAG.finditer(content)]
+    # exactly two tags: ours, at the very start and at the very end
+    assert tags == [0, len(content) - len("</document>")]
+
+
 def test_body_per_mode() -> None:
     compiled = _Compiled()
     msgs = [{"role": "user", "content": "x"}]
@@ -89,28 +98,6 @@ def test_body_per_mode() -> None:
     body = modes.build_body("prompt", "m", msgs, modes.response_format("prompt", compiled), params)
     assert "response_format" not in body
     assert modes.response_format("json_object_schema", compiled) == {"type": "json_object", "schema": WIRE}
-
-
-@pytest.mark.parametrize(
-    ("status", "data", "raw", "expected"),
-    [
-        (400, {"message": "x", "param": "response_format", "code": "wrong_api_format"}, b"", True),
-        (422, {"message": "response_format json_schema is not supported"}, b"", True),
-        (400, {"message": "json_schema: 'pattern' is not supported", "param": "response_format"}, b"", True),
-        (
-            400,
-            {"message": "temperature too high", "param": "temperature", "code": "wrong_api_format"},
-            b"",
-            False,
-        ),
-        (400, {"message": "max_tokens and max_completion_tokens both set"}, b"", False),
-        (500, {"detail": "x"}, b"... Input should be 'text' or 'json_object' ...", True),
-        (500, {"error": {"message": "boom"}}, b"boom", False),
-        (401, {"message": "response_format"}, b"", False),
-    ],
-)
-def test_mode_rejection(status: int, data: Any, raw: bytes, expected: bool) -> None:
-    assert modes.is_mode_rejection(status, data, raw or orjson.dumps(data)) is expected
 
 
 def test_read_reply_keeps_reasoning_apart_and_sums_usage_details() -> None:
@@ -140,3 +127,19 @@ def test_read_reply_keeps_reasoning_apart_and_sums_usage_details() -> None:
 def test_read_reply_of_odd_bodies_is_an_empty_reply(data: Any) -> None:
     reply = modes.read_reply(data)
     assert reply.content is None and reply.usage.total_tokens == 0
+
+
+def test_read_reply_keeps_logprobs_and_prediction_tokens() -> None:
+    entry = {"token": "{", "logprob": -0.01, "bytes": [123], "top_logprobs": []}
+    data = {
+        "choices": [{"message": {"content": "{}"}, "finish_reason": "stop", "logprobs": {"content": [entry]}}],
+        "usage": {
+            "prompt_tokens": 3,
+            "completion_tokens": 2,
+            "completion_tokens_details": {"accepted_prediction_tokens": 5, "rejected_prediction_tokens": 1},
+        },
+    }
+    reply = modes.read_reply(data)
+    assert reply.logprobs == [entry]
+    assert (reply.usage.accepted_prediction_tokens, reply.usage.rejected_prediction_tokens) == (5, 1)
+    assert modes.read_reply({"choices": [{"message": {"content": "{}"}, "logprobs": None}]}).logprobs is None

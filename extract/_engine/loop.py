@@ -10,14 +10,14 @@ import logging
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from extract import modes
 from extract._engine.drive import Action, Outcome, Send, Sleep
 from extract._engine.judge import Verdict, correction, judge
-from extract._engine.results import Attempt, Result, Usage
 from extract.errors import APIConnectionError, APIError, APITimeoutError, ExtractionFailed, redact
-from extract.models import Capabilities
+from extract.providers import ModelRow, Provider
+from extract.results import Attempt, Result, Usage, sum_time_info
 from extract.transport import (
     RetryPolicy,
     WireRequest,
@@ -26,6 +26,10 @@ from extract.transport import (
     retry_delay,
     should_retry,
 )
+
+if TYPE_CHECKING:
+    from extract.ratelimit import Limiter
+    from extract.schema import CompiledSchema
 
 __all__ = ["Job", "Prepared", "run"]
 
@@ -52,19 +56,21 @@ class Prepared:
 class Job:
     """Everything one extraction needs; the Extractor fills it, `run` reads it (and updates `demoted`)."""
 
-    compiled: Any
+    compiled: CompiledSchema
     source: str | Sequence[Mapping[str, Any]]
     instructions: str | None
     model: str
-    caps: Capabilities
+    provider: Provider
+    row: ModelRow
     params: dict[str, Any]
+    extra_body: dict[str, Any]  # the caller's provider fields, merged into every body as given
     prepare: Callable[[str], Prepared]
     demoted: set[str]
     on_demote: Callable[[str, WireResponse], None]
     retry: RetryPolicy
     max_attempts: int
     token_budget: int | None
-    limiter: Any | None
+    limiter: Limiter | None
     secrets: tuple[str | None, ...]
 
 
@@ -125,7 +131,7 @@ def _exchange(
             if (
                 not isinstance(error, APIConnectionError)
                 or retry >= policy.max_retries
-                or (isinstance(error, APITimeoutError) and not job.caps.retry_timeouts)
+                or (isinstance(error, APITimeoutError) and not job.row.retry_timeouts)
             ):
                 raise error
             delay = retry_delay(retry, None, {}, policy)
@@ -139,7 +145,7 @@ def _exchange(
                 limiter.observe(status, headers, used if isinstance(used, int) else None, reserved)
             if 200 <= status < 300:
                 return outcome, latency
-            if mode != "prompt" and modes.is_mode_rejection(status, outcome.data, outcome.body):
+            if mode != "prompt" and job.provider.refuses_mode(status, outcome.data, outcome.body):
                 return outcome, latency
             if retry >= policy.max_retries or not should_retry(status, headers):
                 raise error_from_response(outcome, secrets=job.secrets)
@@ -173,18 +179,18 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
     """One extraction: returns a Result, raises ExtractionFailed or the APIError that ended it."""
     document = modes.document_message(job.source) if isinstance(job.source, str) else None
     params = dict(job.params)
-    tokens_field = job.caps.max_tokens_field
+    tokens_field = job.row.max_tokens_field
     attempts: list[Attempt] = []
     usage = Usage()
     tail: list[Mapping[str, Any]] = []
     refusals = 0
     why = "every attempt was used"
     while True:
-        mode = modes.plan_modes(job.caps, job.compiled.strict, job.demoted)[0]
+        mode = modes.plan_modes(job.row, job.compiled.strict, job.demoted)[0]
         prepared = job.prepare(mode)
         messages = _conversation(job, prepared, document)
         messages.extend(tail)
-        body = modes.build_body(mode, job.model, messages, prepared.response_format, params)
+        body = modes.build_body(mode, job.model, messages, prepared.response_format, params, job.extra_body)
         max_tokens = params.get(tokens_field)
         reserved = _estimate(messages, prepared, max_tokens if isinstance(max_tokens, int) else None)
         if logger.isEnabledFor(logging.DEBUG):
@@ -207,10 +213,13 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
                 finish_reason=reply.finish_reason,
                 latency_s=latency,
                 status_code=response.status_code,
+                logprobs=reply.logprobs,
+                time_info=reply.time_info,
             )
         )
         if verdict.ok:
-            return Result(verdict.value, attempts, usage, reply.time_info, mode, job.model)
+            time_info = sum_time_info(a.time_info for a in attempts)
+            return Result(verdict.value, attempts, usage, time_info, mode, job.model)
         if verdict.kind == "refusal":
             refusals += 1
             if refusals >= _MAX_REFUSALS:
@@ -223,7 +232,7 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
             break
         if verdict.kind == "length":
             grown = _grow(
-                max_tokens if isinstance(max_tokens, int) else None, reply.usage, job.caps.max_output_tokens
+                max_tokens if isinstance(max_tokens, int) else None, reply.usage, job.row.max_output_tokens
             )
             if grown is not None:
                 params[tokens_field] = grown

@@ -121,7 +121,6 @@ def handler(args: argparse.Namespace) -> int:
     from extract._batch._progress import Progress
     from extract._batch._sources import SourceError, open_source
     from extract.batch import extract_many
-    from extract.models import capabilities
     from extract.ratelimit import RateLimiter
     from extract.schema import compile_schema
 
@@ -139,7 +138,7 @@ def handler(args: argparse.Namespace) -> int:
     extractor = make_extractor(args)
     extractor.limiter = RateLimiter()
     # compile once up front: a schema problem is one error now, not one per document
-    schema = compile_schema(schema_source, provider=capabilities(extractor.provider, extractor.model).profile)
+    schema = compile_schema(schema_source, provider=extractor.profile)
 
     quiet = bool(getattr(args, "quiet", False))
     progress = None if quiet or (args.output is None and sys.stdout.isatty()) else Progress(total=total)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from extract.cli._common import EXIT_CODES_HELP, EXIT_OK, add_global_options, load_schema_source
+
+if TYPE_CHECKING:
+    from extract.schema._profiles import Profile
 
 __all__ = ["add_parser", "handler"]
 
@@ -46,13 +49,14 @@ def _dump(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
 
 
-def _profile(args: argparse.Namespace) -> tuple[str, str]:
+def _profile(args: argparse.Namespace) -> tuple[str, Profile]:
     """(provider, compiler profile) as the engine would pick them: --provider, else what --base-url
-    points at, else Cerebras; the profile comes from the capability table for that provider and --model."""
-    from extract.models import capabilities, provider_for
+    points at, else Cerebras; the profile is that provider record's."""
+    from extract.providers import resolve
 
-    provider: str = args.provider or (provider_for(args.base_url) if args.base_url else _DEFAULT_PROVIDER)
-    return provider, capabilities(provider, args.model or "").profile
+    named = args.provider or (None if args.base_url else _DEFAULT_PROVIDER)
+    record = resolve(provider=named, base_url=args.base_url, model=args.model).provider
+    return record.name, record.profile
 
 
 def handler(args: argparse.Namespace) -> int:
