@@ -162,9 +162,9 @@ class Extractor:
             row = self._rows[model] = self.record.row(model)
         return row
 
-    def _compile(self, schema: Any, profile: Profile) -> CompiledSchema:
+    def _compile(self, schema: Any, profile: Profile | str) -> CompiledSchema:
         try:
-            key: tuple[Any, str] | None = (schema, profile.name)
+            key: tuple[Any, str] | None = (schema, profile if isinstance(profile, str) else profile.name)
             hash(key)
         except TypeError:
             key = None
@@ -220,8 +220,8 @@ class Extractor:
         model: str | None,
         max_attempts: int | None,
         token_budget: int | None,
-        extra_body: Mapping[str, Any] | None,
         params: dict[str, Any],
+        extra_body: Mapping[str, Any] | None = None,
     ) -> Job:
         check_options(params, _CALL_OPTIONS | _PARAMS, "extract()")
         check_params(params)
@@ -276,7 +276,7 @@ class Extractor:
         `params` are request fields (temperature, seed, max_completion_tokens, ...); a name extract does
         not know is an UnknownOptionError: provider fields go in `extra_body`, merged into the body.
         """
-        job = self._job(schema, text, instructions, model, max_attempts, token_budget, extra_body, params)
+        job = self._job(schema, text, instructions, model, max_attempts, token_budget, params, extra_body)
         result = drive_sync(run(job), self._transport, self.timeout)
         return result if full else result.value
 
@@ -294,7 +294,7 @@ class Extractor:
         **params: Any,
     ) -> Any:
         """Async twin of `extract`."""
-        job = self._job(schema, text, instructions, model, max_attempts, token_budget, extra_body, params)
+        job = self._job(schema, text, instructions, model, max_attempts, token_budget, params, extra_body)
         result = await drive_async(run(job), self._transport, self.timeout)
         return result if full else result.value
 
