@@ -8,11 +8,10 @@ the wire schema in the system prompt, since nothing else tells it the shape.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-import re
 
 import orjson
 

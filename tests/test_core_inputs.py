@@ -51,11 +51,11 @@ def test_a_typo_is_an_error_naming_the_closest_option(ex: Extractor, srv: TestSe
 
 
 def test_every_entry_point_checks_its_options(srv: TestServer) -> None:
-    with pytest.raises(UnknownOptionError, match="'max_atempts'.*'max_attempts'"):
+    with pytest.raises(UnknownOptionError, match=r"'max_atempts'.*'max_attempts'"):
         Extractor(base_url=srv.base_url, model=MODEL, max_atempts=2)
-    with pytest.raises(UnknownOptionError, match="'bse_url'.*'base_url'"):
+    with pytest.raises(UnknownOptionError, match=r"'bse_url'.*'base_url'"):
         extract.extract(Person, TEXT, bse_url=srv.base_url, model=MODEL)
-    with pytest.raises(UnknownOptionError, match="'instruction'.*'instructions'"):
+    with pytest.raises(UnknownOptionError, match=r"'instruction'.*'instructions'"):
         asyncio.run(aextract(Person, TEXT, base_url=srv.base_url, model=MODEL, instruction="x"))
     with pytest.raises(UnknownOptionError, match="'zzz'"):
         asyncio.run(Extractor(base_url=srv.base_url, model=MODEL).aextract(Person, TEXT, zzz=1))
@@ -111,7 +111,7 @@ def test_a_text_that_is_not_a_str_is_an_input_error(ex: Extractor, srv: TestServ
 def test_lone_surrogates_name_the_offset_and_the_fix(ex: Extractor, srv: TestServer) -> None:
     with pytest.raises(InputError, match=r"offset 4.*errors='replace'"):
         ex.extract(Person, "Ada \udcff")
-    with pytest.raises(InputError, match="message 1's content.*offset 1"):
+    with pytest.raises(InputError, match=r"message 1's content.*offset 1"):
         ex.extract(Person, [{"role": "system", "content": "x"}, {"role": "user", "content": "a\ud800"}])
     with pytest.raises(InputError, match="offset 4"):
         extract.extract(Person, "Ada \udcff", base_url=srv.base_url, model=MODEL)

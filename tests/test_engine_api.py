@@ -13,7 +13,13 @@ from test_engine_faults import MODEL, TEXT, Person, make, person_schema
 
 import extract.core as core
 from extract.core import Attempt, Extractor, Result, Usage, aextract, extract
-from extract.errors import AuthenticationError, ConfigurationError, ExtractError, ExtractionFailed
+from extract.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ExtractError,
+    ExtractionFailed,
+    InputError,
+)
 from extract.testing import Fault, TestServer
 
 CANARY = "sk-CANARY-7f3a9c1e5b2d4068"
@@ -169,8 +175,8 @@ def test_messages_without_system_get_one(server: TestServer) -> None:
     assert [m["role"] for m in server.requests[0]["messages"]] == ["system", "user"]
 
 
-def test_bad_text_type_is_a_configuration_error(server: TestServer) -> None:
-    with pytest.raises(ConfigurationError):
+def test_bad_text_type_is_an_input_error(server: TestServer) -> None:
+    with pytest.raises(InputError, match="text must be a str"):
         make(server).extract(person_schema(), {"role": "user", "content": TEXT})  # type: ignore[arg-type]
 
 

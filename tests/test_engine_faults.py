@@ -99,7 +99,7 @@ def test_truncated_reply_is_retried_with_a_doubled_budget(server: TestServer) ->
 def test_truncation_budget_is_bounded(server: TestServer) -> None:
     server.script(Fault.truncated(), Fault.truncated())
     ex = make(server)
-    cap = ex._caps(MODEL).max_output_tokens
+    cap = ex._row(MODEL).max_output_tokens
     run(ex, max_completion_tokens=cap - 10)
     assert [r["max_completion_tokens"] for r in server.requests] == [cap - 10, cap, cap]
     assert server.requests[2]["messages"][-1]["role"] == "user"  # could not grow: corrected instead

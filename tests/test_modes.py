@@ -3,9 +3,8 @@ test_providers.py."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 import orjson
 import pytest
@@ -66,7 +65,14 @@ _ANY_TAG = re.compile(r"<\s*/?\s*document", re.IGNORECASE)
 
 
 def test_every_spelling_of_the_document_tag_is_neutralised() -> None:
-    for sneaky in ("</DOCUMENT>", "</document >", "< /document>", "<\t/ Document>", "<document>", "<DoCuMeNt a=1>"):
+    for sneaky in (
+        "</DOCUMENT>",
+        "</document >",
+        "< /document>",
+        "<\t/ Document>",
+        "<document>",
+        "<DoCuMeNt a=1>",
+    ):
         content = modes.document_message(f"a {sneaky} b")["content"]
         inner = content.removeprefix("<document>").removesuffix("</document>")
         assert not _ANY_TAG.search(inner), sneaky
@@ -132,7 +138,9 @@ def test_read_reply_of_odd_bodies_is_an_empty_reply(data: Any) -> None:
 def test_read_reply_keeps_logprobs_and_prediction_tokens() -> None:
     entry = {"token": "{", "logprob": -0.01, "bytes": [123], "top_logprobs": []}
     data = {
-        "choices": [{"message": {"content": "{}"}, "finish_reason": "stop", "logprobs": {"content": [entry]}}],
+        "choices": [
+            {"message": {"content": "{}"}, "finish_reason": "stop", "logprobs": {"content": [entry]}}
+        ],
         "usage": {
             "prompt_tokens": 3,
             "completion_tokens": 2,

@@ -66,6 +66,8 @@ def test_rows_pick_the_most_specific_pattern() -> None:
     assert cerebras.row("zai-glm-4.7").reasoning
     assert not cerebras.row("qwen-3-235b-a22b-instruct-2507").reasoning
     assert cerebras.row("gemma-4-31b").pattern == "*"  # an unknown model gets the provider's defaults
+    assert PROVIDERS["openai"].row("o3-mini").reasoning and PROVIDERS["openai"].row("gpt-5-nano").reasoning
+    assert not PROVIDERS["openai"].row("gpt-4o").reasoning
     assert PROVIDERS["llamacpp"].row("anything").max_tokens_field == "max_tokens"
     assert PROVIDERS["local"].row("x").retry_timeouts is False
     assert PROVIDERS["generic"].row("x").modes[0] == "json_schema"
@@ -80,7 +82,7 @@ def test_profiles_are_the_schema_compilers() -> None:
 
 
 def test_unknown_provider_names_list_the_valid_ones() -> None:
-    with pytest.raises(ConfigurationError, match="'foo'.*cerebras, openai, llamacpp, local, generic"):
+    with pytest.raises(ConfigurationError, match=r"'foo'.*cerebras, openai, llamacpp, local, generic"):
         get_provider("foo")
     with pytest.raises(ConfigurationError, match="unknown provider 'foo'"):
         Extractor(base_url="http://127.0.0.1:9/v1", model="m", provider="foo")
@@ -140,7 +142,7 @@ def test_transports_carry_their_provider(tmp_path: Path) -> None:
     assert resolve(transport=object(), model="m").provider.name == "generic"  # type: ignore[arg-type]
     local = LocalTransport(tmp_path / "tiny.gguf")  # nothing loads until a request
     got = resolve(transport=local)
-    assert got.provider.name == "local" and got.model == "tiny" and got.row.retry_timeouts is False
+    assert got.provider.name == "local" and got.model == local.model_name and got.row.retry_timeouts is False
 
 
 # -- error signatures ------------------------------------------------------------------------------
@@ -219,9 +221,9 @@ def test_named_cerebras_on_another_host_gets_no_key(monkeypatch: pytest.MonkeyPa
     schema = {"type": "object", "properties": {"a": {"type": "string"}}}
     # the server would accept the environment's key: a 401 proves it was not sent
     with TestServer(api_key="sk-env-key") as srv:
-        with Extractor(base_url=srv.base_url, model="llama3.1-8b", provider="cerebras") as ex:
-            with pytest.raises(AuthenticationError):
-                ex.extract(schema, "a is x")
+        named = Extractor(base_url=srv.base_url, model="llama3.1-8b", provider="cerebras")
+        with named as ex, pytest.raises(AuthenticationError):
+            ex.extract(schema, "a is x")
         monkeypatch.setenv("CEREBRAS_BASE_URL", srv.base_url)
         with Extractor(model="llama3.1-8b") as ex:  # where CEREBRAS_BASE_URL points, the key goes
             assert ex.provider == "cerebras"
@@ -230,7 +232,11 @@ def test_named_cerebras_on_another_host_gets_no_key(monkeypatch: pytest.MonkeyPa
 
 # -- engine code names no provider ---------------------------------------------------------------------
 
-_ENGINE = [ROOT / "extract" / "core.py", ROOT / "extract" / "modes.py", *(ROOT / "extract" / "_engine").glob("*.py")]
+_ENGINE = [
+    ROOT / "extract" / "core.py",
+    ROOT / "extract" / "modes.py",
+    *(ROOT / "extract" / "_engine").glob("*.py"),
+]
 
 
 @pytest.mark.parametrize("path", _ENGINE, ids=lambda p: p.name)

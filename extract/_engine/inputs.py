@@ -80,15 +80,23 @@ def check_text(text: object) -> None:
     if isinstance(text, str):
         _check_str(text, "the text")
         return
-    if isinstance(text, Sequence) and not isinstance(text, (bytes, bytearray)) and text:
-        if all(isinstance(m, Mapping) for m in text):
-            for i, message in enumerate(text):
-                content = message.get("content")
-                if isinstance(content, str):
-                    _check_str(content, f"message {i}'s content")
-            return
+    if (
+        isinstance(text, Sequence)
+        and not isinstance(text, (bytes, bytearray))
+        and text
+        and all(isinstance(m, Mapping) for m in text)
+    ):
+        for i, message in enumerate(text):
+            content = message.get("content")
+            if isinstance(content, str):
+                _check_str(content, f"message {i}'s content")
+        return
     kind = type(text).__name__
-    fix = " (decode it first: data.decode('utf-8', errors='replace'))" if isinstance(text, (bytes, bytearray)) else ""
+    fix = (
+        " (decode it first: data.decode('utf-8', errors='replace'))"
+        if isinstance(text, (bytes, bytearray))
+        else ""
+    )
     raise InputError(
         f"text must be a str (or a non-empty list of chat messages, {{'role': ..., 'content': ...}} dicts), "
         f"not {kind}{fix}"

@@ -183,7 +183,7 @@ OPENAI_PROVIDER: Final = Provider(
     default_base_url="https://api.openai.com/v1",
     key_env="OPENAI_API_KEY",
     base_url_env="OPENAI_BASE_URL",
-    mode_refusals=(_FORMAT_REFUSED,),
+    mode_refusals=_BOTH_REFUSALS,  # a caller may name openai for any OpenAI-compatible server
     context_overflows=(_CONTEXT_TOO_LONG,),
     rows=(
         replace(

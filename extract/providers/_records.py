@@ -9,12 +9,18 @@ a mode), never a crash.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from extract.providers._signatures import ContextOverflow, ErrorSignature, error_fields, parse_context_overflow
+from extract.providers._signatures import (
+    ContextOverflow,
+    ErrorSignature,
+    error_fields,
+    parse_context_overflow,
+)
 from extract.schema._profiles import Profile
 
 __all__ = ["MODES", "ModelRow", "Provider"]
@@ -62,9 +68,14 @@ class ModelRow:
         return not self.request_fields or field in self.request_fields
 
 
+_BRACKETS = re.compile(r"\[[^\]]*\]")
+
+
 def _specificity(pattern: str) -> tuple[int, int]:
-    wildcards = sum(pattern.count(c) for c in "*?[")
-    return (-wildcards, len(pattern))
+    """More literal characters first (`gpt-oss-120b` > `gpt-5*` > `o[0-9]*` > `*`), then fewer wildcards."""
+    literal = _BRACKETS.sub("", pattern)
+    wildcards = literal.count("*") + literal.count("?") + pattern.count("[")
+    return (len(literal) - literal.count("*") - literal.count("?"), -wildcards)
 
 
 @dataclass(frozen=True, slots=True)

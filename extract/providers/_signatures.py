@@ -83,9 +83,7 @@ _NUMBERS: Final[tuple[tuple[re.Pattern[str], int, int], ...]] = (
     (re.compile(r"current length is (\d+)\D{1,40}?limit is (\d+)", re.IGNORECASE), 1, 2),
     # OpenAI: "maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens"
     (
-        re.compile(
-            r"maximum context length is (\d+)\D{1,80}?(?:resulted in|requested) (\d+)", re.IGNORECASE
-        ),
+        re.compile(r"maximum context length is (\d+)\D{1,80}?(?:resulted in|requested) (\d+)", re.IGNORECASE),
         2,
         1,
     ),
