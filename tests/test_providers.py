@@ -245,3 +245,27 @@ def test_no_provider_names_in_engine_code(path: Path) -> None:
     names = "|".join(re.escape(name) for name in PROVIDERS)
     found = re.findall(rf"""["']({names})["']""", source)
     assert not found, f"{path.name} compares provider names {found}: ask the provider record instead"
+
+
+def test_an_extractor_on_the_local_transport_uses_the_local_row(tmp_path: Path) -> None:
+    local = LocalTransport(tmp_path / "tiny.gguf")  # nothing loads until a request
+    ex = Extractor(transport=local)
+    assert ex.provider == "local" and ex.model == local.model_name
+    assert ex._row(ex.model).retry_timeouts is False and ex._row(ex.model).modes[0] == "json_object_schema"
+
+
+def test_cli_refuses_an_unknown_provider(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from extract.cli import main
+
+    monkeypatch.delenv("CEREBRAS_API_KEY", raising=False)
+    schema = tmp_path / "s.json"
+    schema.write_text('{"type": "object", "properties": {"a": {"type": "string"}}}', encoding="utf-8")
+    for argv in (
+        ["--provider", "foo", "schema", str(schema)],
+        ["--provider", "foo", "run", str(schema), "-"],
+    ):
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code != 0 and "unknown provider 'foo'" in err and "cerebras, openai" in err, err
