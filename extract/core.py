@@ -47,7 +47,8 @@ _CACHE_LIMIT = 1024
 # What Extractor.base_url says when the model runs in-process (the embedded provider's name).
 _IN_PROCESS = next(p.name for p in PROVIDERS.values() if p.embedded)
 
-# Keyword options of each entry point besides the request fields (REQUEST_FIELDS, minus the reserved).
+# Keyword options of each entry point besides the request fields. The fields the engine sets itself stay
+# in the valid set so that check_params can say why they cannot be passed.
 _EXTRACTOR_OPTIONS = frozenset(
     {
         "base_url",
@@ -65,7 +66,7 @@ _EXTRACTOR_OPTIONS = frozenset(
     }
 )
 _CALL_OPTIONS = frozenset({"instructions", "full", "model", "max_attempts", "token_budget", "extra_body"})
-_PARAMS = REQUEST_FIELDS - {"messages", "response_format", "stream", "n", "model"}
+_PARAMS = REQUEST_FIELDS - {"model"}
 
 
 def _open(resolved: Resolved, headers: Mapping[str, str] | None) -> tuple[Transport, str | None]:
