@@ -78,20 +78,31 @@ def test_every_spelling_of_the_document_tag_is_neutralised() -> None:
         assert not _ANY_TAG.search(inner), sneaky
 
 
-_TAGGY = st.lists(
-    st.sampled_from(["<", "/", " ", "\t", "\n", "document", "DOCUMENT", "Document", ">", "x", "&lt;"])
-    | st.text(max_size=5),
-    max_size=30,
-).map("".join)
+_SPACE = st.text(alphabet=" \t\n\r\u00a0\u2003\u3000\x1c", max_size=3)
+_WORD = st.lists(st.booleans(), min_size=8, max_size=8).map(
+    lambda upper: "".join(c.upper() if u else c for c, u in zip("document", upper, strict=True))
+)
+# something shaped like a document tag: "<", spaces, an optional "/", spaces, the word in any case, an end
+_TAG = st.builds(
+    lambda a, slash, b, word, end: f"<{a}{slash}{b}{word}{end}",
+    _SPACE,
+    st.sampled_from(["", "/"]),
+    _SPACE,
+    _WORD,
+    st.sampled_from([">", " >", "", "s>", ' id="2">', "\n>"]),
+)
+_TAGGY = st.lists(_TAG | st.text(max_size=8) | st.sampled_from(["<", "/", "&lt;"]), max_size=10).map("".join)
 
 
 @given(_TAGGY)
 def test_no_text_can_open_or_close_the_document_block_early(text: str) -> None:
     content = modes.document_message(text)["content"]
     assert content.startswith("<document>") and content.endswith("</document>")
-    tags = [m.start() for m in _ANY_TAG.finditer(content)]
-    # exactly two tags: ours, at the very start and at the very end
-    assert tags == [0, len(content) - len("</document>")]
+    # an oracle independent of the implementation's pattern: drop every whitespace character, fold case,
+    # and the only tags left must be ours, at the very start and the very end
+    squeezed = "".join(ch for ch in content if not ch.isspace()).casefold()
+    assert squeezed.count("<document") == 1 and squeezed.startswith("<document>")
+    assert squeezed.count("</document") == 1 and squeezed.endswith("</document>")
 
 
 def test_body_per_mode() -> None:
