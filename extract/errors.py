@@ -18,6 +18,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "ContextLengthError",
     "ExtractError",
     "ExtractionFailed",
     "InputError",
@@ -180,3 +181,13 @@ class UnknownOptionError(ConfigurationError, TypeError):
         self.option = option
         self.suggestion = suggestion
         super().__init__(message)
+
+
+class ContextLengthError(BadRequestError):
+    """The request does not fit the model's context window. `limit` and `length` (tokens) are what the
+    server said, None when it did not say; shorten or split the text, or lower max_completion_tokens."""
+
+    def __init__(self, message: str, *, limit: int | None, length: int | None, **fields: Any) -> None:
+        self.limit = limit
+        self.length = length
+        super().__init__(message, **fields)

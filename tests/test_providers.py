@@ -269,3 +269,28 @@ def test_cli_refuses_an_unknown_provider(
         code = main(argv)
         err = capsys.readouterr().err
         assert code != 0 and "unknown provider 'foo'" in err and "cerebras, openai" in err, err
+
+
+def test_context_too_long_is_its_own_error_over_http() -> None:
+    from extract.errors import BadRequestError, ContextLengthError
+    from extract.testing import Fault
+
+    body = {
+        "message": "Please reduce the length of the messages or completion. Current length is 42328 while "
+        "limit is 40000",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+    with (
+        TestServer() as srv,
+        Extractor(base_url=srv.base_url, model="llama3.1-8b", provider="cerebras") as ex,
+    ):
+        srv.script(Fault.http_error(400, body))
+        with pytest.raises(ContextLengthError) as info:
+            ex.extract({"type": "object", "properties": {"a": {"type": "string"}}}, "a is x")
+        assert srv.request_count == 1  # not retried, not demoted
+    error = info.value
+    assert isinstance(error, BadRequestError) and (error.length, error.limit) == (42328, 40000)
+    assert "42328 tokens; the limit is 40000" in str(error) and "split" in str(error)
+    assert error.code == "context_length_exceeded"

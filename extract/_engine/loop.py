@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any, cast
 from extract import modes
 from extract._engine.drive import Action, Outcome, Send, Sleep
 from extract._engine.judge import Verdict, correction, judge
-from extract.errors import APIConnectionError, APIError, APITimeoutError, ExtractionFailed, redact
+from extract.errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    ContextLengthError,
+    ExtractionFailed,
+    redact,
+)
 from extract.providers import ModelRow, Provider
 from extract.results import Attempt, Result, Usage, sum_time_info
 from extract.transport import (
@@ -148,11 +155,39 @@ def _exchange(
             if mode != "prompt" and job.provider.refuses_mode(status, outcome.data, outcome.body):
                 return outcome, latency
             if retry >= policy.max_retries or not should_retry(status, headers):
-                raise error_from_response(outcome, secrets=job.secrets)
+                raise _refine(job, outcome, error_from_response(outcome, secrets=job.secrets))
             delay = retry_delay(retry, status, headers, policy)
             logger.debug("HTTP %d; retry %d in %.2fs", status, retry + 1, delay)
         retry += 1
         yield Sleep(delay)
+
+
+def _refine(job: Job, response: WireResponse, error: APIError) -> APIError:
+    """A more specific error where the provider's record recognises the response (context too long)."""
+    overflow = job.provider.context_overflow(response.status_code, response.data, response.body)
+    if overflow is None:
+        return error
+    sizes = (
+        f" ({overflow.length} tokens; the limit is {overflow.limit})"
+        if overflow.length is not None and overflow.limit is not None
+        else ""
+    )
+    message = (
+        f"HTTP {response.status_code}: the request does not fit {job.model}'s context window{sizes}. Shorten "
+        "the text or split it into parts, or lower max_completion_tokens. The server said: "
+        f"{error.server_message or '(nothing)'}"
+    )
+    return ContextLengthError(
+        message,
+        limit=overflow.limit,
+        length=overflow.length,
+        status_code=error.status_code,
+        code=error.code,
+        type=error.type,
+        param=error.param,
+        server_message=error.server_message,
+        body=error.body,
+    )
 
 
 def _grow(current: int | None, reply_usage: Usage, cap: int) -> int | None:
