@@ -145,7 +145,8 @@ CEREBRAS_PROVIDER: Final = Provider(
             context_window=65536,
             max_output_tokens=32768,
             reasoning=True,
-            reasoning_efforts=("none",),
+            # its reasoning is switched with `disable_reasoning` / `clear_thinking`, not documented as taking
+            # reasoning_effort: no effort is sent until a page says so
             predicted_outputs=True,
         ),
         replace(
