@@ -129,8 +129,18 @@ def test_backend_choice() -> None:
     assert given_key.base_url == "https://api.cerebras.ai/v1" and given_key.model == "gpt-oss-120b"
     generic = resolve(base_url="http://127.0.0.1:9/v1", environ=NO_ENV)
     assert generic.provider.name == "generic" and generic.model is None
-    with pytest.raises(ConfigurationError, match="not an http"):
-        resolve(base_url="127.0.0.1:9/v1", model="m", environ=NO_ENV)
+    for bad in (
+        "127.0.0.1:9/v1",
+        "http://[::1/v1",
+        "http://h:99999/v1",
+        "http://h:x/v1",
+        "http://a b/v1",
+        "ftp://h",
+    ):
+        with pytest.raises(ConfigurationError, match="not an http"):
+            resolve(base_url=bad, model="m", environ=NO_ENV)
+        with pytest.raises(ConfigurationError, match="not an http"):
+            Extractor(base_url=bad, model="m")
 
 
 def test_transports_carry_their_provider(tmp_path: Path) -> None:

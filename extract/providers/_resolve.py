@@ -79,8 +79,15 @@ def provider_for_url(base_url: str, environ: Mapping[str, str] | None = None) ->
 
 
 def _check_url(base_url: str) -> None:
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """A malformed base_url is a ConfigurationError now, not an HTTP library's error on the first call."""
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number in range)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        ok = ok and not any(c.isspace() or ord(c) < 32 for c in base_url)
+    except ValueError:
+        ok = False
+    if not ok:
         raise ConfigurationError(
             f"base_url {base_url!r} is not an http(s) URL; pass one like http://127.0.0.1:8080/v1"
         )
