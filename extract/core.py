@@ -29,9 +29,9 @@ from extract._engine.inputs import (
 )
 from extract._engine.loop import Job, Prepared, run
 from extract.errors import ConfigurationError, redact
-from extract.providers import PROVIDERS, REQUEST_FIELDS, ModelRow, Resolved, resolve
+from extract.providers import PROVIDERS, REQUEST_FIELDS, ModelRow, Resolved, error_fields, resolve
 from extract.results import Attempt, Result, Usage
-from extract.transport import HttpTransport, RetryPolicy, Transport, WireResponse, error_fields
+from extract.transport import HttpTransport, RetryPolicy, Transport, WireResponse
 
 if TYPE_CHECKING:
     from extract.ratelimit import Limiter
