@@ -376,6 +376,8 @@ def extract(
 ) -> Any:
     """Extract `schema` from `text` with the shared default Extractor (see Extractor for the options)."""
     check_options(options, _MODULE_OPTIONS, "extract()")
+    check_schema_argument(schema)
+    check_text(text)  # before a default backend is chosen: a bad text is the error to report
     return _default_extractor(model, options).extract(schema, text, model=model, **options)
 
 
@@ -384,4 +386,6 @@ async def aextract(
 ) -> Any:
     """Async twin of `extract`; works across successive asyncio.run calls (one client per event loop)."""
     check_options(options, _MODULE_OPTIONS, "aextract()")
+    check_schema_argument(schema)
+    check_text(text)  # before a default backend is chosen: a bad text is the error to report
     return await _default_extractor(model, options).aextract(schema, text, model=model, **options)

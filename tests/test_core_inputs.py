@@ -140,3 +140,16 @@ def test_a_schema_of_the_wrong_kind_is_named(ex: Extractor, srv: TestServer, bad
     with pytest.raises(SchemaError, match="schema must be a pydantic model class"):
         ex.extract(bad, TEXT)
     assert srv.request_count == 0
+
+
+def test_module_level_calls_check_the_text_before_choosing_a_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    # no key, no URL: a backend would be the embedded model; the bad text must be reported instead
+    for name in ("CEREBRAS_API_KEY", "CEREBRAS_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EXTRACT_LOCAL_MODEL", "/nonexistent/model.gguf")
+    with pytest.raises(InputError, match="text must be a str"):
+        extract.extract(Person, None)
+    with pytest.raises(InputError, match="offset 4"):
+        asyncio.run(extract.aextract(Person, "Ada \udcff"))
+    with pytest.raises(SchemaError, match="schema must be"):
+        extract.extract([1, 2], TEXT)
