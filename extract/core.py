@@ -126,6 +126,7 @@ class Extractor:
             raise ConfigurationError(
                 f"no model given for {self._base_url}: pass model='...' (the name the server lists at /v1/models)"
             )
+        self.in_process = resolved.in_process  # the embedded model answers (no server, no key)
         self.record = resolved.provider
         self.provider = resolved.provider.name
         self.model = chosen

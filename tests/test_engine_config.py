@@ -91,7 +91,7 @@ def test_no_key_no_url_uses_the_local_model_or_says_how(
         text = str(exc)
         assert "CEREBRAS_API_KEY" in text or "local" in text  # names the ways out
         return
-    assert ex.base_url == "local" and ex.provider == "local"
+    assert ex.base_url == "local" and ex.provider == "local" and ex.in_process
     assert any("embedded" in r.getMessage() for r in caplog.records)
 
 

@@ -260,7 +260,7 @@ def test_no_provider_names_in_engine_code(path: Path) -> None:
 def test_an_extractor_on_the_local_transport_uses_the_local_row(tmp_path: Path) -> None:
     local = LocalTransport(tmp_path / "tiny.gguf")  # nothing loads until a request
     ex = Extractor(transport=local)
-    assert ex.provider == "local" and ex.model == local.model_name
+    assert ex.provider == "local" and ex.model == local.model_name and not ex.in_process
     assert ex._row(ex.model).retry_timeouts is False and ex._row(ex.model).modes[0] == "json_object_schema"
 
 
