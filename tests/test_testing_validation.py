@@ -252,7 +252,7 @@ _formats = st.fixed_dictionaries(
 )
 _near_valid = st.fixed_dictionaries(
     {
-        "model": st.just("llama3.1-8b"),
+        "model": st.sampled_from(["llama3.1-8b", "gpt-oss-120b", "zai-glm-4.7"]),
         "messages": st.just([{"role": "user", "content": "Ada as json"}])
         | st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant"]), "content": _json})),
     },
@@ -262,11 +262,21 @@ _near_valid = st.fixed_dictionaries(
         "max_tokens": _json,
         "max_completion_tokens": _json,
         "stream": _json,
-        "reasoning_format": _json,
+        "reasoning_format": _json | st.sampled_from(["parsed", "raw", "hidden", "none"]),
+        "reasoning_effort": _json | st.sampled_from(["none", "low", "medium", "high"]),
+        "logprobs": _json,
+        "top_logprobs": _json | st.integers(-1, 21),
+        "prediction": _json | st.fixed_dictionaries({"type": st.just("content"), "content": _json}),
+        "service_tier": _json | st.sampled_from(["auto", "default", "flex", "priority"]),
+        "prompt_cache_key": _json,
+        "temperature": _json | st.floats(-1, 3),
+        "top_p": _json,
+        "clear_thinking": _json,
+        "disable_reasoning": _json,
     },
 )
 _rules = Rules(
-    models=frozenset({"llama3.1-8b"}),
+    models=frozenset({"llama3.1-8b", "gpt-oss-120b", "zai-glm-4.7"}),
     json_object_only=False,
     json_object_only_status=400,
     flavor="cerebras",
