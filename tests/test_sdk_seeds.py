@@ -190,7 +190,7 @@ def test_chat_logprobs_reasoning_and_tiers_through_the_sdk(provider: TestServer)
 
 def test_sdk_maps_the_provider_refusals(provider: TestServer) -> None:
     with pytest.raises(sdk.BadRequestError, match="Current length is"):
-        client().completions.create(model="llama3.1-8b", prompt="word " * 40_000)
+        client().completions.create(model="llama3.1-8b", prompt="word " * 140_000)
     provider.script("queue_exceeded")
     with pytest.raises(sdk.RateLimitError, match="high traffic"):
         client().chat.completions.create(model="llama3.1-8b", messages=[{"role": "user", "content": "Hi"}])

@@ -1,6 +1,7 @@
 """What the emulated provider knows per model: context window, reasoning efforts, predicted outputs.
 
-Figures follow /work/shared/reference/cerebras-api.md (free-tier context windows, as the lowest a client meets).
+Figures follow /work/shared/reference/cerebras-api.md (paid-plan context windows: gpt-oss-120b 131K, llama3.1-8b
+32K; free tiers are smaller, pass `context_windows=` to emulate them).
 A model the table does not name still works (the lineup changes): it gets `_UNKNOWN`, or the reasoning row
 when the server lists it among its reasoning models. Pure data.
 """
@@ -25,7 +26,7 @@ class ModelSpec:
 
 
 _GPT_OSS = ModelSpec(
-    context_window=65_536,
+    context_window=131_072,
     reasoning=True,
     efforts=frozenset({"low", "medium", "high"}),
     predicted_outputs=True,
@@ -42,7 +43,7 @@ _GLM = ModelSpec(
 _TABLE: dict[str, ModelSpec] = {
     "gpt-oss-120b": _GPT_OSS,
     "zai-glm-4.7": _GLM,
-    "llama3.1-8b": ModelSpec(8_192, False, frozenset(), False, False),
+    "llama3.1-8b": ModelSpec(32_768, False, frozenset(), False, False),
     "qwen-3-235b-a22b-instruct-2507": ModelSpec(65_536, False, frozenset(), False, False),
 }
 _UNKNOWN = ModelSpec(131_072, False, frozenset(), False, False)

@@ -245,12 +245,9 @@ def _reasoning(body: dict[str, Any], model: str, spec: ModelSpec, mode: str) -> 
             f"'clear_thinking' is supported only on the zai-glm-4.7 model, not on {model}.", "clear_thinking"
         )
     effort = body.get("reasoning_effort")
-    if effort is not None:
-        if not spec.efforts:
-            return _bad(
-                f"'reasoning_effort' is only available for reasoning models (gpt-oss-120b, zai-glm-4.7), not {model}.",
-                "reasoning_effort",
-            )
+    # The page says the field "is only available for gpt-oss-120b and zai-glm-4.7"; whether other models
+    # refuse it or ignore it is not documented, so they ignore it here (a client's pass-through stays harmless).
+    if effort is not None and spec.reasoning:
         if not _one_of(effort, spec.efforts):
             return _bad(
                 f"reasoning_effort {effort!r} is not supported for {model}; supported values: "
