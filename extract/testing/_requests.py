@@ -247,14 +247,13 @@ def _reasoning(body: dict[str, Any], model: str, spec: ModelSpec, mode: str) -> 
     effort = body.get("reasoning_effort")
     # The page says the field "is only available for gpt-oss-120b and zai-glm-4.7"; whether other models
     # refuse it or ignore it is not documented, so they ignore it here (a client's pass-through stays harmless).
-    if effort is not None and spec.reasoning:
-        if not _one_of(effort, spec.efforts):
-            return _bad(
-                f"reasoning_effort {effort!r} is not supported for {model}; supported values: "
-                + ", ".join(e for e in EFFORT_TOKENS if e in spec.efforts)
-                + ".",
-                "reasoning_effort",
-            )
+    if effort is not None and spec.reasoning and not _one_of(effort, spec.efforts):
+        return _bad(
+            f"reasoning_effort {effort!r} is not supported for {model}; supported values: "
+            + ", ".join(e for e in EFFORT_TOKENS if e in spec.efforts)
+            + ".",
+            "reasoning_effort",
+        )
     if not spec.reasoning or body.get("disable_reasoning") is True:
         return 0, reasoning_format or "parsed"
     return EFFORT_TOKENS[effort or "medium"], reasoning_format or "parsed"
