@@ -625,3 +625,27 @@ def test_any_text_completion_body_gets_a_plan_or_a_provider_error(body: Any) -> 
         tokens, finish = continuation(outcome)
         assert finish in ("stop", "length")
         assert outcome.max_tokens is None or len(tokens) <= outcome.max_tokens
+
+
+async def test_async_clients_send_every_encoding_concurrently(server: TestServer) -> None:
+    import asyncio
+
+    body = chat()
+    variants = [
+        (json.dumps(body).encode(), {"content-type": "application/json"}),
+        (gzip.compress(json.dumps(body).encode()), {"content-encoding": "gzip"}),
+        (packb(body), {"content-type": "application/vnd.msgpack"}),
+        (gzip.compress(packb(body)), {"content-type": "application/vnd.msgpack", "content-encoding": "gzip"}),
+    ] * 5
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        replies = await asyncio.gather(
+            *(
+                client.post("/chat/completions", content=payload, headers=headers)
+                for payload, headers in variants
+            )
+        )
+    assert {r.status_code for r in replies} == {200}
+    assert len({r.json()["choices"][0]["message"]["content"] for r in replies}) == 1  # same body, same answer
+    assert sorted(e.encoding for e in server.request_log) == sorted(
+        ["json", "gzip", "msgpack", "msgpack+gzip"] * 5
+    )
