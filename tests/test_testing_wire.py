@@ -380,6 +380,12 @@ def test_reasoning_formats(server: TestServer) -> None:
     flat_error(post(server, chat(reasoning_format="verbose", model="gpt-oss-120b")), 400, "reasoning_format")
 
 
+def test_developer_role_only_on_gpt_oss(server: TestServer) -> None:
+    messages = [{"role": "developer", "content": "Answer in JSON."}, {"role": "user", "content": "Ada, 36"}]
+    assert post(server, chat(model="gpt-oss-120b", messages=messages)).status_code == 200
+    flat_error(post(server, chat(messages=messages)), 400, "messages")
+
+
 def test_clear_thinking_only_on_glm(server: TestServer) -> None:
     assert post(server, chat(model="zai-glm-4.7", clear_thinking=False)).status_code == 200
     flat_error(post(server, chat(model="gpt-oss-120b", clear_thinking=True)), 400, "clear_thinking")

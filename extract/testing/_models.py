@@ -8,7 +8,7 @@ when the server lists it among its reasoning models. Pure data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["EFFORT_TOKENS", "ModelSpec", "spec_for"]
 
@@ -23,6 +23,9 @@ class ModelSpec:
     efforts: frozenset[str]  # accepted `reasoning_effort` values; empty: the field is refused
     predicted_outputs: bool
     clear_thinking: bool  # accepts `clear_thinking` (zai-glm-4.7 only, per the chat page)
+    developer_role: bool = (
+        True  # the chat page: the developer role "is currently only available for gpt-oss-120b"
+    )
 
 
 _GPT_OSS = ModelSpec(
@@ -39,12 +42,15 @@ _GLM = ModelSpec(
     efforts=frozenset({"none"}),
     predicted_outputs=True,
     clear_thinking=True,
+    developer_role=False,
 )
 _TABLE: dict[str, ModelSpec] = {
     "gpt-oss-120b": _GPT_OSS,
     "zai-glm-4.7": _GLM,
-    "llama3.1-8b": ModelSpec(32_768, False, frozenset(), False, False),
-    "qwen-3-235b-a22b-instruct-2507": ModelSpec(65_536, False, frozenset(), False, False),
+    "llama3.1-8b": ModelSpec(32_768, False, frozenset(), False, False, developer_role=False),
+    "qwen-3-235b-a22b-instruct-2507": ModelSpec(
+        65_536, False, frozenset(), False, False, developer_role=False
+    ),
 }
 _UNKNOWN = ModelSpec(131_072, False, frozenset(), False, False)
 _UNKNOWN_REASONING = ModelSpec(131_072, True, frozenset({"low", "medium", "high"}), False, False)
@@ -59,9 +65,7 @@ def spec_for(model: str, *, reasoning: bool, context_window: int | None = None) 
         spec = _UNKNOWN_REASONING if reasoning else _UNKNOWN
     if spec.reasoning != reasoning:
         efforts = _UNKNOWN_REASONING.efforts if reasoning else frozenset()
-        spec = ModelSpec(spec.context_window, reasoning, efforts, spec.predicted_outputs, spec.clear_thinking)
+        spec = replace(spec, reasoning=reasoning, efforts=efforts)
     if context_window is not None:
-        spec = ModelSpec(
-            context_window, spec.reasoning, spec.efforts, spec.predicted_outputs, spec.clear_thinking
-        )
+        spec = replace(spec, context_window=context_window)
     return spec

@@ -181,6 +181,11 @@ def plan_request(body: Any, rules: Rules) -> Reply | Plan:
     if mode == "json_object" and body.get("stream") is True:
         return _bad("json_object is not compatible with streaming - stream must be set to false.", "stream")
     spec = rules.spec(model)
+    if not spec.developer_role and any(m.get("role") == "developer" for m in messages):
+        return _bad(
+            f"The developer role is only available for the gpt-oss-120b model, not {model}; use system.",
+            "messages",
+        )
     reasoning = _reasoning(body, model, spec, mode)
     if isinstance(reasoning, Reply):
         return reasoning
