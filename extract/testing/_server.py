@@ -20,7 +20,7 @@ _START_TIMEOUT = 10.0
 
 
 class TestServer:
-    """A loopback HTTP server speaking the Cerebras chat-completions API, with scripted faults.
+    """A loopback HTTP server speaking the Cerebras inference API (chat and text completions), with scripted faults.
 
     `TestServer(port=0, host="127.0.0.1", **settings)`; the settings are the fields of `ServerSettings`
     (api_key, models, latency, rpm, tpm, time_scale, invalid_rate, seed, flavor, ...). Use it as a context
