@@ -16,7 +16,6 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -146,7 +145,7 @@ class ServerSettings:
         for model, window in dict(self.context_windows).items():
             if isinstance(window, bool) or not isinstance(window, int) or window < 1:
                 raise ValueError(f"context_windows[{model!r}] must be a positive integer, got {window!r}")
-        object.__setattr__(self, "context_windows", MappingProxyType(dict(self.context_windows)))
+        object.__setattr__(self, "context_windows", dict(self.context_windows))  # a copy (picklable)
         object.__setattr__(self, "service_tiers", frozenset(self.service_tiers))
         if self.queue_ms < 0:
             raise ValueError(f"queue_ms must be >= 0, got {self.queue_ms!r}")
