@@ -174,3 +174,21 @@ def test_command_line_rejects_bad_settings_with_usage_error() -> None:
     assert proc.returncode == 2
     assert "invalid_rate must be between 0 and 1" in proc.stderr
     assert proc.stdout == ""
+
+
+def test_command_line_wire_options() -> None:
+    from extract.testing.__main__ import _parser, _server
+
+    args = _parser().parse_args(
+        ["--accept-encodings", "gzip", "--context-window", "llama3.1-8b=100", "--service-tiers", "priority",
+         "--queue-ms", "250", "--no-prompt-cache"]
+    )  # fmt: skip
+    settings = _server(args).settings
+    assert settings.encodings == frozenset({"gzip"})
+    assert dict(settings.context_windows) == {"llama3.1-8b": 100}
+    assert settings.service_tiers == frozenset({"priority"}) and settings.queue_ms == 250
+    assert settings.prompt_cache is False
+    assert _server(_parser().parse_args(["--accept-encodings"])).settings.encodings == frozenset()
+    assert _server(_parser().parse_args([])).settings.encodings == frozenset({"gzip", "msgpack"})
+    with pytest.raises(ValueError, match="MODEL=TOKENS"):
+        _server(_parser().parse_args(["--context-window", "llama3.1-8b"]))

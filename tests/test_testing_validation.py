@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 
 from extract.testing import TestServer
 from extract.testing._requests import Plan, Rules, plan_request
+from extract.testing._strict_rules import REFUSED_KEYWORDS
 from extract.testing._wire import Reply
 
 PERSON = {
@@ -252,7 +255,7 @@ _formats = st.fixed_dictionaries(
 )
 _near_valid = st.fixed_dictionaries(
     {
-        "model": st.just("llama3.1-8b"),
+        "model": st.sampled_from(["llama3.1-8b", "gpt-oss-120b", "zai-glm-4.7"]),
         "messages": st.just([{"role": "user", "content": "Ada as json"}])
         | st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant"]), "content": _json})),
     },
@@ -262,11 +265,21 @@ _near_valid = st.fixed_dictionaries(
         "max_tokens": _json,
         "max_completion_tokens": _json,
         "stream": _json,
-        "reasoning_format": _json,
+        "reasoning_format": _json | st.sampled_from(["parsed", "raw", "hidden", "none"]),
+        "reasoning_effort": _json | st.sampled_from(["none", "low", "medium", "high"]),
+        "logprobs": _json,
+        "top_logprobs": _json | st.integers(-1, 21),
+        "prediction": _json | st.fixed_dictionaries({"type": st.just("content"), "content": _json}),
+        "service_tier": _json | st.sampled_from(["auto", "default", "flex", "priority"]),
+        "prompt_cache_key": _json,
+        "temperature": _json | st.floats(-1, 3),
+        "top_p": _json,
+        "clear_thinking": _json,
+        "disable_reasoning": _json,
     },
 )
 _rules = Rules(
-    models=frozenset({"llama3.1-8b"}),
+    models=frozenset({"llama3.1-8b", "gpt-oss-120b", "zai-glm-4.7"}),
     json_object_only=False,
     json_object_only_status=400,
     flavor="cerebras",
@@ -289,3 +302,91 @@ def test_malformed_strict_schema_is_a_400_not_a_crash(server: TestServer) -> Non
     rf = {"type": "json_schema", "json_schema": {"name": "p", "strict": True, "schema": {"type": {}}}}
     body = assert_flat_error(post(server, chat(response_format=rf)), 400, "response_format")
     assert body["code"] == "wrong_api_format"
+
+
+# ---- the server's own strict-rule table ----------------------------------------------------------------
+def _obj(**props: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+
+def _nest(levels: int) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(levels):
+        schema = _obj(x=schema)
+    return schema
+
+
+@pytest.mark.parametrize(
+    ("schema", "fragment"),
+    [
+        ({"type": "array", "items": {"type": "string"}}, "#: type: the root schema must be an object"),
+        ({"type": "object", "properties": {}, "required": []}, "#: additionalProperties"),
+        ({**_obj(a={"type": "string"}), "required": []}, "#: required: every property must be required"),
+        (_obj(a={"type": ["string", "null"]}), "#/properties/a: type: a list of types"),
+        (_obj(a={}), "#/properties/a: type: an empty schema"),
+        (_obj(a=True), "#/properties/a: schema: must be an object"),
+        (_obj(a={"type": "array"}), "#/properties/a: items"),
+        (_obj(a={"type": "array", "items": True}), "#/properties/a: items"),
+        (_obj(a={"type": "array", "prefixItems": [{"type": "string"}]}), "prefixItems needs items: false"),
+        (_obj(a={"anyOf": [{"type": "string"}] * 6}), "#/properties/a: anyOf: 6 branches"),
+        (_obj(a={"$ref": "#/definitions/x"}), "#/properties/a: $ref: only '#/$defs/...'"),
+        (_obj(a={"$ref": "#/$defs/missing"}), "names no entry of the root $defs"),
+        ({**_obj(a={"$ref": "#/$defs/n"}), "$defs": {"n": _obj(next={"$ref": "#/$defs/n"})}}, "recursive"),
+        (_nest(11), "#: nesting: 11 levels deep"),
+        (_obj(a={"type": "string", "description": "d" * 5000}), "#: length:"),
+        (_obj(**{f"p{i}": {"enum": [f"v{i}"]} for i in range(501)}), "#: properties: 501 object properties"),
+        (_obj(a={"enum": [f"{i:040d}" for i in range(251)]}), "#/properties/a: enum: 251 string values"),
+        (_obj(a={"type": "string", "const": "x"}), "#/properties/a: const: undocumented"),
+        (_obj(a={"type": "string", "title": "A"}), "#/properties/a: title"),
+        (_obj(a={"type": "string", "x-custom": 1}), "#/properties/a: x-custom: unknown keyword"),
+        (
+            _obj(a={"type": "object", "properties": {}, "additionalProperties": False, "$defs": {}}),
+            "only allowed at",
+        ),
+    ],
+)
+def test_strict_rule_table_refuses_what_the_page_documents(schema: dict[str, Any], fragment: str) -> None:
+    from extract.testing._strict_rules import violations
+
+    found = violations(schema)
+    assert any(fragment in line for line in found), found
+
+
+@pytest.mark.parametrize("keyword", sorted(REFUSED_KEYWORDS))
+def test_every_refused_keyword_is_refused(keyword: str) -> None:
+    from extract.testing._strict_rules import violations
+
+    assert any(f": {keyword}: " in line for line in violations(_obj(a={"type": "string", keyword: 1})))
+
+
+def test_strict_rule_table_accepts_the_documented_subset() -> None:
+    from extract.testing._strict_rules import violations
+
+    schema = {
+        **_obj(
+            name={"type": "string", "description": "who"},
+            tags={"type": "array", "items": {"enum": ["a", "b"]}},
+            pair={"type": "array", "prefixItems": [{"type": "integer"}, {"type": "number"}], "items": False},
+            maybe={"anyOf": [{"$ref": "#/$defs/point"}, {"type": "null"}]},
+            flag={"type": "boolean"},
+        ),
+        "$defs": {"point": _obj(x={"type": "number"}, y={"type": "number"})},
+    }
+    assert violations(schema) == []
+    assert violations(_nest(9)) == []
+
+
+SCHEMAS = sorted((Path(__file__).resolve().parent.parent / "schemas").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", SCHEMAS, ids=[p.stem for p in SCHEMAS])
+def test_library_and_server_table_agree_on_the_bundled_schemas(path: Path) -> None:
+    """Cross-check: the library's compiled wire schema passes the server's table, and both judge the raw
+    schema alike (a disagreement is a bug in one of the two rule books)."""
+    from extract.schema import compile_schema, strict_violations
+    from extract.testing._strict_rules import violations
+
+    raw = json.loads(path.read_text())
+    compiled = compile_schema(raw)
+    assert compiled.strict and violations(compiled.wire_schema) == []
+    assert bool(strict_violations(raw)) == bool(violations(raw))

@@ -1,4 +1,8 @@
-"""A loopback server that speaks the Cerebras chat-completions API, for testing pipelines offline.
+"""A loopback server that speaks the Cerebras inference API, for testing pipelines offline.
+
+Chat completions and text completions (`/v1/completions`), logprobs, gzip and msgpack request bodies,
+reasoning models and `reasoning_effort`, a prompt cache, predicted outputs, service tiers, per-model context
+windows and `time_info`, as the provider's pages describe them (see `ServerSettings` for the knobs).
 
 It answers every structured request with deterministic JSON that is valid for the schema it was sent, rejects
 requests the way the provider does (strict-schema violations, unknown models, bad keys), enforces rate limits,
@@ -41,7 +45,7 @@ From a shell (benchmarks run it in its own process; the base URL is the first li
 
 from __future__ import annotations
 
-from extract.testing._app import RecordedRequest, ServerSettings
+from extract.testing._app import LoggedRequest, RecordedRequest, ServerSettings
 from extract.testing._faults import FAULT_NAMES, Fault
 from extract.testing._generate import generate
 from extract.testing._server import TestServer
@@ -51,6 +55,7 @@ __all__ = [
     "DEFAULT_MODELS",
     "FAULT_NAMES",
     "Fault",
+    "LoggedRequest",
     "RecordedRequest",
     "ServerSettings",
     "TestServer",

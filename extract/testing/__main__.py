@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from extract.testing._body import ENCODINGS
 from extract.testing._faults import FAULT_NAMES
 from extract.testing._server import TestServer
 from extract.testing._wire import DEFAULT_MODELS
@@ -18,7 +19,8 @@ from extract.testing._wire import DEFAULT_MODELS
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m extract.testing",
-        description="Serve the Cerebras chat-completions API on 127.0.0.1 with deterministic answers.",
+        description="Serve the Cerebras inference API (chat and text completions) on 127.0.0.1 with "
+        "deterministic answers.",
     )
     p.add_argument("--port", type=int, default=0, help="port to listen on (0: a free port; default 0)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -53,6 +55,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reply", default=None, help="content for requests that send no schema (default {})")
     p.add_argument("--seed", type=int, default=0, help="seed for --invalid-rate, --fault-rate and answers")
     p.add_argument("--record", action="store_true", help="keep request bodies in memory (off by default)")
+    p.add_argument(
+        "--accept-encodings",
+        nargs="*",
+        default=None,
+        choices=sorted(ENCODINGS),
+        metavar="ENCODING",
+        help="optional body encodings accepted (gzip, msgpack; none when empty; default: both)",
+    )
+    p.add_argument(
+        "--context-window",
+        action="append",
+        default=[],
+        metavar="MODEL=TOKENS",
+        help="override a model's context window (repeatable)",
+    )
+    p.add_argument(
+        "--service-tiers",
+        nargs="+",
+        default=["auto", "default", "flex"],
+        choices=["auto", "default", "flex", "priority"],
+        metavar="TIER",
+        help="service tiers accepted (default: auto default flex)",
+    )
+    p.add_argument("--queue-ms", type=float, default=0.0, help="simulated queue time for queue_threshold")
+    p.add_argument("--no-prompt-cache", action="store_true", help="never report cached prompt tokens")
     return p
 
 
@@ -92,16 +119,30 @@ def _server(args: argparse.Namespace) -> TestServer:
         fault_kinds=tuple(args.fault_kinds),
         seed=args.seed,
         record=args.record,
+        accept_encodings=None if args.accept_encodings is None else frozenset(args.accept_encodings),
+        context_windows=_windows(args.context_window),
+        service_tiers=frozenset(args.service_tiers),
+        queue_ms=args.queue_ms,
+        prompt_cache=not args.no_prompt_cache,
     )
+
+
+def _windows(pairs: Sequence[str]) -> dict[str, int]:
+    windows: dict[str, int] = {}
+    for pair in pairs:
+        model, sep, tokens = pair.rpartition("=")
+        if not sep or not model or not tokens.isdigit():
+            raise ValueError(f"--context-window takes MODEL=TOKENS, got {pair!r}")
+        windows[model] = int(tokens)
+    return windows
 
 
 def _warm_up() -> None:
     """Import what the first requests would otherwise import inside the event loop.
 
-    Benchmarks start timing once the base URL is printed; a multi-second import on the first strict
-    request would land inside their measurement.
+    Benchmarks start timing once the base URL is printed; a multi-second import on the first request that
+    needs jsonschema (a schema_violation fault, an invalid_rate draw) would land inside their measurement.
     """
-    importlib.import_module("extract.schema")
     importlib.import_module("jsonschema")
 
 

@@ -14,18 +14,22 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from extract.testing._body import ENCODINGS, Decoded, decode_body
+from extract.testing._cache import PromptCache
+from extract.testing._completions import TextPlan, continuation, plan_completion, raw_token_ids
 from extract.testing._content import break_value, fault_content, json_text
 from extract.testing._faults import Fault
 from extract.testing._generate import generate
 from extract.testing._http import HttpRequest, HttpResponse
 from extract.testing._limits import Limits
 from extract.testing._requests import Plan, Rules, plan_request
+from extract.testing._tokens import chat_logprobs, matched_chars, text_logprobs
 from extract.testing._wire import (
     DEFAULT_MODELS,
     Reply,
@@ -34,13 +38,16 @@ from extract.testing._wire import (
     estimate_tokens,
     models_body,
     server_error,
+    text_completion_body,
 )
 
-__all__ = ["App", "RecordedRequest", "ServerSettings"]
+__all__ = ["App", "LoggedRequest", "RecordedRequest", "ServerSettings"]
 
 _log = logging.getLogger("extract.testing")
 _FLAVORS = ("cerebras", "llamacpp")
-_MAX_PREFIXES = 10_000
+_COMPLETION_PATHS = ("/v1/chat/completions", "/v1/completions")
+_QUEUE_TIERS = ("flex", "auto")
+_QUEUE_THRESHOLD_MS = (50, 20_000)
 _RATE_LIMIT_MESSAGES = {
     "request_quota_exceeded": ("Requests per minute limit exceeded - too many requests sent.", "quota"),
     "token_quota_exceeded": ("Tokens per minute limit exceeded - too many tokens processed.", "quota"),
@@ -68,8 +75,19 @@ class ServerSettings:
     fault_rate / fault_kinds: probability that a request gets a transient fault, drawn from the named faults.
     reply: the content for requests with no schema (text mode, json_object without schema); default "{}"
         unless a message carries a JSON Schema, which is then answered.
-    reasoning_models: models whose replies carry `message.reasoning` and reasoning tokens.
+    reasoning_models: models whose replies carry `message.reasoning` and reasoning tokens; they spend
+        64/256/1024 reasoning tokens for reasoning_effort low/medium (the default)/high, none for "none".
+    reasoning_text: the sentence the reasoning text repeats, cut to the tokens spent.
     record: keep every request body for `server.requests` (turn off for long benchmark runs).
+    accept_encodings: optional request body encodings accepted, a subset of {"gzip", "msgpack"}; the others
+        get 415 (None: both on the cerebras flavor, none on llamacpp).
+    context_windows: {model: tokens} overriding the per-model table (prompt + max_completion_tokens above
+        it is the provider's 400 context_length_exceeded).
+    service_tiers: tiers accepted (the page keeps "priority" to dedicated endpoints).
+    queue_ms: the simulated rolling queue time; flex/auto requests whose `queue_threshold` header is below it
+        get 429 queue_exceeded, and `time_info.queue_time` reports it.
+    prompt_cache / prompt_cache_blocks: bill repeated prompt prefixes as cached_tokens (128-token blocks,
+        LRU of at most this many blocks).
     """
 
     api_key: str | None = field(default=None, repr=False)
@@ -92,6 +110,12 @@ class ServerSettings:
     reasoning_models: frozenset[str] = frozenset({"gpt-oss-120b", "zai-glm-4.7"})
     reasoning_text: str = _REASONING
     record: bool = True
+    accept_encodings: frozenset[str] | None = None
+    context_windows: Mapping[str, int] = field(default_factory=dict)
+    service_tiers: frozenset[str] = frozenset({"auto", "default", "flex"})
+    queue_ms: float = 0.0
+    prompt_cache: bool = True
+    prompt_cache_blocks: int = 100_000
 
     def __post_init__(self) -> None:
         if self.flavor not in _FLAVORS:
@@ -111,20 +135,71 @@ class ServerSettings:
         object.__setattr__(self, "models", tuple(self.models))
         object.__setattr__(self, "reasoning_models", frozenset(self.reasoning_models))
         object.__setattr__(self, "fault_kinds", tuple(self.fault_kinds))
+        if self.accept_encodings is not None:
+            unknown = set(self.accept_encodings) - ENCODINGS
+            if unknown:
+                raise ValueError(
+                    f"accept_encodings: unknown {sorted(unknown)}; use a subset of {sorted(ENCODINGS)}"
+                )
+            object.__setattr__(self, "accept_encodings", frozenset(self.accept_encodings))
+        for model, window in dict(self.context_windows).items():
+            if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+                raise ValueError(f"context_windows[{model!r}] must be a positive integer, got {window!r}")
+        object.__setattr__(self, "context_windows", dict(self.context_windows))  # a copy (picklable)
+        object.__setattr__(self, "service_tiers", frozenset(self.service_tiers))
+        if self.queue_ms < 0:
+            raise ValueError(f"queue_ms must be >= 0, got {self.queue_ms!r}")
+        if self.prompt_cache_blocks < 1:
+            raise ValueError(f"prompt_cache_blocks must be >= 1, got {self.prompt_cache_blocks!r}")
+        if not self.reasoning_text:
+            raise ValueError("reasoning_text must not be empty")
+
+    @property
+    def encodings(self) -> frozenset[str]:
+        """The optional body encodings this server accepts."""
+        if self.accept_encodings is not None:
+            return self.accept_encodings
+        return ENCODINGS if self.flavor == "cerebras" else frozenset()
 
 
 class RecordedRequest(dict[str, Any]):
-    """A received JSON body (a dict), plus `.headers` (no Authorization), `.path` and `.raw` bytes."""
+    """A received body (a dict), plus `.headers` (no Authorization), `.path`, `.raw` bytes and `.encoding`.
+
+    `.raw` is the body after Content-Encoding is undone (JSON text, or msgpack bytes); `.encoding` says how it
+    arrived: "json", "gzip", "msgpack" or "msgpack+gzip" (or the unsupported type/encoding named).
+    """
 
     headers: dict[str, str]
     path: str
     raw: bytes
+    encoding: str
 
-    def __init__(self, body: Any, headers: dict[str, str], path: str, raw: bytes) -> None:
+    def __init__(
+        self, body: Any, headers: dict[str, str], path: str, raw: bytes, encoding: str = "json"
+    ) -> None:
         super().__init__(body if isinstance(body, dict) else {})
         self.headers = headers
         self.path = path
         self.raw = raw
+        self.encoding = encoding
+
+
+@dataclass(slots=True)
+class LoggedRequest:
+    """One completion request as it arrived on the wire, for tests of what a client sent.
+
+    `wire_bytes` is the body size as sent, `body_bytes` after Content-Encoding is undone; `status` is the
+    answer's HTTP status (None while in flight, or when the connection was dropped).
+    """
+
+    path: str
+    encoding: str
+    content_type: str
+    content_encoding: str
+    wire_bytes: int
+    body_bytes: int
+    headers: dict[str, str]
+    status: int | None = None
 
 
 class App:
@@ -141,6 +216,9 @@ class App:
             json_object_only_status=settings.json_object_only_status,
             flavor=settings.flavor,
             seed=settings.seed,
+            reasoning_models=settings.reasoning_models,
+            context_windows=tuple(settings.context_windows.items()),
+            service_tiers=settings.service_tiers,
         )
         self.limits = Limits(
             rpm=settings.rpm,
@@ -150,22 +228,24 @@ class App:
             clock=time.monotonic,
         )
         self.requests: list[RecordedRequest] = []
+        self.request_log: list[LoggedRequest] = []
+        self.cache = PromptCache(settings.prompt_cache_blocks)
         self.request_count = 0
         self.count_429 = 0
         self.script: deque[Fault] = deque()
         self.in_flight = 0
         self.seen: set[int] = set()
-        self.prefixes: set[int] = set()
         self.fault_rng = random.Random(settings.seed)
 
     def reset(self) -> None:
         with self.lock:
             self.requests.clear()
+            self.request_log.clear()
+            self.cache.clear()
             self.request_count = 0
             self.count_429 = 0
             self.script.clear()
             self.seen.clear()
-            self.prefixes.clear()
             self.fault_rng = random.Random(self.settings.seed)
             self.limits.reset()
 
@@ -184,10 +264,16 @@ class App:
 
     async def route(self, request: HttpRequest) -> HttpResponse | None:
         path = request.path.rstrip("/")
-        if path == "/v1/chat/completions":
+        if path in _COMPLETION_PATHS:
             if request.method != "POST":
                 return self.finish(_method_not_allowed(request.method, path))
-            return await self.chat(request)
+            entry = self.log_request(request, path)
+            handler = self.chat if path == _COMPLETION_PATHS[0] else self.text
+            response = await handler(request, entry)
+            if entry is not None:
+                with self.lock:
+                    entry.status = None if response is None else response.status
+            return response
         if path == "/v1/tcp_warming" and request.method == "GET":
             return self.finish(Reply(200, {}))
         if path.startswith("/v1/models") and request.method == "GET":
@@ -196,11 +282,28 @@ class App:
             client_error(
                 404,
                 f"Unknown endpoint {request.method} {request.path}; the test server serves "
-                "POST /v1/chat/completions, GET /v1/models and GET /v1/tcp_warming.",
+                "POST /v1/chat/completions, POST /v1/completions, GET /v1/models and GET /v1/tcp_warming.",
                 type="not_found_error",
                 code="not_found",
             )
         )
+
+    def log_request(self, request: HttpRequest, path: str) -> LoggedRequest | None:
+        if not self.settings.record:
+            return None
+        headers = request.headers
+        entry = LoggedRequest(
+            path=path,
+            encoding="",
+            content_type=headers.get("content-type", ""),
+            content_encoding=headers.get("content-encoding", ""),
+            wire_bytes=len(request.body),
+            body_bytes=len(request.body),
+            headers={k: v for k, v in headers.items() if k != "authorization"},
+        )
+        with self.lock:
+            self.request_log.append(entry)
+        return entry
 
     def models(self, path: str) -> Reply:
         listing = models_body(self.settings.models)
@@ -226,53 +329,117 @@ class App:
             return None
         return client_error(401, "Wrong API Key", param="api_key", code="wrong_api_key")
 
-    # ---- chat completions -----------------------------------------------------------------------------
-    async def chat(self, request: HttpRequest) -> HttpResponse | None:
-        started = time.monotonic()
-        try:
-            body: Any = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
-            body = None
-        fault = self.admit_request(request, body)
+    # ---- completions -------------------------------------------------------------------------------
+    def decode(self, request: HttpRequest, entry: LoggedRequest | None) -> Decoded:
+        decoded = decode_body(request.headers, request.body, self.settings.encodings)
+        if entry is not None:
+            with self.lock:
+                entry.encoding = decoded.encoding
+                entry.body_bytes = len(decoded.content)
+        return decoded
+
+    async def admit(
+        self, request: HttpRequest, entry: LoggedRequest | None
+    ) -> tuple[Decoded, Fault | None, HttpResponse | None]:
+        """Decode, record, take the owed fault, check the key; a response when the request ends here."""
+        decoded = self.decode(request, entry)
+        fault = self.admit_request(request, decoded)
         denied = self.auth(request)
         if denied is not None:
-            return self.finish(denied)
+            return decoded, fault, self.finish(denied)
         if fault is not None and not fault.changes_content and fault.kind != "slow":
             await self.wait(self.settings.latency)
-            return None if fault.kind == "drop" else self.fault_response(fault)
-        if body is None:
-            return self.finish(
-                client_error(400, "The request body is not valid JSON.", code="wrong_api_format")
+            return decoded, fault, None if fault.kind == "drop" else self.fault_response(fault)
+        if decoded.error is not None:
+            return decoded, fault, self.finish(decoded.error)
+        queued = self.queue_refusal(request, decoded.value)
+        if queued is not None:
+            return decoded, fault, self.finish(queued)
+        return decoded, fault, None
+
+    def queue_refusal(self, request: HttpRequest, body: Any) -> Reply | None:
+        """The `queue_threshold` header: checked for range, and refused early when the queue is longer."""
+        raw = request.headers.get("queue_threshold")
+        if raw is None:
+            return None
+        low, high = _QUEUE_THRESHOLD_MS
+        try:
+            threshold = float(raw)
+        except ValueError:
+            threshold = -1.0
+        if not low <= threshold <= high:
+            return client_error(
+                400,
+                f"queue_threshold must be a number of milliseconds between {low} and {high}; got {raw!r}.",
+                param="queue_threshold",
+                code="wrong_api_format",
             )
-        plan = plan_request(body, self.rules)
-        if isinstance(plan, Reply):
-            return self.finish(plan)
-        reserved = plan.prompt_tokens + (
-            plan.max_completion_tokens or self.settings.default_max_completion_tokens
-        )
+        tier = body.get("service_tier") if isinstance(body, dict) else None
+        if tier in _QUEUE_TIERS and self.settings.queue_ms > threshold:
+            with self.lock:
+                verdict_headers = self.limits.headers()
+            return _rate_limited("queue_exceeded", verdict_headers)
+        return None
+
+    async def reserve(
+        self, prompt_tokens: int, max_tokens: int | None, fault: Fault | None
+    ) -> Reply | list[tuple[str, str]]:
+        """Rate limits and the concurrency cap, then the latency; the rate-limit headers when admitted."""
+        reserved = prompt_tokens + (max_tokens or self.settings.default_max_completion_tokens)
         with self.lock:
             verdict = self.limits.admit(reserved)
         if verdict.code is not None:
-            return self.finish(_rate_limited(verdict.code, verdict.headers))
+            return _rate_limited(verdict.code, verdict.headers)
         limit = self.settings.max_concurrency
         if limit is not None and self.in_flight >= limit:
-            return self.finish(_rate_limited("queue_exceeded", verdict.headers))
+            return _rate_limited("queue_exceeded", verdict.headers)
         self.in_flight += 1
         try:
             await self.wait(self.settings.latency + (fault.delay if fault is not None else 0.0))
         finally:
             self.in_flight -= 1
+        return verdict.headers
+
+    async def chat(self, request: HttpRequest, entry: LoggedRequest | None = None) -> HttpResponse | None:
+        started = time.monotonic()
+        decoded, fault, ended = await self.admit(request, entry)
+        if ended is not None or (fault is not None and fault.kind == "drop"):
+            return ended
+        plan = plan_request(decoded.value, self.rules)
+        if isinstance(plan, Reply):
+            return self.finish(plan)
+        admitted = await self.reserve(plan.prompt_tokens, plan.max_completion_tokens, fault)
+        if isinstance(admitted, Reply):
+            return self.finish(admitted)
         reply = self.answer(plan, fault, time.monotonic() - started)
-        reply.headers.extend(verdict.headers)
+        reply.headers.extend(admitted)
         return _respond(reply)
 
-    def admit_request(self, request: HttpRequest, body: Any) -> Fault | None:
+    async def text(self, request: HttpRequest, entry: LoggedRequest | None = None) -> HttpResponse | None:
+        """POST /v1/completions; content faults do not apply (the reply is not JSON), the others do."""
+        started = time.monotonic()
+        decoded, fault, ended = await self.admit(request, entry)
+        if ended is not None or (fault is not None and fault.kind == "drop"):
+            return ended
+        plan = plan_completion(decoded.value, self.rules)
+        if isinstance(plan, Reply):
+            return self.finish(plan)
+        admitted = await self.reserve(plan.prompt_tokens, plan.max_tokens, fault)
+        if isinstance(admitted, Reply):
+            return self.finish(admitted)
+        reply = self.answer_text(plan, time.monotonic() - started)
+        reply.headers.extend(admitted)
+        return _respond(reply)
+
+    def admit_request(self, request: HttpRequest, decoded: Decoded) -> Fault | None:
         """Record the request and take the fault it is owed: the next scripted one, else maybe a random one."""
         headers = {k: v for k, v in request.headers.items() if k != "authorization"}
         with self.lock:
             self.request_count += 1
             if self.settings.record:
-                self.requests.append(RecordedRequest(body, headers, request.path, request.body))
+                self.requests.append(
+                    RecordedRequest(decoded.value, headers, request.path, decoded.content, decoded.encoding)
+                )
             if self.script:
                 return self.script.popleft()
             rate = self.settings.fault_rate
@@ -332,38 +499,75 @@ class App:
             content, finish = fault_content(fault, value, schema)
         elif schema is not None and configured is None and self.unlucky(plan):
             content = json_text(break_value(value, schema))
-        reasoning = self.settings.reasoning_text if plan.model in self.settings.reasoning_models else None
+        reasoning = _reasoning_text(self.settings.reasoning_text, plan.reasoning_tokens)
         content, reasoning, finish = _fit(content, reasoning, finish, plan.max_completion_tokens)
+        reasoning_tokens = estimate_tokens(len(reasoning)) if reasoning else 0
+        accepted = rejected = 0
+        if plan.prediction is not None:
+            accepted = min(
+                estimate_tokens(matched_chars(content, plan.prediction)), estimate_tokens(len(content))
+            )
+            rejected = max(estimate_tokens(len(plan.prediction)) - accepted, 0)
+        shown = reasoning if plan.show_reasoning else None
+        delivered = content
+        if plan.reasoning_format == "raw" and reasoning:
+            delivered, shown = (
+                f"<think>{reasoning}</think>{content}",
+                None,
+            )  # counted as reasoning, not content
         body = completion_body(
             model=plan.model,
             content=content,
             finish_reason=finish,
             prompt_tokens=plan.prompt_tokens,
-            reasoning=reasoning if plan.show_reasoning else None,
-            cached_tokens=self.cached_tokens(plan),
+            reasoning=shown,
+            reasoning_tokens=reasoning_tokens,
+            cached_tokens=self.cached_tokens(plan.cache_scope, plan.prompt_text, plan.prompt_tokens),
             elapsed=elapsed,
+            logprobs=chat_logprobs(delivered, plan.seed, plan.top_logprobs) if plan.logprobs else None,
+            reasoning_model=plan.reasoning_tokens > 0,
+            accepted_prediction_tokens=accepted,
+            rejected_prediction_tokens=rejected,
+            service_tier=plan.service_tier,
+            queue_time=self.queue_time(),
         )
-        if reasoning is not None and not plan.show_reasoning:
-            details = body["usage"]["completion_tokens_details"]
-            details["reasoning_tokens"] = estimate_tokens(len(reasoning))
-            body["usage"]["completion_tokens"] += details["reasoning_tokens"]
-            body["usage"]["total_tokens"] += details["reasoning_tokens"]
+        body["choices"][0]["message"]["content"] = delivered
         if plan.stream:
             return Reply(200, _as_stream(body), [("content-type", "text/event-stream")])
         return Reply(200, body)
 
-    def cached_tokens(self, plan: Plan) -> int:
-        """Prompt caching as providers do it: a system prompt seen before is cached in blocks of 128 tokens."""
-        if plan.prefix is None:
+    def answer_text(self, plan: TextPlan, elapsed: float) -> Reply:
+        tokens, finish = continuation(plan)
+        text = "".join(tokens)
+        logprobs = None
+        if plan.logprobs is not None:
+            logprobs = text_logprobs(tokens, len(plan.prompt), plan.seed, plan.logprobs)
+        body = text_completion_body(
+            model=plan.model,
+            text=text,
+            finish_reason=finish,
+            prompt_tokens=plan.prompt_tokens,
+            completion_tokens=len(tokens),
+            cached_tokens=self.cached_tokens(plan.cache_scope, plan.prompt, plan.prompt_tokens),
+            elapsed=elapsed,
+            logprobs=logprobs,
+            raw_tokens=raw_token_ids(tokens) if plan.raw_tokens else None,
+            service_tier=plan.service_tier,
+            queue_time=self.queue_time(),
+        )
+        if plan.stream:
+            return Reply(200, _as_text_stream(body), [("content-type", "text/event-stream")])
+        return Reply(200, body)
+
+    def queue_time(self) -> float:
+        return self.settings.queue_ms / 1000 if self.settings.queue_ms else 0.0001
+
+    def cached_tokens(self, scope: str, prompt_text: str, prompt_tokens: int) -> int:
+        """Prompt caching as providers do it: a prefix seen before (same scope) is cached in 128-token blocks."""
+        if not self.settings.prompt_cache:
             return 0
-        key, chars = plan.prefix
         with self.lock:
-            if key not in self.prefixes:
-                if len(self.prefixes) >= _MAX_PREFIXES:
-                    self.prefixes.clear()
-                self.prefixes.add(key)
-                return 0
-        return min(estimate_tokens(chars) // 128 * 128, plan.prompt_tokens)
+            return self.cache.admit(scope, prompt_text, prompt_tokens)
 
     def unlucky(self, plan: Plan) -> bool:
         """The seeded invalid_rate draw: first turns only, and only the first time a document is seen.
@@ -397,13 +601,38 @@ def _fit(content: str, reasoning: str | None, finish: str, limit: int | None) ->
     return content, reasoning, finish
 
 
+def _reasoning_text(sentence: str, tokens: int) -> str | None:
+    """Reasoning of exactly `tokens` tokens (four characters each): the sentence repeated and cut."""
+    if tokens <= 0:
+        return None
+    unit = sentence + " "
+    return (unit * (tokens * 4 // len(unit) + 1))[: tokens * 4]
+
+
+def _as_text_stream(body: dict[str, Any]) -> bytes:
+    """A text completion as server-sent events: the text, then finish_reason with usage and time_info."""
+    choice = body["choices"][0]
+    base = {k: body[k] for k in ("id", "created", "model", "system_fingerprint", "object")}
+    first = {**base, "choices": [{**choice, "finish_reason": None}]}
+    last = {
+        **base,
+        "choices": [{"index": 0, "text": "", "finish_reason": choice["finish_reason"], "logprobs": None}],
+        "usage": body["usage"],
+        "time_info": body["time_info"],
+    }
+    return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in (first, last)) + b"data: [DONE]\n\n"
+
+
 def _as_stream(body: dict[str, Any]) -> bytes:
     """The completion as server-sent events: one content chunk, then usage and time_info, then [DONE]."""
     choice = body["choices"][0]
     base = {k: body[k] for k in ("id", "created", "model", "system_fingerprint")}
     base["object"] = "chat.completion.chunk"
     delta = {k: v for k, v in choice["message"].items() if k != "tool_calls"}
-    first = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+    first = {
+        **base,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": None, "logprobs": choice["logprobs"]}],
+    }
     last = {
         **base,
         "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}],

@@ -138,6 +138,11 @@ class Fault:
         return cls("rate_limited", status=429, headers=tuple(headers), text=code)
 
     @classmethod
+    def queue_exceeded(cls, *, retry_after: float | None = None) -> Fault:
+        """The provider's capacity refusal: 429, code queue_exceeded, param queue ("high traffic")."""
+        return cls.rate_limited(retry_after=retry_after, code="queue_exceeded")
+
+    @classmethod
     def timeout(cls) -> Fault:
         """408 Request Timeout (a retryable client error)."""
         return cls("status", status=408, text="Request timed out.")
@@ -195,6 +200,7 @@ _BY_NAME: dict[str, Callable[[], Fault]] = {
     "bad_gateway": lambda: Fault.server_error(502),
     "unavailable": lambda: Fault.server_error(503),
     "rate_limited": Fault.rate_limited,
+    "queue_exceeded": Fault.queue_exceeded,
     "timeout": Fault.timeout,
     "unauthorized": Fault.unauthorized,
     "slow": lambda: Fault.slow(1.0),

@@ -1,14 +1,14 @@
-"""A small HTTP/1.1 server on asyncio streams: keep-alive, Content-Length or chunked bodies, gzip requests.
+"""A small HTTP/1.1 server on asyncio streams: keep-alive, Content-Length or chunked bodies.
 
 Only what a JSON API client sends is supported; anything else gets a plain 4xx and the connection closes.
+Bodies are passed on as sent: Content-Encoding and Content-Type are the application's business (`_body`),
+so a bad encoding gets the provider's error shape rather than a bare transport error.
 Written for throughput over one event loop: no per-request allocations beyond the request itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gzip
-import zlib
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
@@ -106,14 +106,6 @@ async def _read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
     if headers.get("expect", "").lower() == "100-continue":  # curl asks before sending bodies over 1 KB
         writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     body = await _read_body(reader, headers)
-    encoding = headers.get("content-encoding", "identity").lower()
-    if encoding == "gzip":
-        try:
-            body = gzip.decompress(body)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise _BadRequest(400, "request body is not valid gzip") from exc
-    elif encoding != "identity":
-        raise _BadRequest(415, f"unsupported Content-Encoding {encoding!r}; send identity or gzip")
     path, _, query = target.partition("?")
     return HttpRequest(method, path, query, version, headers, body)
 

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
-from extract.testing._app import App, RecordedRequest, ServerSettings
+from extract.testing._app import App, LoggedRequest, RecordedRequest, ServerSettings
 from extract.testing._faults import Fault
 from extract.testing._http import serve_connection
 
@@ -19,7 +20,7 @@ _START_TIMEOUT = 10.0
 
 
 class TestServer:
-    """A loopback HTTP server speaking the Cerebras chat-completions API, with scripted faults.
+    """A loopback HTTP server speaking the Cerebras inference API (chat and text completions), with scripted faults.
 
     `TestServer(port=0, host="127.0.0.1", **settings)`; the settings are the fields of `ServerSettings`
     (api_key, models, latency, rpm, tpm, time_scale, invalid_rate, seed, flavor, ...). Use it as a context
@@ -59,15 +60,24 @@ class TestServer:
 
     # ---- scripting and introspection ------------------------------------------------------------------
     def script(self, *faults: Fault | str) -> TestServer:
-        """Queue behaviours for the next chat-completions requests, one each, in order; then back to normal."""
+        """Queue behaviours for the next completion requests, one each, in order; then back to normal."""
         self._app.enqueue(f if isinstance(f, Fault) else Fault.named(f) for f in faults)
         return self
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """Chat-completions bodies received so far, oldest first (a copy)."""
+        """Completion request bodies received so far (chat and text; see `.path`), oldest first (a copy)."""
         with self._app.lock:
             return list(self._app.requests)
+
+    @property
+    def request_log(self) -> list[LoggedRequest]:
+        """How each completion request arrived (encoding, sizes, headers, status), oldest first (a copy).
+
+        Parallel to `requests` but also kept for bodies that failed to decode; empty when record=False.
+        """
+        with self._app.lock:
+            return [replace(entry, headers=dict(entry.headers)) for entry in self._app.request_log]
 
     @property
     def request_count(self) -> int:

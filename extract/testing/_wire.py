@@ -18,6 +18,8 @@ __all__ = [
     "estimate_tokens",
     "models_body",
     "server_error",
+    "text_completion_body",
+    "time_info",
 ]
 
 DEFAULT_MODELS: tuple[str, ...] = (
@@ -70,6 +72,21 @@ def estimate_tokens(chars: int) -> int:
     return (chars + 3) // 4
 
 
+def time_info(
+    elapsed: float, prompt_tokens: int, completion_tokens: int, queue_time: float
+) -> dict[str, float]:
+    """`time_info` as the provider reports it (seconds); compute times follow the token counts."""
+    prompt_time = prompt_tokens / 20000
+    completion_time = completion_tokens / 2000
+    return {
+        "queue_time": queue_time,
+        "prompt_time": prompt_time,
+        "completion_time": completion_time,
+        "total_time": max(elapsed, queue_time + prompt_time + completion_time),
+        "created": time.time(),
+    }
+
+
 def completion_body(
     *,
     model: str,
@@ -79,43 +96,104 @@ def completion_body(
     reasoning: str | None,
     cached_tokens: int,
     elapsed: float,
+    reasoning_tokens: int | None = None,
+    logprobs: dict[str, Any] | None = None,
+    reasoning_model: bool = False,
+    accepted_prediction_tokens: int = 0,
+    rejected_prediction_tokens: int = 0,
+    service_tier: str | None = None,
+    queue_time: float = 0.0001,
 ) -> dict[str, Any]:
-    """A chat.completion object with usage and time_info filled the way the provider fills them."""
-    reasoning_tokens = estimate_tokens(len(reasoning)) if reasoning else 0
+    """A chat.completion object with usage and time_info filled the way the provider fills them.
+
+    `reasoning` is the text shown in `message.reasoning` (None: no such field); `reasoning_tokens` what was
+    spent on reasoning (default: the shown text's tokens), counted in completion_tokens either way.
+    """
+    if reasoning_tokens is None:
+        reasoning_tokens = estimate_tokens(len(reasoning)) if reasoning else 0
     completion_tokens = estimate_tokens(len(content)) + reasoning_tokens
-    now = time.time()
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if reasoning is not None:
         message["reasoning"] = reasoning
     message["tool_calls"] = None
-    prompt_time = prompt_tokens / 20000
-    completion_time = completion_tokens / 2000
-    return {
+    choice: dict[str, Any] = {
+        "index": 0,
+        "message": message,
+        "finish_reason": finish_reason,
+        "logprobs": logprobs,
+    }
+    if reasoning_model:
+        choice["reasoning_logprobs"] = None
+    timing = time_info(elapsed, prompt_tokens, completion_tokens, queue_time)
+    body: dict[str, Any] = {
         "id": f"chatcmpl-{uuid.uuid4()}",
         "object": "chat.completion",
-        "created": int(now),
+        "created": int(timing["created"]),
         "model": model,
         "system_fingerprint": _FINGERPRINT,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}],
+        "choices": [choice],
         "usage": {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
             "prompt_tokens_details": {"cached_tokens": cached_tokens},
             "completion_tokens_details": {
-                "accepted_prediction_tokens": 0,
-                "rejected_prediction_tokens": 0,
+                "accepted_prediction_tokens": accepted_prediction_tokens,
+                "rejected_prediction_tokens": rejected_prediction_tokens,
                 "reasoning_tokens": reasoning_tokens,
             },
         },
-        "time_info": {
-            "queue_time": 0.0001,
-            "prompt_time": prompt_time,
-            "completion_time": completion_time,
-            "total_time": max(elapsed, prompt_time + completion_time),
-            "created": now,
-        },
+        "time_info": timing,
+        "service_tier": service_tier,
     }
+    if service_tier == "auto":
+        body["service_tier_used"] = "default"  # the highest tier a shared endpoint has
+    return body
+
+
+def text_completion_body(
+    *,
+    model: str,
+    text: str,
+    finish_reason: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cached_tokens: int,
+    elapsed: float,
+    logprobs: dict[str, Any] | None,
+    raw_tokens: list[int] | None,
+    service_tier: str | None = None,
+    queue_time: float = 0.0001,
+) -> dict[str, Any]:
+    """A text_completion object shaped like the seed page's example (POST /v1/completions)."""
+    timing = time_info(elapsed, prompt_tokens, completion_tokens, queue_time)
+    body: dict[str, Any] = {
+        "id": f"cmpl-{uuid.uuid4()}",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": finish_reason,
+                "logprobs": logprobs,
+                "text": text,
+                "tokens": raw_tokens,
+            }
+        ],
+        "created": int(timing["created"]),
+        "model": model,
+        "object": "text_completion",
+        "system_fingerprint": _FINGERPRINT,
+        "time_info": timing,
+        "usage": {
+            "completion_tokens": completion_tokens,
+            "prompt_tokens": prompt_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached_tokens},
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+        "service_tier": service_tier,
+    }
+    if service_tier == "auto":
+        body["service_tier_used"] = "default"
+    return body
 
 
 def models_body(models: Iterable[str]) -> dict[str, Any]:
