@@ -24,7 +24,7 @@ from extract._engine.loop import Job, Prepared, run
 from extract._engine.results import Attempt, Result, Usage
 from extract.errors import ConfigurationError, redact
 from extract.models import Capabilities, capabilities, default_model, provider_for
-from extract.transport import (
+from extract.transports import (
     CEREBRAS_BASE_URL,
     HttpTransport,
     RetryPolicy,

@@ -16,7 +16,7 @@ import orjson
 
 from extract._engine.results import Usage
 from extract.models import Capabilities
-from extract.transport import error_fields
+from extract.transports import error_fields
 
 __all__ = [
     "Reply",
