@@ -122,7 +122,10 @@ def main(argv: list[str] | None = None) -> None:
         memory_row("endless body", endless, args.requests, args.cap),
         memory_row("chunked endless body", chunked_endless, args.requests, args.cap),
     ]
-    for name, handler in (("slow drip body, 0.25 s/byte", drip), ("slowloris headers, 0.25 s/byte", slowloris)):
+    for name, handler in (
+        ("slow drip body, 0.25 s/byte", drip),
+        ("slowloris headers, 0.25 s/byte", slowloris),
+    ):
         for is_async in (False, True):
             rows.append(deadline_row(name, handler, args.timeout, is_async))
     print("## Hostile transport: memory per request and the whole-call deadline\n")

@@ -142,7 +142,9 @@ class _Bucket:
         a floor for what is really left; ``remaining`` plus what refilled since then is a ceiling.
         """
         if reset is not None:
-            reset = min(reset, self.period)  # a bucket is full again within its period, whatever the header says
+            reset = min(
+                reset, self.period
+            )  # a bucket is full again within its period, whatever the header says
         if limit is not None and limit > 0:
             self.capacity = float(limit)
         elif remaining is not None and (self.capacity is None or remaining > self.capacity):

@@ -109,7 +109,7 @@ class RawServer:
 
 def endless(conn: socket.socket, request: bytes, *, chunk: int = 65536) -> None:
     """A 200 whose body never ends (no Content-Length, no chunking: read until close)."""
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"x\": \"")
+    conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"x": "')
     block = b"a" * chunk
     while True:
         conn.sendall(block)

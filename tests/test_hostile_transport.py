@@ -90,9 +90,11 @@ def test_endless_bodies_stop_at_the_cap(send: Any, handler: Any) -> None:
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("send", SENDERS)
 def test_content_length_over_the_cap_is_refused_before_reading(send: Any) -> None:
-    with RawServer(huge_length) as server:
-        with pytest.raises(ResponseTooLargeError, match="announces 10000000000 bytes"):
-            send(HttpTransport(server.base_url))
+    with (
+        RawServer(huge_length) as server,
+        pytest.raises(ResponseTooLargeError, match="announces 10000000000 bytes"),
+    ):
+        send(HttpTransport(server.base_url))
 
 
 def test_a_body_at_the_cap_is_read_whole() -> None:
@@ -165,9 +167,8 @@ def test_endless_body_under_an_address_space_limit(handler: Any) -> None:
 @pytest.mark.parametrize("handler", [drip, slowloris], ids=["slow-drip-body", "slowloris-headers"])
 def test_trickling_server_is_cut_at_the_deadline(send: Any, handler: Any) -> None:
     """Before: a 0.25 s/byte drip of a valid reply was waited for over a minute with timeout=3."""
-    with RawServer(handler) as server:
-        with pytest.raises(APITimeoutError, match="within the timeout of 1.5 s"):
-            send(HttpTransport(server.base_url), 1.5)
+    with RawServer(handler) as server, pytest.raises(APITimeoutError, match=r"within the timeout of 1\.5 s"):
+        send(HttpTransport(server.base_url), 1.5)
 
 
 @pytest.mark.timeout(30)
@@ -329,7 +330,9 @@ def test_absurd_retry_after_is_capped_or_ignored(
     limiter = RateLimiter(clock=fake_time.clock, probe=False) if use_limiter else None
     with TestServer(api_key="sk-test") as server:
         server.script(_throttled_once(value))
-        extractor = Extractor(base_url=server.base_url, api_key="sk-test", model="llama3.1-8b", limiter=limiter)
+        extractor = Extractor(
+            base_url=server.base_url, api_key="sk-test", model="llama3.1-8b", limiter=limiter
+        )
         if is_async:
             result = asyncio.run(extractor.aextract(SCHEMA, "Ada", full=True))
         else:
@@ -353,7 +356,9 @@ def test_a_smaller_configured_cap_is_honoured(fake_time: FakeTime) -> None:
     limiter = RateLimiter(clock=fake_time.clock, probe=False, max_wait=2.0)
     with TestServer(api_key="sk-test") as server:
         server.script(_throttled_once("999999"))
-        extractor = Extractor(base_url=server.base_url, api_key="sk-test", model="llama3.1-8b", limiter=limiter)
+        extractor = Extractor(
+            base_url=server.base_url, api_key="sk-test", model="llama3.1-8b", limiter=limiter
+        )
         extractor._retry = RetryPolicy(max_server_wait=2.0)
         extractor.extract(SCHEMA, "Ada")
     assert max(fake_time.sleeps) == pytest.approx(2.0)
@@ -362,12 +367,21 @@ def test_a_smaller_configured_cap_is_honoured(fake_time: FakeTime) -> None:
 @pytest.mark.parametrize(
     "headers",
     [
-        {"x-ratelimit-reset-tokens-minute": "1e308", "x-ratelimit-remaining-tokens-minute": "0",
-         "x-ratelimit-limit-tokens-minute": "1000"},
-        {"x-ratelimit-reset-tokens-minute": "6m0s", "x-ratelimit-remaining-tokens-minute": "0",
-         "x-ratelimit-limit-tokens-minute": "1e309"},
-        {"x-ratelimit-reset-requests-day": "nan", "x-ratelimit-remaining-requests-day": "0",
-         "x-ratelimit-limit-requests-day": "inf"},
+        {
+            "x-ratelimit-reset-tokens-minute": "1e308",
+            "x-ratelimit-remaining-tokens-minute": "0",
+            "x-ratelimit-limit-tokens-minute": "1000",
+        },
+        {
+            "x-ratelimit-reset-tokens-minute": "6m0s",
+            "x-ratelimit-remaining-tokens-minute": "0",
+            "x-ratelimit-limit-tokens-minute": "1e309",
+        },
+        {
+            "x-ratelimit-reset-requests-day": "nan",
+            "x-ratelimit-remaining-requests-day": "0",
+            "x-ratelimit-limit-requests-day": "inf",
+        },
         {"retry-after-ms": "1e308"},
     ],
 )
@@ -397,7 +411,9 @@ def _echo_key(status: int, envelope: bool) -> Any:
     def handler(conn: Any, request: bytes) -> None:
         head = request.partition(b"\r\n\r\n")[0].decode("latin-1")
         key = next(
-            line.split("Bearer ", 1)[1].strip() for line in head.split("\r\n") if line.lower().startswith("authorization:")
+            line.split("Bearer ", 1)[1].strip()
+            for line in head.split("\r\n")
+            if line.lower().startswith("authorization:")
         )
         fields = {
             "message": f"bad key {key}",

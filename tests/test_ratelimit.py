@@ -333,7 +333,9 @@ def test_simulated_throughput_is_close_to_the_limit(scale: float) -> None:
 
 @pytest.mark.parametrize("text", ["1.5s", "6m0s", "1h0m0s", "0.5ms"])
 def test_parse_duration_reads_go_durations(text: str) -> None:
-    assert parse_duration(text) == pytest.approx({"1.5s": 1.5, "6m0s": 360.0, "1h0m0s": 3600.0, "0.5ms": 0.0005}[text])
+    assert parse_duration(text) == pytest.approx(
+        {"1.5s": 1.5, "6m0s": 360.0, "1h0m0s": 3600.0, "0.5ms": 0.0005}[text]
+    )
 
 
 @pytest.mark.parametrize("text", ["9" * 400, "9" * 400 + "h", "1e400", "-inf", "1e308h"])

@@ -176,21 +176,30 @@ _HEADER_TEXT = st.one_of(
     st.text(max_size=80),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.integers(min_value=-(10**30), max_value=10**30).map(str),
-    st.sampled_from(["1e308", "-1e308", "nan", "inf", "-0", "Wed, 21 Oct 2099 07:28:00 GMT", "6m0s", "9" * 400]),
+    st.sampled_from(
+        ["1e308", "-1e308", "nan", "inf", "-0", "Wed, 21 Oct 2099 07:28:00 GMT", "6m0s", "9" * 400]
+    ),
 )
 
 
 @given(
     st.dictionaries(
         st.sampled_from(
-            ["retry-after", "retry-after-ms", "x-ratelimit-reset-tokens-minute", "x-ratelimit-reset-requests-day"]
+            [
+                "retry-after",
+                "retry-after-ms",
+                "x-ratelimit-reset-tokens-minute",
+                "x-ratelimit-reset-requests-day",
+            ]
         ),
         _HEADER_TEXT,
     ),
     st.sampled_from([429, 503, None]),
     st.floats(min_value=0.0, max_value=600.0),
 )
-def test_any_server_wait_is_finite_and_capped(headers: dict[str, str], status: int | None, cap: float) -> None:
+def test_any_server_wait_is_finite_and_capped(
+    headers: dict[str, str], status: int | None, cap: float
+) -> None:
     policy = RetryPolicy(rng=random.Random(1), max_server_wait=cap)
     delay = retry_delay(5, status, headers, policy)
     assert math.isfinite(delay) and 0.0 <= delay <= max(cap, policy.max_delay)
@@ -224,10 +233,26 @@ def test_a_bad_cap_is_a_configuration_error(cap: float) -> None:
 
 def test_every_field_of_an_error_is_redacted() -> None:
     key = "sk-CANARY-0123456789"
-    data = {"message": f"m {key}", "type": f"t {key}", "param": f"p {key}", "code": f"c {key}", "x": [{"y": key}]}
-    response = WireResponse(400, {"content-type": "application/json", "x-echo": key}, orjson.dumps(data), data)
+    data = {
+        "message": f"m {key}",
+        "type": f"t {key}",
+        "param": f"p {key}",
+        "code": f"c {key}",
+        "x": [{"y": key}],
+    }
+    response = WireResponse(
+        400, {"content-type": "application/json", "x-echo": key}, orjson.dumps(data), data
+    )
     error = error_from_response(response, secrets=(key,))
-    for text in (str(error), repr(error), error.code, error.type, error.param, error.server_message, error.body):
+    for text in (
+        str(error),
+        repr(error),
+        error.code,
+        error.type,
+        error.param,
+        error.server_message,
+        error.body,
+    ):
         assert text and key not in text and "***" in text
     assert error.headers is not None and error.headers["x-echo"] == "***"
 

@@ -22,11 +22,7 @@ __all__ = ["DEADLINE", "DeadlineBackend"]
 
 DEADLINE: ContextVar[float | None] = ContextVar("extract_transport_deadline", default=None)
 
-_SocketOption = typing.Union[
-    tuple[int, int, int],
-    tuple[int, int, bytes | bytearray],
-    tuple[int, int, None, int],
-]
+_SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 
 
 def _left(timeout: float | None, exc: type[Exception]) -> float | None:
@@ -63,7 +59,7 @@ class _DeadlineStream(httpcore.NetworkStream):
         inner = self._inner.start_tls(ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout))
         return _DeadlineStream(inner)
 
-    def get_extra_info(self, info: str) -> typing.Any:  # noqa: ANN401 - httpcore's own signature
+    def get_extra_info(self, info: str) -> typing.Any:
         return self._inner.get_extra_info(info)
 
 
@@ -92,7 +88,9 @@ class DeadlineBackend(httpcore.NetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[_SocketOption] | None = None,
     ) -> httpcore.NetworkStream:
-        stream = self._inner.connect_unix_socket(path, _left(timeout, httpcore.ConnectTimeout), socket_options)
+        stream = self._inner.connect_unix_socket(
+            path, _left(timeout, httpcore.ConnectTimeout), socket_options
+        )
         return _DeadlineStream(stream)
 
     def sleep(self, seconds: float) -> None:

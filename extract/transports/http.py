@@ -58,7 +58,9 @@ def check_base_url(base_url: str) -> str:
     except httpx.InvalidURL as exc:
         raise ConfigurationError(f"base_url {base_url!r} is not a valid URL ({exc}); {_EXPECTED}") from None
     if url.scheme not in ("http", "https"):
-        raise ConfigurationError(f"base_url {base_url!r} has scheme {url.scheme!r}, not http or https; {_EXPECTED}")
+        raise ConfigurationError(
+            f"base_url {base_url!r} has scheme {url.scheme!r}, not http or https; {_EXPECTED}"
+        )
     if not url.host:
         raise ConfigurationError(f"base_url {base_url!r} has no host; {_EXPECTED}")
     if url.query or url.fragment:
@@ -171,7 +173,11 @@ class HttpTransport:
         provider: str | None = None,
     ) -> None:
         self.base_url = check_base_url(base_url)
-        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) or max_response_bytes < 1:
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
             raise ConfigurationError(
                 f"max_response_bytes must be a positive whole number of bytes, got {max_response_bytes!r}"
             )
@@ -323,7 +329,7 @@ class HttpTransport:
             return await asyncio.wait_for(self._apost(shards.clients[index], request, timeout), timeout)
         except httpx.HTTPError as exc:
             raise self._failure(exc, timeout) from None
-        except TimeoutError:
+        except asyncio.TimeoutError:  # the builtin TimeoutError from 3.11 on
             raise self._timed_out(timeout, "the deadline for the whole call passed") from None
         finally:
             shards.busy[index] -= 1
