@@ -161,6 +161,8 @@ class HttpTransport:
         connect_timeout: the most one connection attempt may take, within the call's deadline.
     """
 
+    provider: str | None = None
+
     def __init__(
         self,
         base_url: str,
@@ -183,7 +185,10 @@ class HttpTransport:
             )
         if not math.isfinite(connect_timeout) or connect_timeout <= 0:
             raise ConfigurationError(f"connect_timeout must be positive seconds, got {connect_timeout!r}")
-        self.provider = provider
+        if (
+            provider is not None
+        ):  # else the class's own (a subclass may name its provider as a class attribute)
+            self.provider = provider
         self.max_response_bytes = max_response_bytes
         self._api_key = api_key
         self._headers = {
@@ -227,12 +232,13 @@ class HttpTransport:
     def _sync_client(self) -> httpx.Client:
         client = self._client
         if client is None:
-            transport = httpx.HTTPTransport(limits=self._limits)
+            tls = httpx.create_ssl_context()  # built once: reading the CA bundle takes tens of ms
+            transport = httpx.HTTPTransport(limits=self._limits, verify=tls)
             # httpx exposes no hook for the network backend; its pool is rebuilt with the deadline-aware one.
             if not isinstance(getattr(transport, "_pool", None), httpcore.ConnectionPool):
                 raise RuntimeError("this httpx version has no _pool to give a deadline; pin httpx<0.29")
             transport._pool = httpcore.ConnectionPool(
-                ssl_context=httpx.create_ssl_context(),
+                ssl_context=tls,
                 max_connections=self._limits.max_connections,
                 max_keepalive_connections=self._limits.max_keepalive_connections,
                 keepalive_expiry=self._limits.keepalive_expiry,
@@ -285,9 +291,10 @@ class HttpTransport:
         return WireResponse(status, headers, content, _decode(content, headers.get("content-type", "")))
 
     def send(self, request: WireRequest, timeout: float) -> WireResponse:
+        client = self._sync_client()  # built before the clock starts: a one-off local cost, not the server's
         token = DEADLINE.set(time.monotonic() + timeout)
         try:
-            with self._sync_client().stream(
+            with client.stream(
                 "POST",
                 self.base_url + request.path,
                 content=orjson.dumps(request.body),
