@@ -66,19 +66,35 @@ def memory_row(name: str, handler: Any, requests: int, cap: int) -> dict[str, An
             env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
         )
     if done.returncode != 0:
-        return {"case": name, "result": f"child failed: {done.stderr.strip().splitlines()[-1:]}"}
+        return _row(case=name, result=f"child failed: {done.stderr.strip().splitlines()[-1:]}")
     before, peak, capped = done.stdout.split()
-    return {
-        "case": name,
-        "timeout set (s)": "",
-        "cap (MiB)": cap / 2**20,
-        "requests": requests,
-        "refused at cap": int(capped),
-        "RSS after imports (MiB)": float(before),
-        "peak RSS (MiB)": float(peak),
-        "peak - base (MiB)": float(peak) - float(before),
-        "wall until error (s)": "",
-    }
+    return _row(
+        case=name,
+        limit=f"max_response_bytes={cap / 2**20:g} MiB",
+        requests=requests,
+        result=f"ResponseTooLargeError x{capped}",
+        base=float(before),
+        peak=float(peak),
+    )
+
+
+_COLUMNS = {
+    "case": "case",
+    "limit": "limit set",
+    "requests": "requests",
+    "result": "result",
+    "base": "RSS after imports (MiB)",
+    "peak": "peak RSS (MiB)",
+    "growth": "peak - base (MiB)",
+    "wall": "wall until error (s)",
+    "overshoot": "over the timeout (s)",
+}
+
+
+def _row(**values: Any) -> dict[str, Any]:
+    if "peak" in values:
+        values["growth"] = values["peak"] - values["base"]
+    return {title: values.get(key, "") for key, title in _COLUMNS.items()}
 
 
 def deadline_row(name: str, handler: Any, timeout: float, is_async: bool) -> dict[str, Any]:
@@ -103,13 +119,14 @@ def deadline_row(name: str, handler: Any, timeout: float, is_async: bool) -> dic
         finally:
             transport.close()
         wall = time.perf_counter() - started
-    return {
-        "case": f"{name} ({'async' if is_async else 'sync'})",
-        "timeout set (s)": timeout,
-        "result": outcome,
-        "wall until error (s)": wall,
-        "overshoot (s)": wall - timeout,
-    }
+    return _row(
+        case=f"{name} ({'async' if is_async else 'sync'})",
+        limit=f"timeout={timeout:g} s",
+        requests=1,
+        result=outcome,
+        wall=wall,
+        overshoot=wall - timeout,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
