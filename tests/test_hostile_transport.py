@@ -8,12 +8,14 @@ before the fix carries a pytest timeout, so a hang is a failure, not a stuck run
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import math
 import subprocess
 import sys
 import textwrap
 import types
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ import pytest
 from extract._engine import drive
 from extract.core import Extractor
 from extract.errors import (
+    APIConnectionError,
     APIError,
     APITimeoutError,
     BadRequestError,
@@ -508,3 +511,47 @@ def test_raw_request_reader_handles_a_body() -> None:
     with RawServer(fixed(200, COMPLETION)) as server:
         send_sync(HttpTransport(server.base_url))
     assert server.requests[0].endswith(b"]}") and read_request is not None
+
+
+# ---- compressed bodies: the cap holds for what is inflated -------------------------------------------------
+
+
+def _gzip(data: bytes, level: int = 9) -> bytes:
+    return gzip.compress(data, compresslevel=level)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("send", SENDERS)
+def test_a_gzip_bomb_stops_at_the_cap(send: Any) -> None:
+    bomb = _gzip(b"\0" * (200 * 2**20))  # ~200 KB on the wire, 200 MiB inflated
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    with (
+        RawServer(fixed(200, bomb, headers)) as server,
+        pytest.raises(ResponseTooLargeError, match="while streaming"),
+    ):
+        send(HttpTransport(server.base_url, max_response_bytes=1_000_000))
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw-deflate"])
+def test_compressed_replies_are_read(encoding: str) -> None:
+    if encoding == "gzip":
+        body, name = _gzip(COMPLETION), "gzip"
+    elif encoding == "deflate":
+        body, name = zlib.compress(COMPLETION), "deflate"
+    else:
+        packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        body, name = packer.compress(COMPLETION) + packer.flush(), "deflate"
+    headers = {"Content-Type": "application/json", "Content-Encoding": name}
+    with RawServer(fixed(200, body, headers)) as server:
+        reply = send_sync(HttpTransport(server.base_url, max_response_bytes=len(COMPLETION)))
+    assert reply.body == COMPLETION and reply.data["id"] == "chatcmpl-raw"
+
+
+@pytest.mark.timeout(30)
+def test_a_corrupt_gzip_body_is_a_connection_error() -> None:
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    with (
+        RawServer(fixed(200, b"\x1f\x8b\x08\x00garbage-not-gzip", headers)) as server,
+        pytest.raises(APIConnectionError, match="corrupt gzip body"),
+    ):
+        send_sync(HttpTransport(server.base_url))

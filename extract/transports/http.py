@@ -12,6 +12,7 @@ import http.cookiejar
 import math
 import sys
 import time
+import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
@@ -85,9 +86,13 @@ class _NoCookies(http.cookiejar.CookieJar):
 
 
 class _Body:
-    """The response body, gathered chunk by chunk and refused as soon as it passes the cap."""
+    """The response body, decoded and gathered chunk by chunk, refused as soon as it passes the cap.
 
-    __slots__ = ("cap", "chunks", "size", "status", "where")
+    Decoding is done here (httpx hands us raw bytes) so the cap holds for what is decompressed too: each
+    step inflates at most what is left under the cap, so a small gzip bomb cannot balloon in one chunk.
+    """
+
+    __slots__ = ("cap", "chunks", "encoding", "inflater", "size", "status", "where")
 
     def __init__(self, cap: int, status: int, headers: Mapping[str, str], where: str) -> None:
         self.cap = cap
@@ -98,6 +103,12 @@ class _Body:
         declared = headers.get("content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > cap:
             raise self._too_large(f"announces {int(declared)} bytes (Content-Length)")
+        self.encoding = headers.get("content-encoding", "").strip().lower()
+        self.inflater: Any = None
+        if self.encoding in ("gzip", "x-gzip"):
+            self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.encoding == "deflate":
+            self.inflater = zlib.decompressobj()
 
     def _too_large(self, what: str) -> ResponseTooLargeError:
         return ResponseTooLargeError(
@@ -107,13 +118,46 @@ class _Body:
             status_code=self.status,
         )
 
-    def feed(self, chunk: bytes) -> None:
+    def _add(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size > self.cap:
             raise self._too_large(f"passed {self.cap} bytes while streaming")
-        self.chunks.append(chunk)
+        if chunk:
+            self.chunks.append(chunk)
+
+    def _corrupt(self, exc: zlib.error) -> APIConnectionError:
+        return APIConnectionError(
+            f"the HTTP {self.status} response from {self.where} has a corrupt {self.encoding} body ({exc}); "
+            "try again later"
+        )
+
+    def feed(self, raw: bytes) -> None:
+        if self.inflater is None:
+            self._add(raw)
+            return
+        data = raw
+        while data:
+            try:
+                out = self.inflater.decompress(data, self.cap + 1 - self.size)
+            except zlib.error as exc:
+                if self.encoding == "deflate" and not self.size and not self.chunks:
+                    self.inflater = zlib.decompressobj(
+                        -zlib.MAX_WBITS
+                    )  # raw deflate, sent without a zlib header
+                    self.encoding = "raw deflate"
+                    continue
+                raise self._corrupt(exc) from None
+            self._add(out)
+            data = self.inflater.unconsumed_tail
+            if not out:
+                break
 
     def content(self) -> bytes:
+        if self.inflater is not None:
+            try:
+                self._add(self.inflater.flush())
+            except zlib.error as exc:
+                raise self._corrupt(exc) from None
         return self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
 
 
@@ -194,6 +238,7 @@ class HttpTransport:
         self._headers = {
             "content-type": "application/json",
             "accept": "application/json",
+            "accept-encoding": "gzip, deflate",  # the encodings _Body inflates under the cap
             "user-agent": "extract-python",
         }
         if api_key:
@@ -302,7 +347,7 @@ class HttpTransport:
             ) as response:
                 headers = _wire_headers(response)
                 body = _Body(self.max_response_bytes, response.status_code, headers, self.base_url)
-                chunks: Iterator[bytes] = response.iter_bytes()
+                chunks: Iterator[bytes] = response.iter_raw()
                 for chunk in chunks:
                     body.feed(chunk)
         except httpx.HTTPError as exc:
@@ -320,7 +365,7 @@ class HttpTransport:
         ) as response:
             headers = _wire_headers(response)
             body = _Body(self.max_response_bytes, response.status_code, headers, self.base_url)
-            chunks: AsyncIterator[bytes] = response.aiter_bytes()
+            chunks: AsyncIterator[bytes] = response.aiter_raw()
             async for chunk in chunks:
                 body.feed(chunk)
         return self._finish(response.status_code, headers, body)
