@@ -269,3 +269,35 @@ def test_unreadable_reply_error_names_status_type_and_excerpt() -> None:
     message = str(error)
     assert "HTTP 200" in message and "text/html" in message and "502 from the proxy" in message
     assert "\x00" not in message and "\n" not in message and len(message) < 600
+
+
+_KEYS = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=8, max_size=40
+)
+
+
+@given(
+    _KEYS,
+    st.recursive(
+        st.text(max_size=20) | st.integers(min_value=-(2**53), max_value=2**53) | st.none(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=20,
+    ),
+)
+def test_no_attribute_of_an_error_holds_the_key(key: str, noise: object) -> None:
+    """Whatever shape the server's body has, the key it echoes is in no attribute of the error."""
+    data = {"message": f"x{key}y", "type": key, "param": [key], "code": {"k": key}, "noise": [noise, key]}
+    response = WireResponse(400, {"x-echo": key}, orjson.dumps(data), data)
+    error = error_from_response(response, secrets=(key,))
+
+    def strings(value: object) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, dict):
+            return [s for k, v in value.items() for s in strings(k) + strings(v)]
+        if isinstance(value, (list, tuple)):
+            return [s for v in value for s in strings(v)]
+        return []
+
+    texts = [str(error), repr(error), *strings(vars(error)), *strings(error.args)]
+    assert not [t for t in texts if key in t]
