@@ -38,7 +38,7 @@ from extract.errors import (
 )
 from extract.ratelimit import RateLimiter
 from extract.testing import Fault, TestServer
-from extract.transports import HttpTransport, RetryPolicy, WireRequest
+from extract.transports import HttpTransport, RetryPolicy, WireRequest, check_base_url
 from tests._raw_servers import (
     COMPLETION,
     RawServer,
@@ -555,3 +555,29 @@ def test_a_corrupt_gzip_body_is_a_connection_error() -> None:
         pytest.raises(APIConnectionError, match="corrupt gzip body"),
     ):
         send_sync(HttpTransport(server.base_url))
+
+
+@pytest.mark.timeout(30)
+def test_the_deadline_holds_through_a_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy named by HTTP_PROXY gets its own httpx pool; it must be bounded by the deadline too."""
+    with RawServer(drip) as proxy:
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.port}")
+        with pytest.raises(APITimeoutError):
+            send_sync(HttpTransport("http://127.0.0.1:9/v1"), 1.0)  # nothing listens on :9; the proxy answers
+        assert proxy.requests and b"127.0.0.1:9" in proxy.requests[0]
+
+
+@pytest.mark.parametrize(
+    ("url", "normal"),
+    [
+        ("https://api.cerebras.ai/v1", "https://api.cerebras.ai/v1"),
+        ("http://localhost:8080/v1/", "http://localhost:8080/v1"),
+        ("http://[::1]:8080/v1", "http://[::1]:8080/v1"),
+        ("HTTP://127.0.0.1:8080/v1", "HTTP://127.0.0.1:8080/v1"),
+    ],
+)
+def test_wellformed_base_urls_are_accepted(url: str, normal: str) -> None:
+    assert check_base_url(url) == normal

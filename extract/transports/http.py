@@ -16,7 +16,6 @@ import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
-import httpcore
 import httpx
 import orjson
 
@@ -190,6 +189,20 @@ def _wire_headers(response: httpx.Response) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers.raw}
 
 
+def _bind_deadline(client: httpx.Client) -> None:
+    """Give every pool of a blocking client the deadline-aware network backend: the direct one and those
+    of any proxy taken from the environment. httpx has no public hook for it, so the pools' backend
+    attribute is set before they open a connection; a missing attribute on the direct pool (another httpx)
+    fails loudly rather than silently losing the deadline."""
+    direct = getattr(client._transport, "_pool", None)
+    if not hasattr(direct, "_network_backend"):
+        raise RuntimeError("this httpx version hides its connection pool's network backend; pin httpx<0.29")
+    for transport in (client._transport, *client._mounts.values()):
+        pool = getattr(transport, "_pool", None)
+        if pool is not None and hasattr(pool, "_network_backend"):
+            pool._network_backend = DeadlineBackend()
+
+
 class HttpTransport:
     """Chat completions over pooled keep-alive httpx clients (one sync client; sharded async clients per loop).
 
@@ -277,21 +290,10 @@ class HttpTransport:
     def _sync_client(self) -> httpx.Client:
         client = self._client
         if client is None:
-            tls = httpx.create_ssl_context()  # built once: reading the CA bundle takes tens of ms
-            transport = httpx.HTTPTransport(limits=self._limits, verify=tls)
-            # httpx exposes no hook for the network backend; its pool is rebuilt with the deadline-aware one.
-            if not isinstance(getattr(transport, "_pool", None), httpcore.ConnectionPool):
-                raise RuntimeError("this httpx version has no _pool to give a deadline; pin httpx<0.29")
-            transport._pool = httpcore.ConnectionPool(
-                ssl_context=tls,
-                max_connections=self._limits.max_connections,
-                max_keepalive_connections=self._limits.max_keepalive_connections,
-                keepalive_expiry=self._limits.keepalive_expiry,
-                network_backend=DeadlineBackend(),
-            )
             client = self._client = httpx.Client(
-                headers=self._headers, transport=transport, cookies=_NoCookies()
+                headers=self._headers, limits=self._limits, cookies=_NoCookies()
             )
+            _bind_deadline(client)
         return client
 
     def _shards(self) -> _Shards:
