@@ -5,7 +5,7 @@ trickling server holds a call compared with the timeout set.
 
 Prints one markdown table. Memory rows: each case runs in a fresh subprocess (so its peak RSS is its own)
 that sends `--requests` requests to a raw-socket server streaming an endless body (plain or chunked) and
-reports its RSS after imports and its peak RSS after the requests; the difference is what reading capped
+(or a gzip bomb) reports its RSS after imports and its peak RSS after the requests; the difference is what reading capped
 bodies cost. Deadline rows: wall time from sending to the APITimeoutError against a server that drips a
 valid reply (or header lines) one byte every 0.25 s, sync and async, next to the timeout set.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import subprocess
 import sys
 import time
@@ -26,31 +27,32 @@ if __package__ in (None, ""):
 from benchmarks._harness import markdown_table
 from extract.errors import APITimeoutError
 from extract.transports import DEFAULT_MAX_RESPONSE_BYTES, HttpTransport, WireRequest
-from tests._raw_servers import RawServer, chunked_endless, drip, endless, slowloris
+from tests._raw_servers import RawServer, chunked_endless, drip, endless, fixed, slowloris
 
 REPO = Path(__file__).resolve().parent.parent
 REQUEST = WireRequest("/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "hi"}]})
 
 _CHILD = """
-import resource, sys
+import sys
 from extract.errors import ResponseTooLargeError
 from extract.transports import HttpTransport, WireRequest
-def rss_mib():
+def status_mib(field):
+    # VmHWM, not ru_maxrss: the latter keeps the forking parent's high-water mark across exec
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 transport = HttpTransport(sys.argv[1], max_response_bytes=int(sys.argv[3]))
 request = WireRequest("/chat/completions", {"model": "m", "messages": []})
-before = rss_mib()
+before = status_mib("VmRSS")
 capped = 0
 for _ in range(int(sys.argv[2])):
     try:
         transport.send(request, 60.0)
     except ResponseTooLargeError:
         capped += 1
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = status_mib("VmHWM")
 print(before, peak, capped)
 """
 
@@ -135,9 +137,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=2.0)
     parser.add_argument("--cap", type=int, default=DEFAULT_MAX_RESPONSE_BYTES)
     args = parser.parse_args(argv)
+    bomb = gzip.compress(b"\0" * (256 * 2**20), compresslevel=1)  # ~1.1 MB sent, 256 MiB inflated
+    gzip_bomb = fixed(200, bomb, {"Content-Type": "application/json", "Content-Encoding": "gzip"})
     rows = [
         memory_row("endless body", endless, args.requests, args.cap),
         memory_row("chunked endless body", chunked_endless, args.requests, args.cap),
+        memory_row("gzip bomb (256 MiB inflated)", gzip_bomb, args.requests, args.cap),
     ]
     for name, handler in (
         ("slow drip body, 0.25 s/byte", drip),

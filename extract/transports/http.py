@@ -38,6 +38,8 @@ CEREBRAS_BASE_URL = "https://api.cerebras.ai/v1"
 # a few MiB). 16 MiB leaves room for both and still bounds what one request can make the client hold.
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
+_INFLATE_STEP = 1 << 20  # bytes inflated per step: the cap plus at most this is held at once
+
 _EXPECTED = "expected an absolute http(s) URL such as https://api.cerebras.ai/v1 or http://127.0.0.1:8080/v1"
 
 
@@ -137,7 +139,7 @@ class _Body:
         data = raw
         while data:
             try:
-                out = self.inflater.decompress(data, self.cap + 1 - self.size)
+                out = self.inflater.decompress(data, min(self.cap + 1 - self.size, _INFLATE_STEP))
             except zlib.error as exc:
                 if self.encoding == "deflate" and not self.size and not self.chunks:
                     self.inflater = zlib.decompressobj(
