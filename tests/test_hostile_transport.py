@@ -33,6 +33,7 @@ from extract.errors import (
     BadRequestError,
     ConfigurationError,
     ExtractionFailed,
+    InputError,
     ResponseTooLargeError,
     ServerError,
     UnreadableResponseError,
@@ -587,3 +588,25 @@ def test_the_deadline_holds_through_a_proxy_from_the_environment(monkeypatch: py
 )
 def test_wellformed_base_urls_are_accepted(url: str, normal: str) -> None:
     assert check_base_url(url) == normal
+
+
+@pytest.mark.parametrize("send", SENDERS)
+def test_a_body_json_cannot_carry_is_an_input_error(send: Any) -> None:
+    """Before: a lone surrogate in the text raised orjson's raw TypeError from the transport."""
+    request = WireRequest("/chat/completions", {"messages": [{"role": "user", "content": "Ada \udcff"}]})
+
+    async def asend(transport: HttpTransport) -> Any:
+        try:
+            return await transport.asend(request, 5.0)
+        finally:
+            await transport.aclose()
+
+    with RawServer(fixed(200, COMPLETION)) as server:
+        transport = HttpTransport(server.base_url)
+        with pytest.raises(InputError, match="lone surrogate"):
+            if send is send_sync:
+                transport.send(request, 5.0)
+            else:
+                asyncio.run(asend(transport))
+        transport.close()
+    assert not server.requests

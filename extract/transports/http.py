@@ -23,6 +23,7 @@ from extract.errors import (
     APIConnectionError,
     APITimeoutError,
     ConfigurationError,
+    InputError,
     ResponseTooLargeError,
     redact,
 )
@@ -77,6 +78,18 @@ def _decode(content: bytes, content_type: str) -> Any | None:
         return orjson.loads(content)
     except orjson.JSONDecodeError:
         return None
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    """The request body as JSON bytes; a value JSON cannot carry is the caller's input, not a crash."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:
+        raise InputError(
+            f"the request could not be encoded as JSON ({exc}); a text or option holds something JSON cannot "
+            "carry, such as a lone surrogate ('\\udcff', from bytes decoded with errors='surrogateescape'): "
+            "decode the input with errors='replace' or pass only str, numbers, lists and dicts"
+        ) from None
 
 
 class _NoCookies(http.cookiejar.CookieJar):
@@ -346,7 +359,7 @@ class HttpTransport:
             with client.stream(
                 "POST",
                 self.base_url + request.path,
-                content=orjson.dumps(request.body),
+                content=_encode(request.body),
                 timeout=self._timeout(timeout),
             ) as response:
                 headers = _wire_headers(response)
@@ -364,7 +377,7 @@ class HttpTransport:
         async with client.stream(
             "POST",
             self.base_url + request.path,
-            content=orjson.dumps(request.body),
+            content=_encode(request.body),
             timeout=self._timeout(timeout),
         ) as response:
             headers = _wire_headers(response)
