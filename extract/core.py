@@ -31,7 +31,14 @@ from extract._engine.loop import Job, Prepared, run
 from extract.errors import ConfigurationError, redact
 from extract.providers import PROVIDERS, REQUEST_FIELDS, ModelRow, Resolved, error_fields, resolve
 from extract.results import Attempt, Result, Usage
-from extract.transport import HttpTransport, RetryPolicy, Transport, WireResponse
+from extract.transports import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_WAIT_S,
+    HttpTransport,
+    RetryPolicy,
+    Transport,
+    WireResponse,
+)
 
 if TYPE_CHECKING:
     from extract.ratelimit import Limiter
@@ -63,13 +70,17 @@ _EXTRACTOR_OPTIONS = frozenset(
         "transport",
         "headers",
         "extra_body",
+        "max_response_bytes",
+        "max_server_wait",
     }
 )
 _CALL_OPTIONS = frozenset({"instructions", "full", "model", "max_attempts", "token_budget", "extra_body"})
 _PARAMS = REQUEST_FIELDS - {"model"}
 
 
-def _open(resolved: Resolved, headers: Mapping[str, str] | None) -> tuple[Transport, str | None]:
+def _open(
+    resolved: Resolved, headers: Mapping[str, str] | None, max_response_bytes: int
+) -> tuple[Transport, str | None]:
     """The transport a resolution needs, and the model it brings (the embedded model names its own)."""
     if resolved.transport is not None:
         return resolved.transport, None
@@ -81,7 +92,14 @@ def _open(resolved: Resolved, headers: Mapping[str, str] | None) -> tuple[Transp
             _local_logged.set()
             logger.info("no CEREBRAS_API_KEY and no base_url: running on the embedded local model %s", model)
         return local, model
-    return HttpTransport(resolved.base_url, resolved.api_key, headers=headers), None
+    transport = HttpTransport(
+        resolved.base_url,
+        resolved.api_key,
+        headers=headers,
+        max_response_bytes=max_response_bytes,
+        provider=resolved.provider.name,
+    )
+    return transport, None
 
 
 class Extractor:
@@ -104,6 +122,8 @@ class Extractor:
         transport: Transport | None = None,
         headers: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_server_wait: float = DEFAULT_MAX_WAIT_S,
         **params: Any,
     ) -> None:
         check_options(params, _EXTRACTOR_OPTIONS | _PARAMS, "Extractor()")
@@ -118,7 +138,7 @@ class Extractor:
         resolved = resolve(
             provider=provider, base_url=base_url, api_key=api_key, model=model, transport=transport
         )
-        self._transport, own_model = _open(resolved, headers)
+        self._transport, own_model = _open(resolved, headers, max_response_bytes)
         self._base_url = resolved.base_url or (_IN_PROCESS if resolved.in_process else resolved.provider.name)
         self._api_key = resolved.api_key
         chosen = resolved.model or own_model
@@ -134,7 +154,7 @@ class Extractor:
         self.max_attempts = max_attempts
         self.token_budget = token_budget
         self.limiter = limiter
-        self._retry = RetryPolicy(max_retries=max_retries)
+        self._retry = RetryPolicy(max_retries=max_retries, max_server_wait=max_server_wait)
         self._params = dict(params)
         self._demoted: dict[tuple[str, str], set[str]] = {}
         self._rows: dict[str, ModelRow] = {}

@@ -2,12 +2,13 @@
 
 Every error a caller can see derives from :class:`ExtractError`, so ``except extract.ExtractError`` is
 enough to catch anything we raise on purpose. Messages say what went wrong and what to do about it, and
-never contain an API key (callers pass messages through :func:`redact` when they embed server text).
+never contain an API key: an :class:`APIError` given ``secrets=`` redacts them from its message and from
+every attribute it carries (code, param, body and headers included, nested values too), at construction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +26,11 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "SchemaError",
     "ServerError",
     "UnknownOptionError",
+    "UnreadableResponseError",
     "Unrepresentable",
     "ValidationFailed",
     "Violation",
@@ -98,7 +101,9 @@ class APIError(ExtractError):
     """The server (or the way to it) failed a request.
 
     Carries what the server said: HTTP `status_code` (None when no response arrived), the provider's
-    error `code`, `type` and `param`, and its `server_message`.
+    error `code`, `type` and `param`, its `server_message`, the raw `body` and the response `headers`.
+    Every secret in `secrets` is removed from all of them (and from the message) before they are stored,
+    so no attribute, str(), repr() or log line of the error can hold a key the server echoed.
     """
 
     def __init__(
@@ -111,14 +116,18 @@ class APIError(ExtractError):
         param: str | None = None,
         server_message: str | None = None,
         body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        secrets: Sequence[str | None] = (),
     ) -> None:
+        hidden = tuple(secrets)
         self.status_code = status_code
-        self.code = code
-        self.type = type
-        self.param = param
-        self.server_message = server_message
-        self.body = body
-        super().__init__(message)
+        self.code: str | None = _scrub(code, hidden)
+        self.type: str | None = _scrub(type, hidden)
+        self.param: str | None = _scrub(param, hidden)
+        self.server_message: str | None = _scrub(server_message, hidden)
+        self.body: Any = _scrub(body, hidden)
+        self.headers: dict[str, str] | None = _scrub(dict(headers), hidden) if headers is not None else None
+        super().__init__(_scrub(message, hidden))
 
 
 class APIConnectionError(APIError):
@@ -153,6 +162,16 @@ class ServerError(APIError):
     """5xx after every transport retry."""
 
 
+class UnreadableResponseError(ServerError):
+    """A success status whose body is not a JSON object (HTML from a proxy, invalid UTF-8, plain text):
+    a server fault, retried like a 5xx and never re-asked of the model."""
+
+
+class ResponseTooLargeError(APIError):
+    """The response body is larger than the transport's `max_response_bytes`; it was refused (or cut off
+    while streaming) so memory stays bounded. Not retried: the same request would get the same body."""
+
+
 class ExtractionFailed(ExtractError):
     """Every attempt ended in a reply that could not be parsed or validated.
 
@@ -163,6 +182,24 @@ class ExtractionFailed(ExtractError):
         self.attempts: tuple[Any, ...] = tuple(attempts)
         self.usage = usage
         super().__init__(message)
+
+
+def _scrub(value: Any, secrets: tuple[str | None, ...]) -> Any:
+    """`value` with every secret redacted, however deeply it sits in dicts, lists and tuples."""
+    if not secrets or value is None:
+        return value
+    if isinstance(value, str):
+        return redact(value, *secrets)
+    if isinstance(value, bytes):
+        for secret in secrets:
+            if secret and len(secret) >= 4:
+                value = value.replace(secret.encode("utf-8", "replace"), b"***")
+        return value
+    if isinstance(value, Mapping):
+        return {_scrub(k, secrets): _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_scrub(v, secrets) for v in value)
+    return value
 
 
 def redact(text: str, *secrets: str | None) -> str:

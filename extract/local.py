@@ -23,7 +23,7 @@ import orjson
 from extract._local._find import find_model, missing_local_message, model_name
 from extract._local._wire import LocalRequestError, error_body, llama_kwargs, response_body
 from extract.errors import APITimeoutError, ConfigurationError
-from extract.transport import Transport, WireRequest, WireResponse
+from extract.transports import Transport, WireRequest, WireResponse
 
 __all__ = ["DEFAULT_N_CTX", "LocalTransport", "local_transport"]
 

@@ -12,13 +12,15 @@ threads of sync callers and the tasks of an event loop.
 
 from __future__ import annotations
 
-import re
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from extract.transports.waits import DEFAULT_MAX_WAIT_S, check_cap, parse_duration, retry_after
 
 __all__ = ["Limiter", "LimiterStats", "RateLimiter", "parse_duration"]
 
@@ -29,6 +31,7 @@ _FORGET_AFTER = 300.0
 _MAX_RESERVE = 0.1  # of the capacity, kept in hand against clock skew between us and the server
 _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 8.0
+_MAX_SLICE = 60.0  # the longest single wait reserve() hands out
 
 
 class Limiter(Protocol):
@@ -56,41 +59,15 @@ class LimiterStats:
     tokens_used: int
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds from a reset/retry header: ``"12.5"``, ``"1m30s"``, ``"250ms"``; None when unreadable.
-
-    Cerebras sends plain seconds; OpenAI-style servers send Go durations, and both reach us.
-    """
-    text = text.strip().lower()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        pass
-    else:
-        return value if value >= 0 and value == value and value != float("inf") else None
-    total = 0.0
-    pos = 0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            return None
-        number, unit = float(match.group(1)), match.group(2)
-        total += number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
-        pos = match.end()
-    return total if pos == len(text) and pos > 0 else None
-
-
 def _parse_count(text: str | None) -> int | None:
     if text is None:
         return None
     try:
-        return int(float(text.strip()))
+        value = float(text.strip())
     except ValueError:
         return None
+    # a count the server cannot mean (NaN, inf, 1e308) is no count: int(inf) would raise OverflowError
+    return int(value) if math.isfinite(value) and 0 <= value < 1e15 else None
 
 
 class _Bucket:
@@ -164,6 +141,10 @@ class _Bucket:
         (everything granted since this request was sent, answered or not), so ``remaining - uncounted`` is
         a floor for what is really left; ``remaining`` plus what refilled since then is a ceiling.
         """
+        if reset is not None:
+            reset = min(
+                reset, self.period
+            )  # a bucket is full again within its period, whatever the header says
         if limit is not None and limit > 0:
             self.capacity = float(limit)
         elif remaining is not None and (self.capacity is None or remaining > self.capacity):
@@ -197,6 +178,8 @@ class RateLimiter:
         tokens_per_minute: budget to respect before the server has said anything (None: learn it).
         requests_per_minute: same, for requests.
         requests_per_day: same, per day.
+        max_wait: the longest a server-given wait (`retry-after`, `retry-after-ms`) may block every caller,
+            in seconds; longer or unreadable values are capped or ignored (60 s, as the SDKs do).
         probe: while no budget is known yet, send one request at a time until the first answer shows the
             server's headers, so a burst of hundreds of requests cannot overshoot an unknown limit. A server
             that sends no rate-limit headers lifts the limit after that single probe.
@@ -211,6 +194,7 @@ class RateLimiter:
         *,
         probe: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        max_wait: float = DEFAULT_MAX_WAIT_S,
     ) -> None:
         for name, value in (
             ("tokens_per_minute", tokens_per_minute),
@@ -219,6 +203,7 @@ class RateLimiter:
         ):
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be a positive number or None, not {value!r}")
+        self._max_wait = check_cap(max_wait, "max_wait")
         self._clock = clock
         self._lock = threading.Lock()
         now = clock()
@@ -282,7 +267,9 @@ class RateLimiter:
                     bucket.refill(now)
                     wait = max(wait, bucket.wait_for(costs[key], self._lag))
                 if wait > 0:
-                    return wait
+                    # a long wait is answered in slices: the caller asks again, and a finite sleep never
+                    # overflows however odd the budgets the server reported
+                    return min(wait, _MAX_SLICE) if math.isfinite(wait) else _MAX_SLICE
                 for key, bucket in self._buckets.items():
                     bucket.take(costs[key])
             self._grants.append([now, tokens, False, False, self._in_flight_tokens])
@@ -361,9 +348,9 @@ class RateLimiter:
         return now - oldest, max(0.0, uncounted)
 
     def _on_throttled(self, now: float, headers: Mapping[str, str], reserved: int) -> None:
-        retry_after = _retry_after(headers)
-        if retry_after is not None:
-            self._blocked_until = max(self._blocked_until, now + retry_after)
+        retry_after_s = retry_after(headers, cap=self._max_wait)
+        if retry_after_s is not None:
+            self._blocked_until = max(self._blocked_until, now + retry_after_s)
             return
         explained = False
         for key, bucket in self._buckets.items():
@@ -374,15 +361,3 @@ class RateLimiter:
             # a limit we cannot see (queue full, another budget): back off exponentially, shared
             self._blocked_until = max(self._blocked_until, now + self._backoff)
             self._backoff = min(self._backoff * 2, _BACKOFF_MAX)
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    ms = headers.get("retry-after-ms")
-    if ms is not None:
-        value = parse_duration(ms)
-        if value is not None:
-            return value / 1000.0
-    text = headers.get("retry-after")
-    if text is not None:
-        return parse_duration(text)
-    return None

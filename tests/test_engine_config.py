@@ -25,7 +25,7 @@ from extract.errors import (
     SchemaError,
 )
 from extract.testing import TestServer
-from extract.transport import CEREBRAS_BASE_URL, HttpTransport, RetryPolicy, WireResponse
+from extract.transports import CEREBRAS_BASE_URL, HttpTransport, RetryPolicy, WireResponse
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from extract.errors import (
     ServerError,
 )
 from extract.testing import Fault, TestServer
-from extract.transport import RetryPolicy
+from extract.transports import RetryPolicy
 
 MODEL = "llama3.1-8b"
 

@@ -19,7 +19,7 @@ import pytest
 
 from extract.errors import APITimeoutError, ConfigurationError
 from extract.local import LocalTransport, local_transport
-from extract.transport import Transport, WireRequest
+from extract.transports import Transport, WireRequest
 from tests._local_model import local_model_missing
 
 _SKIP_REASON = local_model_missing()

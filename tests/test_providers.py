@@ -137,9 +137,9 @@ def test_backend_choice() -> None:
         "http://a b/v1",
         "ftp://h",
     ):
-        with pytest.raises(ConfigurationError, match="not an http"):
+        with pytest.raises(ConfigurationError, match="expected an absolute http"):
             resolve(base_url=bad, model="m", environ=NO_ENV)
-        with pytest.raises(ConfigurationError, match="not an http"):
+        with pytest.raises(ConfigurationError, match="expected an absolute http"):
             Extractor(base_url=bad, model="m")
 
 

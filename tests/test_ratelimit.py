@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import threading
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from extract.errors import ConfigurationError
 from extract.ratelimit import RateLimiter, parse_duration
 
 
@@ -327,3 +329,75 @@ def test_simulated_throughput_is_close_to_the_limit(scale: float) -> None:
     assert provider.rejected == 0
     ideal = (sum(costs) - limit) / (limit / 60.0 * scale)  # the first bucket is free, the rest refills
     assert finish <= ideal / 0.95 + 0.2
+
+
+@pytest.mark.parametrize("text", ["1.5s", "6m0s", "1h0m0s", "0.5ms"])
+def test_parse_duration_reads_go_durations(text: str) -> None:
+    assert parse_duration(text) == pytest.approx(
+        {"1.5s": 1.5, "6m0s": 360.0, "1h0m0s": 3600.0, "0.5ms": 0.0005}[text]
+    )
+
+
+@pytest.mark.parametrize("text", ["9" * 400, "9" * 400 + "h", "1e400", "-inf", "1e308h"])
+def test_parse_duration_rejects_what_is_not_finite(text: str) -> None:
+    value = parse_duration(text)
+    assert value is None or math.isfinite(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "blocked"),
+    [("999999", 60.0), ("1e308", 60.0), ("Wed, 21 Oct 2099 07:28:00 GMT", 60.0), ("-5", None), ("nan", None)],
+)
+def test_absurd_retry_after_blocks_at_most_the_cap(value: str, blocked: float | None) -> None:
+    """Before: 999999 blocked every caller for 11.6 days and 1e308 made reserve() answer 1e308."""
+    clock = FakeClock()
+    lim = RateLimiter(tokens_per_minute=10**6, clock=clock)
+    lim.reserve(1)
+    lim.observe(429, {"retry-after": value}, None, 1)
+    wait = lim.reserve(1)
+    if blocked is None:
+        assert wait < 1.0
+    else:
+        assert wait == pytest.approx(blocked)
+
+
+def test_the_limiter_cap_is_configurable() -> None:
+    clock = FakeClock()
+    lim = RateLimiter(tokens_per_minute=10**6, clock=clock, max_wait=5.0)
+    lim.reserve(1)
+    lim.observe(429, {"retry-after-ms": "99999999"}, None, 1)
+    assert lim.reserve(1) == pytest.approx(5.0)
+    with pytest.raises(ConfigurationError, match="max_wait"):
+        RateLimiter(max_wait=float("nan"))
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "retry-after",
+                "retry-after-ms",
+                "x-ratelimit-limit-tokens-minute",
+                "x-ratelimit-remaining-tokens-minute",
+                "x-ratelimit-reset-tokens-minute",
+                "x-ratelimit-limit-requests-day",
+                "x-ratelimit-remaining-requests-day",
+                "x-ratelimit-reset-requests-day",
+            ]
+        ),
+        st.one_of(
+            st.text(max_size=40),
+            st.floats().map(repr),
+            st.integers(min_value=-(10**20), max_value=10**20).map(str),
+            st.sampled_from(["1e308", "1e309", "nan", "inf", "6m0s", "9" * 400]),
+        ),
+    ),
+    st.sampled_from([200, 429]),
+)
+def test_any_headers_leave_reserve_finite_and_bounded(headers: dict[str, str], status: int) -> None:
+    clock = FakeClock()
+    lim = RateLimiter(clock=clock, probe=False)
+    assert lim.reserve(10) == 0.0
+    lim.observe(status, headers, None, 10)
+    wait = lim.reserve(10)
+    assert math.isfinite(wait) and 0.0 <= wait <= 60.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 
 import orjson
@@ -11,15 +12,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from extract.errors import (
+    APIError,
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ConfigurationError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
     ServerError,
 )
-from extract.transport import (
+from extract.transports import (
     RETRY_AFTER_CAP_S,
     RetryPolicy,
     WireResponse,
@@ -27,6 +30,7 @@ from extract.transport import (
     error_from_response,
     retry_delay,
     should_retry,
+    unreadable_reply_error,
 )
 
 POLICY = RetryPolicy(rng=random.Random(7))
@@ -166,3 +170,134 @@ def test_secrets_are_redacted_from_server_text() -> None:
 def test_error_fields_never_fails_on_odd_bodies(data: object) -> None:
     fields = error_fields(data)
     assert all(v is None or isinstance(v, str) for v in fields.values())
+
+
+_HEADER_TEXT = st.one_of(
+    st.text(max_size=80),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
+    st.sampled_from(
+        ["1e308", "-1e308", "nan", "inf", "-0", "Wed, 21 Oct 2099 07:28:00 GMT", "6m0s", "9" * 400]
+    ),
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "retry-after",
+                "retry-after-ms",
+                "x-ratelimit-reset-tokens-minute",
+                "x-ratelimit-reset-requests-day",
+            ]
+        ),
+        _HEADER_TEXT,
+    ),
+    st.sampled_from([429, 503, None]),
+    st.floats(min_value=0.0, max_value=600.0),
+)
+def test_any_server_wait_is_finite_and_capped(
+    headers: dict[str, str], status: int | None, cap: float
+) -> None:
+    policy = RetryPolicy(rng=random.Random(1), max_server_wait=cap)
+    delay = retry_delay(5, status, headers, policy)
+    assert math.isfinite(delay) and 0.0 <= delay <= max(cap, policy.max_delay)
+
+
+@pytest.mark.parametrize("value", ["999999", "1e308", "Wed, 21 Oct 2099 07:28:00 GMT", "1000000s"])
+def test_huge_waits_are_capped_at_the_configured_cap(value: str) -> None:
+    policy = RetryPolicy(rng=random.Random(1), max_server_wait=3.0)
+    assert retry_delay(0, 429, {"retry-after": value}, policy) == 3.0
+    assert retry_delay(0, 429, {"retry-after-ms": value.replace("s", "")}, policy) <= 3.0
+
+
+@pytest.mark.parametrize("value", ["-5", "nan", "inf", "-inf", "soon", "", "9" * 400, "1e400"])
+def test_unusable_waits_fall_back_to_backoff(value: str) -> None:
+    assert retry_delay(0, 429, {"retry-after": value}, POLICY) <= 0.5
+
+
+def test_a_past_http_date_means_no_wait() -> None:
+    assert retry_delay(0, 429, {"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, POLICY) == 0.0
+
+
+def test_go_durations_are_read_in_retry_after() -> None:
+    assert retry_delay(0, 429, {"retry-after": "1.5s"}, POLICY) == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("cap", [-1.0, math.nan, math.inf])
+def test_a_bad_cap_is_a_configuration_error(cap: float) -> None:
+    with pytest.raises(ConfigurationError, match="max_server_wait"):
+        RetryPolicy(max_server_wait=cap)
+
+
+def test_every_field_of_an_error_is_redacted() -> None:
+    key = "sk-CANARY-0123456789"
+    data = {
+        "message": f"m {key}",
+        "type": f"t {key}",
+        "param": f"p {key}",
+        "code": f"c {key}",
+        "x": [{"y": key}],
+    }
+    response = WireResponse(
+        400, {"content-type": "application/json", "x-echo": key}, orjson.dumps(data), data
+    )
+    error = error_from_response(response, secrets=(key,))
+    for text in (
+        str(error),
+        repr(error),
+        error.code,
+        error.type,
+        error.param,
+        error.server_message,
+        error.body,
+    ):
+        assert text and key not in text and "***" in text
+    assert error.headers is not None and error.headers["x-echo"] == "***"
+
+
+def test_nested_bodies_are_redacted_structurally() -> None:
+    key = "sk-CANARY-0123456789"
+    error = APIError("x", body={key: [key, (f"a{key}b",), {"k": key}], "n": 3}, secrets=(key,))
+    assert error.body == {"***": ["***", ("a***b",), {"k": "***"}], "n": 3}
+
+
+def test_unreadable_reply_error_names_status_type_and_excerpt() -> None:
+    body = b"<html>\n<title>502 from the proxy</title>\x00\x01" + b"x" * 500
+    error = unreadable_reply_error(WireResponse(200, {"content-type": "text/html"}, body, None))
+    message = str(error)
+    assert "HTTP 200" in message and "text/html" in message and "502 from the proxy" in message
+    assert "\x00" not in message and "\n" not in message and len(message) < 600
+
+
+_KEYS = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=8, max_size=40
+)
+
+
+@given(
+    _KEYS,
+    st.recursive(
+        st.text(max_size=20) | st.integers(min_value=-(2**53), max_value=2**53) | st.none(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=20,
+    ),
+)
+def test_no_attribute_of_an_error_holds_the_key(key: str, noise: object) -> None:
+    """Whatever shape the server's body has, the key it echoes is in no attribute of the error."""
+    data = {"message": f"x{key}y", "type": key, "param": [key], "code": {"k": key}, "noise": [noise, key]}
+    response = WireResponse(400, {"x-echo": key}, orjson.dumps(data), data)
+    error = error_from_response(response, secrets=(key,))
+
+    def strings(value: object) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, dict):
+            return [s for k, v in value.items() for s in strings(k) + strings(v)]
+        if isinstance(value, (list, tuple)):
+            return [s for v in value for s in strings(v)]
+        return []
+
+    texts = [str(error), repr(error), *strings(vars(error)), *strings(error.args)]
+    assert not [t for t in texts if key in t]

@@ -18,7 +18,6 @@ from extract._batch._aimd import AdaptiveLimit
 from extract._batch._checkpoint import Checkpoint, Resumed
 from extract._batch._inputs import Doc, iter_docs
 from extract._batch._outcome import BatchStats, DocId, Outcome
-from extract._engine.results import Usage
 from extract.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -30,6 +29,7 @@ from extract.errors import (
     RateLimitError,
 )
 from extract.ratelimit import RateLimiter
+from extract.results import Usage
 
 __all__ = ["BatchConfig", "run_batch"]
 

@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from extract._engine.results import Usage
 from extract.errors import APIError, ExtractError
+from extract.results import Usage
 
 __all__ = ["BatchStats", "DocId", "Outcome", "error_json", "to_jsonable", "usage_json"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from extract.errors import APIError
-from extract.transport import Transport, WireRequest, WireResponse
+from extract.transports import Transport, WireRequest, WireResponse
 
 __all__ = ["Action", "Outcome", "Send", "Sleep", "drive_async", "drive_sync"]
 

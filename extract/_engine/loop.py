@@ -25,13 +25,14 @@ from extract.errors import (
 )
 from extract.providers import ModelRow, Provider
 from extract.results import Attempt, Result, Usage, sum_time_info
-from extract.transport import (
+from extract.transports import (
     RetryPolicy,
     WireRequest,
     WireResponse,
     error_from_response,
     retry_delay,
     should_retry,
+    unreadable_reply_error,
 )
 
 if TYPE_CHECKING:
@@ -150,11 +151,14 @@ def _exchange(
                 usage = outcome.data.get("usage") if isinstance(outcome.data, dict) else None
                 used = usage.get("total_tokens") if isinstance(usage, dict) else None
                 limiter.observe(status, headers, used if isinstance(used, int) else None, reserved)
-            if 200 <= status < 300:
+            if 200 <= status < 300 and isinstance(outcome.data, dict):
                 return outcome, latency
             if mode != "prompt" and job.provider.refuses_mode(status, outcome.data, outcome.body):
                 return outcome, latency
-            if retry >= policy.max_retries or not should_retry(status, headers):
+            if 200 <= status < 300:  # HTML, invalid UTF-8, not JSON: a server fault, retried, never re-asked
+                if retry >= policy.max_retries:
+                    raise unreadable_reply_error(outcome, secrets=job.secrets)
+            elif retry >= policy.max_retries or not should_retry(status, headers):
                 raise _refine(job, outcome, error_from_response(outcome, secrets=job.secrets))
             delay = retry_delay(retry, status, headers, policy)
             logger.debug("HTTP %d; retry %d in %.2fs", status, retry + 1, delay)

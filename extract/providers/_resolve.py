@@ -19,14 +19,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from extract.errors import ConfigurationError
 from extract.providers._data import DEFAULT_PROVIDER, PROVIDERS
 from extract.providers._records import ModelRow, Provider
+from extract.transports.http import check_base_url
 
 if TYPE_CHECKING:
-    from extract.transport import Transport
+    from extract.transports import Transport
 
 __all__ = ["Resolved", "get_provider", "provider_for_url", "resolve"]
 
@@ -78,21 +78,6 @@ def provider_for_url(base_url: str, environ: Mapping[str, str] | None = None) ->
     return _GENERIC
 
 
-def _check_url(base_url: str) -> None:
-    """A malformed base_url is a ConfigurationError now, not an HTTP library's error on the first call."""
-    try:
-        parts = urlsplit(base_url)
-        parts.port  # noqa: B018  (raises ValueError for a port that is not a number in range)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-        ok = ok and not any(c.isspace() or ord(c) < 32 for c in base_url)
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ConfigurationError(
-            f"base_url {base_url!r} is not an http(s) URL; pass one like http://127.0.0.1:8080/v1"
-        )
-
-
 def _env_key(base_url: str, env: Mapping[str, str]) -> str | None:
     """The environment key of the provider that owns `base_url`, if any (the key policy)."""
     for record in PROVIDERS.values():
@@ -137,7 +122,7 @@ def resolve(
         base_url = env_base or home.default_base_url
         if base_url is None:
             raise ConfigurationError(f"provider {home.name!r} has no default URL: pass base_url=")
-    _check_url(base_url)
+    base_url = check_base_url(base_url)
     if api_key is None:
         api_key = _env_key(base_url, env)
     record = named or provider_for_url(base_url, env)

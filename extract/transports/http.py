@@ -1,0 +1,420 @@
+"""Chat completions over HTTP: the pooled httpx transport.
+
+Three bounds hold for every call, whatever the server does: `timeout` is a deadline for the whole call
+(connect, send, headers, body), the body is read as a stream and refused past `max_response_bytes`, and
+a base URL that cannot work is refused when the transport is built, not on the first request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.cookiejar
+import math
+import sys
+import time
+import zlib
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+import httpx
+import orjson
+
+from extract.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ConfigurationError,
+    InputError,
+    ResponseTooLargeError,
+    redact,
+)
+from extract.transports._deadline import DEADLINE, DeadlineBackend
+from extract.transports.base import WireRequest, WireResponse
+
+__all__ = ["CEREBRAS_BASE_URL", "DEFAULT_MAX_RESPONSE_BYTES", "HttpTransport", "check_base_url"]
+
+CEREBRAS_BASE_URL = "https://api.cerebras.ai/v1"
+
+# The largest legitimate reply is a completion at a model's output limit (tens of thousands of tokens,
+# well under 1 MiB of JSON) or the same with per-token logprobs (top-20 alternatives multiply it ~30x,
+# a few MiB). 16 MiB leaves room for both and still bounds what one request can make the client hold.
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+
+_INFLATE_STEP = 1 << 20  # bytes inflated per step: the cap plus at most this is held at once
+
+_EXPECTED = "expected an absolute http(s) URL such as https://api.cerebras.ai/v1 or http://127.0.0.1:8080/v1"
+
+
+def check_base_url(base_url: str) -> str:
+    """`base_url` without surrounding whitespace or a trailing slash, or a ConfigurationError naming
+    what is wrong with it and the form expected."""
+    if not isinstance(base_url, str):
+        raise ConfigurationError(f"base_url must be a string, not {type(base_url).__name__}; {_EXPECTED}")
+    text = base_url.strip()
+    if not text:
+        raise ConfigurationError(f"base_url is empty; {_EXPECTED}")
+    if any(c.isspace() for c in text):
+        raise ConfigurationError(f"base_url {base_url!r} contains whitespace; {_EXPECTED}")
+    if "://" not in text:
+        raise ConfigurationError(f"base_url {base_url!r} has no scheme (http:// or https://); {_EXPECTED}")
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL as exc:
+        raise ConfigurationError(f"base_url {base_url!r} is not a valid URL ({exc}); {_EXPECTED}") from None
+    if url.scheme not in ("http", "https"):
+        raise ConfigurationError(
+            f"base_url {base_url!r} has scheme {url.scheme!r}, not http or https; {_EXPECTED}"
+        )
+    if not url.host:
+        raise ConfigurationError(f"base_url {base_url!r} has no host; {_EXPECTED}")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ConfigurationError(f"base_url {base_url!r} has port {url.port}, outside 1-65535; {_EXPECTED}")
+    if url.query or url.fragment:
+        raise ConfigurationError(f"base_url {base_url!r} must not carry a query or fragment; {_EXPECTED}")
+    return text.rstrip("/")
+
+
+def _decode(content: bytes, content_type: str) -> Any | None:
+    if not content or ("json" not in content_type and content[:1] not in (b"{", b"[")):
+        return None
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    """The request body as JSON bytes; a value JSON cannot carry is the caller's input, not a crash."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:
+        raise InputError(
+            f"the request could not be encoded as JSON ({exc}); a text or option holds something JSON cannot "
+            "carry, such as a lone surrogate ('\\udcff', from bytes decoded with errors='surrogateescape'): "
+            "decode the input with errors='replace' or pass only str, numbers, lists and dicts"
+        ) from None
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """An API client has no use for cookies; httpx would otherwise parse every response's headers for them."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+
+class _Body:
+    """The response body, decoded and gathered chunk by chunk, refused as soon as it passes the cap.
+
+    Decoding is done here (httpx hands us raw bytes) so the cap holds for what is decompressed too: each
+    step inflates at most what is left under the cap, so a small gzip bomb cannot balloon in one chunk.
+    """
+
+    __slots__ = ("cap", "chunks", "encoding", "inflater", "size", "status", "where")
+
+    def __init__(self, cap: int, status: int, headers: Mapping[str, str], where: str) -> None:
+        self.cap = cap
+        self.status = status
+        self.where = where
+        self.chunks: list[bytes] = []
+        self.size = 0
+        declared = headers.get("content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > cap:
+            raise self._too_large(f"announces {int(declared)} bytes (Content-Length)")
+        self.encoding = headers.get("content-encoding", "").strip().lower()
+        self.inflater: Any = None
+        if self.encoding in ("gzip", "x-gzip"):
+            self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.encoding == "deflate":
+            self.inflater = zlib.decompressobj()
+
+    def _too_large(self, what: str) -> ResponseTooLargeError:
+        return ResponseTooLargeError(
+            f"the HTTP {self.status} response from {self.where} {what}, over max_response_bytes={self.cap}; "
+            "it was not read further. Check base_url, or raise max_response_bytes if replies really are "
+            "that large",
+            status_code=self.status,
+        )
+
+    def _add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.cap:
+            raise self._too_large(f"passed {self.cap} bytes while streaming")
+        if chunk:
+            self.chunks.append(chunk)
+
+    def _corrupt(self, exc: zlib.error) -> APIConnectionError:
+        return APIConnectionError(
+            f"the HTTP {self.status} response from {self.where} has a corrupt {self.encoding} body ({exc}); "
+            "try again later"
+        )
+
+    def feed(self, raw: bytes) -> None:
+        if self.inflater is None:
+            self._add(raw)
+            return
+        data = raw
+        while data:
+            try:
+                out = self.inflater.decompress(data, min(self.cap + 1 - self.size, _INFLATE_STEP))
+            except zlib.error as exc:
+                if self.encoding == "deflate" and not self.size and not self.chunks:
+                    self.inflater = zlib.decompressobj(
+                        -zlib.MAX_WBITS
+                    )  # raw deflate, sent without a zlib header
+                    self.encoding = "raw deflate"
+                    continue
+                raise self._corrupt(exc) from None
+            self._add(out)
+            data = self.inflater.unconsumed_tail
+            if not out:
+                break
+
+    def content(self) -> bytes:
+        if self.inflater is not None:
+            try:
+                self._add(self.inflater.flush())
+            except zlib.error as exc:
+                raise self._corrupt(exc) from None
+        return self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+
+
+class _Shards:
+    """Several small AsyncClients on one event loop, each request sent through the least busy one.
+
+    httpcore scans its whole pool for every queued request, so one client with hundreds of connections
+    spends most of a batch's CPU in that scan (measured: ~95% at concurrency 256). Shards of a few
+    connections keep the scan short; a sequential caller always lands on the first shard, so it keeps
+    reusing one warm connection.
+    """
+
+    __slots__ = ("busy", "clients", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, clients: list[httpx.AsyncClient]) -> None:
+        self.loop = loop
+        self.clients = clients
+        self.busy = [0] * len(clients)
+
+    def pick(self) -> int:
+        busy = self.busy
+        return busy.index(min(busy))
+
+
+_SHARD_CONNECTIONS = 8
+
+
+def _wire_headers(response: httpx.Response) -> dict[str, str]:
+    # raw pairs are already lower-case bytes on HTTP/1.1; decoding them here skips httpx's per-item work
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers.raw}
+
+
+def _bind_deadline(client: httpx.Client) -> None:
+    """Give every pool of a blocking client the deadline-aware network backend: the direct one and those
+    of any proxy taken from the environment. httpx has no public hook for it, so the pools' backend
+    attribute is set before they open a connection; a missing attribute on the direct pool (another httpx)
+    fails loudly rather than silently losing the deadline."""
+    direct = getattr(client._transport, "_pool", None)
+    if not hasattr(direct, "_network_backend"):
+        raise RuntimeError("this httpx version hides its connection pool's network backend; pin httpx<0.29")
+    for transport in (client._transport, *client._mounts.values()):
+        pool = getattr(transport, "_pool", None)
+        if pool is not None and hasattr(pool, "_network_backend"):
+            pool._network_backend = DeadlineBackend()
+
+
+class HttpTransport:
+    """Chat completions over pooled keep-alive httpx clients (one sync client; sharded async clients per loop).
+
+    Clients are built on first use so a sync-only program never creates an AsyncClient. An AsyncClient is
+    bound to the event loop that first used it, so a set is kept per running loop: the module-level
+    `aextract` then works across successive `asyncio.run` calls.
+
+    Args:
+        base_url: the API root, ``http(s)://host[:port]/v1``; checked here (ConfigurationError).
+        api_key: sent as a bearer token; never shown in a repr, message or error attribute.
+        provider: the provider record this transport talks to (None: decided from base_url by the caller).
+        max_response_bytes: a body larger than this is refused with ResponseTooLargeError (16 MiB default).
+        connect_timeout: the most one connection attempt may take, within the call's deadline.
+    """
+
+    provider: str | None = None
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        max_connections: int = 512,
+        connect_timeout: float = 5.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        provider: str | None = None,
+    ) -> None:
+        self.base_url = check_base_url(base_url)
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
+            raise ConfigurationError(
+                f"max_response_bytes must be a positive whole number of bytes, got {max_response_bytes!r}"
+            )
+        if not math.isfinite(connect_timeout) or connect_timeout <= 0:
+            raise ConfigurationError(f"connect_timeout must be positive seconds, got {connect_timeout!r}")
+        if (
+            provider is not None
+        ):  # else the class's own (a subclass may name its provider as a class attribute)
+            self.provider = provider
+        self.max_response_bytes = max_response_bytes
+        self._api_key = api_key
+        self._headers = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            "accept-encoding": "gzip, deflate",  # the encodings _Body inflates under the cap
+            "user-agent": "extract-python",
+        }
+        if api_key:
+            self._headers["authorization"] = f"Bearer {api_key}"
+        if headers:
+            self._headers.update({k.lower(): v for k, v in headers.items()})
+        self._limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=30.0,
+        )
+        per_shard = min(_SHARD_CONNECTIONS, max_connections)
+        self._shard_count = max(1, -(-max_connections // per_shard))
+        self._shard_limits = httpx.Limits(
+            max_connections=per_shard, max_keepalive_connections=per_shard, keepalive_expiry=30.0
+        )
+        self._connect_timeout = connect_timeout
+        self._timeouts: dict[float, httpx.Timeout] = {}
+        self._client: httpx.Client | None = None
+        self._aclients: dict[int, _Shards] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"HttpTransport(base_url={self.base_url!r}, provider={self.provider!r}, "
+            f"api_key={'***' if self._api_key else None})"
+        )
+
+    def _timeout(self, timeout: float) -> httpx.Timeout:
+        cached = self._timeouts.get(timeout)
+        if cached is None:
+            cached = self._timeouts[timeout] = httpx.Timeout(
+                timeout, connect=min(self._connect_timeout, timeout)
+            )
+        return cached
+
+    def _sync_client(self) -> httpx.Client:
+        client = self._client
+        if client is None:
+            client = self._client = httpx.Client(
+                headers=self._headers, limits=self._limits, cookies=_NoCookies()
+            )
+            _bind_deadline(client)
+        return client
+
+    def _shards(self) -> _Shards:
+        loop = asyncio.get_running_loop()
+        shards = self._aclients.get(id(loop))
+        if shards is not None and shards.loop is loop:
+            return shards
+        # Drop clients whose loop has closed: their connections died with it.
+        for key, old in list(self._aclients.items()):
+            if old.loop.is_closed():
+                del self._aclients[key]
+        # One TLS context for all shards: building one reads the CA bundle (~20 ms each).
+        tls = httpx.create_ssl_context()
+        clients = [
+            httpx.AsyncClient(
+                headers=self._headers, limits=self._shard_limits, cookies=_NoCookies(), verify=tls
+            )
+            for _ in range(self._shard_count)
+        ]
+        shards = self._aclients[id(loop)] = _Shards(loop, clients)
+        return shards
+
+    def _timed_out(self, timeout: float, detail: str) -> APITimeoutError:
+        return APITimeoutError(
+            f"no complete answer from {self.base_url} within the timeout of {timeout:g} s ({detail}); "
+            "raise timeout= or try again later",
+            secrets=(self._api_key,),
+        )
+
+    def _failure(self, exc: httpx.HTTPError, timeout: float) -> APIConnectionError:
+        detail = redact(str(exc) or type(exc).__name__, self._api_key)
+        if isinstance(exc, httpx.TimeoutException):
+            return self._timed_out(timeout, detail)
+        return APIConnectionError(
+            f"could not reach {self.base_url} ({type(exc).__name__}: {detail}); "
+            "check base_url and the network, or try again later",
+            secrets=(self._api_key,),
+        )
+
+    def _finish(self, status: int, headers: dict[str, str], body: _Body) -> WireResponse:
+        content = body.content()
+        return WireResponse(status, headers, content, _decode(content, headers.get("content-type", "")))
+
+    def send(self, request: WireRequest, timeout: float) -> WireResponse:
+        client = self._sync_client()  # built before the clock starts: a one-off local cost, not the server's
+        token = DEADLINE.set(time.monotonic() + timeout)
+        try:
+            with client.stream(
+                "POST",
+                self.base_url + request.path,
+                content=_encode(request.body),
+                timeout=self._timeout(timeout),
+            ) as response:
+                headers = _wire_headers(response)
+                body = _Body(self.max_response_bytes, response.status_code, headers, self.base_url)
+                chunks: Iterator[bytes] = response.iter_raw()
+                for chunk in chunks:
+                    body.feed(chunk)
+        except httpx.HTTPError as exc:
+            raise self._failure(exc, timeout) from None
+        finally:
+            DEADLINE.reset(token)
+        return self._finish(response.status_code, headers, body)
+
+    async def _apost(self, client: httpx.AsyncClient, request: WireRequest, timeout: float) -> WireResponse:
+        async with client.stream(
+            "POST",
+            self.base_url + request.path,
+            content=_encode(request.body),
+            timeout=self._timeout(timeout),
+        ) as response:
+            headers = _wire_headers(response)
+            body = _Body(self.max_response_bytes, response.status_code, headers, self.base_url)
+            chunks: AsyncIterator[bytes] = response.aiter_raw()
+            async for chunk in chunks:
+                body.feed(chunk)
+        return self._finish(response.status_code, headers, body)
+
+    async def asend(self, request: WireRequest, timeout: float) -> WireResponse:
+        shards = self._shards()
+        index = shards.pick()
+        shards.busy[index] += 1
+        try:
+            if sys.version_info >= (3, 11):
+                async with asyncio.timeout(timeout):
+                    return await self._apost(shards.clients[index], request, timeout)
+            return await asyncio.wait_for(self._apost(shards.clients[index], request, timeout), timeout)
+        except httpx.HTTPError as exc:
+            raise self._failure(exc, timeout) from None
+        except asyncio.TimeoutError:  # the builtin TimeoutError from 3.11 on
+            raise self._timed_out(timeout, "the deadline for the whole call passed") from None
+        finally:
+            shards.busy[index] -= 1
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        for key, shards in list(self._aclients.items()):
+            if shards.loop is loop:
+                for client in shards.clients:
+                    await client.aclose()
+                del self._aclients[key]
+        self.close()
