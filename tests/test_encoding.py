@@ -41,7 +41,9 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
     max_leaves=30,
 )
 bodies = st.dictionaries(st.text(max_size=10), json_values, max_size=6)
@@ -117,7 +119,14 @@ def test_msgpack_carries_what_json_would(enc: encoding.Encoding) -> None:
     class Name(str):
         pass
 
-    body = {"t": 0.5, "nan": math.nan, "inf": -math.inf, "tuple": (1, 2), "enum": Colour.RED, "name": Name("x")}
+    body = {
+        "t": 0.5,
+        "nan": math.nan,
+        "inf": -math.inf,
+        "tuple": (1, 2),
+        "enum": Colour.RED,
+        "name": Name("x"),
+    }
     sent = encode_body(body, enc)
     assert decode_body(sent.content, sent.headers) == orjson.loads(orjson.dumps(body))
     assert decode_body(sent.content, sent.headers)["nan"] is None
@@ -269,9 +278,17 @@ def test_bad_setting_names_the_choices() -> None:
         (400, b"Unsupported Content-Encoding: gzip", True),
         (422, {"detail": "JSONDecodeError: Expecting value: line 1 column 1 (char 0)"}, True),
         (400, {"error": {"message": "Invalid Content-Type header", "code": ""}}, True),
-        (400, {"message": "json_schema is invalid", "param": "response_format", "code": "wrong_api_format"}, False),
+        (
+            400,
+            {"message": "json_schema is invalid", "param": "response_format", "code": "wrong_api_format"},
+            False,
+        ),
         (400, {"message": "'tools' is incompatible with 'response_format'"}, False),
-        (400, {"message": "Current length is 42328 while limit is 40000", "code": "context_length_exceeded"}, False),
+        (
+            400,
+            {"message": "Current length is 42328 while limit is 40000", "code": "context_length_exceeded"},
+            False,
+        ),
         (429, {"message": "content type"}, False),
         (500, b"gzip", False),
         (200, b"", False),
@@ -279,3 +296,23 @@ def test_bad_setting_names_the_choices() -> None:
 )
 def test_is_encoding_refusal(status: int, body: object, expected: bool) -> None:
     assert is_encoding_refusal(status, body) is expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.binary(max_size=64),
+    headers=st.sampled_from(
+        [
+            {"content-type": "application/vnd.msgpack"},
+            {"content-type": "application/json"},
+            {"content-type": "application/vnd.msgpack", "content-encoding": "gzip"},
+            {"Content-Encoding": "GZIP"},
+        ]
+    ),
+)
+def test_decode_of_garbage_is_a_value_error(data: bytes, headers: dict[str, str]) -> None:
+    """What a server that decodes with `decode_body` gets from any bytes: a value or a ValueError."""
+    try:
+        decode_body(data, headers)
+    except ValueError:
+        pass

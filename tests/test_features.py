@@ -67,7 +67,10 @@ SEED_REPLY: dict[str, Any] = {
                         "token": "Hello",
                         "logprob": -0.01,
                         "bytes": [72, 101, 108, 108, 111],
-                        "top_logprobs": [{"token": "Hello", "logprob": -0.01}, {"token": "Hi", "logprob": -4.6}],
+                        "top_logprobs": [
+                            {"token": "Hello", "logprob": -0.01},
+                            {"token": "Hi", "logprob": -4.6},
+                        ],
                     },
                     {"token": "!", "logprob": -0.2, "bytes": None, "top_logprobs": []},
                 ]
@@ -123,7 +126,10 @@ def test_reasoning_effort_unknown_row_passes_documented_values_only() -> None:
 
 
 def test_reasoning_format_pass_through_and_raw_refused_for_json() -> None:
-    assert reasoning_fields(GPT_OSS, "high", "parsed") == {"reasoning_effort": "high", "reasoning_format": "parsed"}
+    assert reasoning_fields(GPT_OSS, "high", "parsed") == {
+        "reasoning_effort": "high",
+        "reasoning_format": "parsed",
+    }
     with pytest.raises(FeatureError, match="raw"):
         reasoning_fields(GPT_OSS, reasoning_format="raw")
     assert reasoning_fields(GPT_OSS, reasoning_format="raw", json_reply=False) == {"reasoning_format": "raw"}
@@ -148,13 +154,17 @@ def test_prompt_cache_fields_only_where_accepted() -> None:
     assert prompt_cache_fields(GPT_OSS, schema) == {"prompt_cache_key": prompt_cache_key(schema)}
     assert prompt_cache_fields(UNKNOWN, schema) == {}
     assert prompt_cache_fields(PLAIN, schema) == {}
-    assert prompt_cache_fields(GPT_OSS, schema, key="conversation-7") == {"prompt_cache_key": "conversation-7"}
+    assert prompt_cache_fields(GPT_OSS, schema, key="conversation-7") == {
+        "prompt_cache_key": "conversation-7"
+    }
     with pytest.raises(FeatureError, match="1024"):
         prompt_cache_fields(GPT_OSS, schema, key="k" * 1025)
 
 
 def test_prediction_only_where_allowed_and_not_empty() -> None:
-    assert prediction_fields(GPT_OSS, '{"a": 1}') == {"prediction": {"type": "content", "content": '{"a": 1}'}}
+    assert prediction_fields(GPT_OSS, '{"a": 1}') == {
+        "prediction": {"type": "content", "content": '{"a": 1}'}
+    }
     assert prediction_fields(GPT_OSS, "  ") == {}
     assert prediction_fields(GPT_OSS, None) == {}
     assert prediction_fields(UNKNOWN, '{"a": 1}') == {}
@@ -225,7 +235,9 @@ def test_readers_distrust_types() -> None:
         "choices": [
             {
                 "message": {"reasoning": [{"type": "text", "text": "a"}, {"text": 5}, {"text": "b"}]},
-                "logprobs": {"content": [{"token": 1}, "x", {"token": "t", "logprob": "low", "top_logprobs": 3}]},
+                "logprobs": {
+                    "content": [{"token": 1}, "x", {"token": "t", "logprob": "low", "top_logprobs": 3}]
+                },
                 "reasoning_logprobs": [{"token": "r", "logprob": -1, "bytes": [300]}],
             }
         ],
@@ -244,7 +256,9 @@ def test_readers_distrust_types() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=20), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=20), children, max_size=4)
+    ),
     max_leaves=25,
 )
 reply_like = st.fixed_dictionaries(
@@ -254,7 +268,9 @@ reply_like = st.fixed_dictionaries(
             st.fixed_dictionaries(
                 {},
                 optional={
-                    "message": st.dictionaries(st.sampled_from(["reasoning", "reasoning_content"]), json_values),
+                    "message": st.dictionaries(
+                        st.sampled_from(["reasoning", "reasoning_content"]), json_values
+                    ),
                     "logprobs": json_values | st.fixed_dictionaries({"content": st.lists(json_values)}),
                     "reasoning_logprobs": json_values,
                 },
@@ -303,15 +319,46 @@ def test_time_info_and_usage_details_add_up() -> None:
     [
         (
             429,
-            {"message": "We're experiencing high traffic right now! Please try again soon.", "param": "queue", "code": "queue_exceeded"},
+            {
+                "message": "We're experiencing high traffic right now! Please try again soon.",
+                "param": "queue",
+                "code": "queue_exceeded",
+            },
             True,
         ),
-        (429, b'{"message": "x", "type": "too_many_requests_error", "param": "queue", "code": "queue_exceeded"}', True),
-        (503, {"status_code": 503, "error": {"message": "The server is over capacity", "type": "server_error"}}, True),
+        (
+            429,
+            b'{"message": "x", "type": "too_many_requests_error", "param": "queue", "code": "queue_exceeded"}',
+            True,
+        ),
+        (
+            503,
+            {"status_code": 503, "error": {"message": "The server is over capacity", "type": "server_error"}},
+            True,
+        ),
         (400, {"message": "Request rejected: queue time exceeds the queue_threshold", "code": ""}, True),
-        (429, {"message": "Requests per minute limit exceeded - too many requests sent.", "param": "quota", "code": "request_quota_exceeded"}, False),
-        (429, {"message": "Tokens per minute limit exceeded - too many tokens processed.", "code": "token_quota_exceeded"}, False),
-        (400, {"message": "json_schema is invalid", "param": "response_format", "code": "wrong_api_format"}, False),
+        (
+            429,
+            {
+                "message": "Requests per minute limit exceeded - too many requests sent.",
+                "param": "quota",
+                "code": "request_quota_exceeded",
+            },
+            False,
+        ),
+        (
+            429,
+            {
+                "message": "Tokens per minute limit exceeded - too many tokens processed.",
+                "code": "token_quota_exceeded",
+            },
+            False,
+        ),
+        (
+            400,
+            {"message": "json_schema is invalid", "param": "response_format", "code": "wrong_api_format"},
+            False,
+        ),
         (500, {"status_code": 500, "error": {"message": "Internal error", "type": "server_error"}}, False),
         (200, {"code": "queue_exceeded"}, False),
         (503, b"<html>service unavailable</html>", False),
@@ -338,7 +385,11 @@ def test_todays_layout_keeps_a_constant_prefix(mode: str) -> None:
 
     report = cache_prefix_report(build)
     assert report.ok, report.problems
-    assert report.shared_bytes >= report.constant_bytes > len(modes.system_prompt(mode, compiled, "Find the name."))
+    assert (
+        report.shared_bytes
+        >= report.constant_bytes
+        > len(modes.system_prompt(mode, compiled, "Find the name."))
+    )
 
 
 def test_a_document_before_the_instructions_is_reported() -> None:
@@ -347,7 +398,7 @@ def test_a_document_before_the_instructions_is_reported() -> None:
 
     report = cache_prefix_report(build)
     assert len(report.problems) == 1
-    assert report.problems[0].startswith("49 characters follow the document in its message")
+    assert report.problems[0].startswith("48 characters follow the document in its message")
     assert report.constant_bytes == report.shared_bytes
 
 

@@ -134,7 +134,9 @@ def reasoning_fields(
     """
     out: dict[str, str] = {}
     if effort is not None:
-        out["reasoning_effort"] = _choice("reasoning_effort", effort, caps.reasoning_efforts, REASONING_EFFORTS)
+        out["reasoning_effort"] = _choice(
+            "reasoning_effort", effort, caps.reasoning_efforts, REASONING_EFFORTS
+        )
     if reasoning_format is not None:
         fmt = _choice("reasoning_format", reasoning_format, caps.reasoning_formats, REASONING_FORMATS)
         if fmt == _RAW_FORMAT and json_reply:
@@ -168,7 +170,9 @@ def prompt_cache_fields(
         return {}
     if key is not None:
         if not isinstance(key, str) or not key or len(key) > CACHE_KEY_MAX_CHARS:
-            raise FeatureError(f"prompt_cache_key must be a non-empty string of at most {CACHE_KEY_MAX_CHARS} characters")
+            raise FeatureError(
+                f"prompt_cache_key must be a non-empty string of at most {CACHE_KEY_MAX_CHARS} characters"
+            )
         return {"prompt_cache_key": key}
     return {"prompt_cache_key": prompt_cache_key(schema, instructions)}
 
@@ -202,7 +206,9 @@ def service_fields(
                 f"queue_threshold={queue_threshold_ms} ms is out of range; use {low} to {high} milliseconds"
             )
         if tier not in _QUEUE_TIERS:
-            raise FeatureError("queue_threshold applies only to service_tier 'flex' or 'auto'; set one of them")
+            raise FeatureError(
+                "queue_threshold applies only to service_tier 'flex' or 'auto'; set one of them"
+            )
         headers[QUEUE_THRESHOLD_HEADER] = str(queue_threshold_ms)
     return body, headers
 
@@ -264,7 +270,9 @@ def read_reasoning(data: object) -> str | None:
     for name in ("reasoning", "reasoning_content"):
         value = message.get(name)
         if isinstance(value, list):
-            value = "".join(p["text"] for p in value if isinstance(p, Mapping) and isinstance(p.get("text"), str))
+            value = "".join(
+                p["text"] for p in value if isinstance(p, Mapping) and isinstance(p.get("text"), str)
+            )
         if isinstance(value, str) and value:
             return value
     return None
@@ -335,7 +343,9 @@ def read_time_info(data: object) -> dict[str, float] | None:
     return out
 
 
-def add_time_info(total: Mapping[str, float] | None, more: Mapping[str, float] | None) -> dict[str, float] | None:
+def add_time_info(
+    total: Mapping[str, float] | None, more: Mapping[str, float] | None
+) -> dict[str, float] | None:
     """Sum two time_info readings over the durations (queue, prompt, completion, total) for a Result of
     several attempts; `created` is not a duration and is dropped."""
     if total is None and more is None:
@@ -408,10 +418,11 @@ _CAPACITY_WORDS: Final = ("high traffic", "capacity", "overloaded", "queue", "tr
 def _error_fields(body: object) -> tuple[str, str, str]:
     """(code, param, message) of either error shape (flat 4xx, enveloped 5xx), lower-cased."""
     if isinstance(body, (bytes, bytearray)):
+        raw = bytes(body)
         try:
-            body = orjson.loads(body)
+            body = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return "", "", bytes(body)[:2048].decode("utf-8", "replace").lower()
+            return "", "", raw[:2048].decode("utf-8", "replace").lower()
     if isinstance(body, str):
         return "", "", body[:2048].lower()
     if not isinstance(body, Mapping):

@@ -17,9 +17,10 @@ refuses (an integer outside 64 bits, a lone surrogate) raises orjson's own error
 
 from __future__ import annotations
 
+import importlib
 import zlib
 from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any, Final, Literal, NamedTuple, cast, get_args
 
 import orjson
@@ -56,6 +57,7 @@ MSGPACK_CONTENT_TYPE: Final = "application/vnd.msgpack"
 GZIP_THRESHOLD_BYTES: Final = 4096
 # Level 1: on chat bodies (prose + schema) higher levels buy a few percent more for several times the CPU.
 GZIP_LEVEL: Final = 1
+_GZIP_MODULES: Final = {"isal": "isal.isal_zlib", "zlib-ng": "zlib_ng.zlib_ng"}
 _GZIP_WBITS: Final = 31  # zlib's way of asking for the gzip container (header + CRC32), not a raw stream
 
 
@@ -84,8 +86,27 @@ Pack = Callable[[Any], bytes]
 Unpack = Callable[[bytes], Any]
 
 
+def _optional(module: str) -> ModuleType | None:
+    """An optional accelerator, imported by name (so a missing one is a fallback, not an error)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
 def _stdlib_gzip(data: bytes) -> bytes:
-    return zlib.compress(data, GZIP_LEVEL, wbits=_GZIP_WBITS)
+    # compressobj, not compress(wbits=): the latter only exists from Python 3.11
+    packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+def _gzip_with(module: ModuleType, level: int) -> Compress:
+    compress = module.compress
+
+    def _compress(data: bytes) -> bytes:
+        return cast("bytes", compress(data, level, wbits=_GZIP_WBITS))
+
+    return _compress
 
 
 def gzip_backend(name: str | None = None) -> tuple[str, Compress]:
@@ -93,29 +114,11 @@ def gzip_backend(name: str | None = None) -> tuple[str, Compress]:
     installed in the order the benchmark measured (isal, then zlib-ng, then the standard library)."""
     order = (name,) if name is not None else ("isal", "zlib-ng", "zlib")
     for candidate in order:
-        if candidate == "isal":
-            try:
-                from isal import isal_zlib
-            except ImportError:
-                continue
-            isal_level = min(GZIP_LEVEL, isal_zlib.ISAL_BEST_COMPRESSION)
-
-            def _isal(data: bytes) -> bytes:
-                return isal_zlib.compress(data, isal_level, wbits=_GZIP_WBITS)
-
-            return "isal", _isal
-        if candidate == "zlib-ng":
-            try:
-                from zlib_ng import zlib_ng
-            except ImportError:
-                continue
-
-            def _zlib_ng(data: bytes) -> bytes:
-                return zlib_ng.compress(data, GZIP_LEVEL, wbits=_GZIP_WBITS)
-
-            return "zlib-ng", _zlib_ng
         if candidate == "zlib":
             return "zlib", _stdlib_gzip
+        module = _optional(_GZIP_MODULES[candidate]) if candidate in _GZIP_MODULES else None
+        if module is not None:
+            return candidate, _gzip_with(module, GZIP_LEVEL)
     raise ConfigurationError(f"unknown or missing gzip backend {name!r}; use 'isal', 'zlib-ng' or 'zlib'")
 
 
@@ -124,22 +127,18 @@ def msgpack_backend(name: str | None = None) -> tuple[str, Pack, Unpack] | None:
     neither is installed (then msgpack encodings are not available and `choose_encoding` avoids them)."""
     order = (name,) if name is not None else ("ormsgpack", "msgpack")
     for candidate in order:
+        module = _optional(candidate) if candidate in ("ormsgpack", "msgpack") else None
+        if module is None:
+            continue
+        pack = cast("Pack", module.packb)
+        unpackb = module.unpackb
         if candidate == "ormsgpack":
-            try:
-                import ormsgpack
-            except ImportError:
-                continue
-            return "ormsgpack", ormsgpack.packb, ormsgpack.unpackb
-        if candidate == "msgpack":
-            try:
-                import msgpack
-            except ImportError:
-                continue
+            return candidate, pack, cast("Unpack", unpackb)
 
-            def _unpack(data: bytes) -> Any:
-                return msgpack.unpackb(data, raw=False, strict_map_key=True)
+        def _unpack(data: bytes, unpackb: Callable[..., Any] = unpackb) -> Any:
+            return unpackb(data, raw=False, strict_map_key=True)
 
-            return "msgpack", cast("Pack", msgpack.packb), _unpack
+        return candidate, pack, _unpack
     if name is not None:
         raise ConfigurationError(f"unknown or missing msgpack backend {name!r}; use 'ormsgpack' or 'msgpack'")
     return None
@@ -190,7 +189,9 @@ def _msgpack(body: Mapping[str, Any]) -> bytes:
         return pack(orjson.loads(orjson.dumps(body)))
 
 
-def encode_body(body: Mapping[str, Any], encoding: Encoding, *, json_bytes: bytes | None = None) -> EncodedBody:
+def encode_body(
+    body: Mapping[str, Any], encoding: Encoding, *, json_bytes: bytes | None = None
+) -> EncodedBody:
     """Serialise a request body for the wire. `json_bytes` (orjson.dumps(body)) may be passed when the caller
     already has it (to measure the size for `choose_encoding`), so the body is not serialised twice."""
     if encoding == "json" or encoding == "gzip":
@@ -223,7 +224,12 @@ def decode_body(content: bytes, headers: Mapping[str, str]) -> Any:
             raise ValueError("a msgpack body needs a msgpack library: pip install 'extract-llm[fast]'")
         try:
             return unpacker[2](content)
-        except Exception as exc:  # the unpackers raise several unrelated types on bad input
+        except (
+            ValueError,
+            TypeError,
+            OverflowError,
+            RecursionError,
+        ) as exc:  # msgpack's errors are ValueErrors
             raise ValueError(f"the body is not valid msgpack: {exc}") from None
     try:
         return orjson.loads(content)
@@ -280,9 +286,11 @@ def choose_encoding(
     if setting == "auto":
         wanted: Encoding = "gzip" if body_size >= threshold else "json"
     elif setting in ENCODINGS:
-        wanted = cast("Encoding", setting)
+        wanted = setting
     else:
-        raise ConfigurationError(f"payload={setting!r} is not a payload setting; use one of {', '.join(PAYLOAD_SETTINGS)}")
+        raise ConfigurationError(
+            f"payload={setting!r} is not a payload setting; use one of {', '.join(PAYLOAD_SETTINGS)}"
+        )
     for candidate in _FALLBACKS[wanted]:
         if _usable(candidate, accepted, refused):
             return candidate
