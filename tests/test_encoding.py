@@ -316,3 +316,20 @@ def test_decode_of_garbage_is_a_value_error(data: bytes, headers: dict[str, str]
         decode_body(data, headers)
     except ValueError:
         pass
+
+
+def test_without_a_msgpack_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """msgpack is optional: without it, asking for it is an actionable error and the choice avoids it."""
+    monkeypatch.setattr(encoding, "_MSGPACK", None)
+    monkeypatch.setattr(encoding, "MSGPACK_AVAILABLE", False)
+    with pytest.raises(ConfigurationError, match=r"extract-llm\[fast\]"):
+        encode_body({"a": 1}, "msgpack")
+    everything = frozenset(ENCODINGS)
+    assert choose_encoding("msgpack", 10, everything) == "json"
+    assert choose_encoding("msgpack+gzip", 10, everything) == "gzip"
+
+
+def test_default_backends_are_the_fastest_installed() -> None:
+    assert gzip_backend()[0] == "isal"
+    backend = msgpack_backend()
+    assert backend is not None and backend[0] == "ormsgpack"
