@@ -3,6 +3,7 @@ with values outside the plain JSON model, the choice of encoding and the refusal
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import math
 import threading
@@ -312,10 +313,8 @@ def test_is_encoding_refusal(status: int, body: object, expected: bool) -> None:
 )
 def test_decode_of_garbage_is_a_value_error(data: bytes, headers: dict[str, str]) -> None:
     """What a server that decodes with `decode_body` gets from any bytes: a value or a ValueError."""
-    try:
+    with contextlib.suppress(ValueError):
         decode_body(data, headers)
-    except ValueError:
-        pass
 
 
 def test_without_a_msgpack_library(monkeypatch: pytest.MonkeyPatch) -> None:
