@@ -276,6 +276,7 @@ def test_bad_setting_names_the_choices() -> None:
         (415, None, True),
         (415, b"", True),
         (400, {"message": "Request body is not valid JSON", "type": "invalid_request_error"}, True),
+        (400, {"message": "The request body is not valid JSON.", "code": "wrong_api_format"}, True),
         (400, b"Unsupported Content-Encoding: gzip", True),
         (422, {"detail": "JSONDecodeError: Expecting value: line 1 column 1 (char 0)"}, True),
         (400, {"error": {"message": "Invalid Content-Type header", "code": ""}}, True),
@@ -332,3 +333,28 @@ def test_default_backends_are_the_fastest_installed() -> None:
     assert gzip_backend()[0] == "isal"
     backend = msgpack_backend()
     assert backend is not None and backend[0] == "ormsgpack"
+
+
+@pytest.mark.parametrize(
+    ("headers", "content"),
+    [
+        ({"Content-Type": "application/json", "Content-Encoding": "br"}, b"{}"),
+        ({"Content-Type": "application/json", "Content-Encoding": "gzip"}, b"not gzip at all"),
+        ({"Content-Type": "application/json"}, msgpack.packb({"model": "gpt-oss-120b", "messages": []})),
+    ],
+)
+def test_the_test_servers_refusals_are_recognised(headers: dict[str, str], content: bytes) -> None:
+    """What extract.testing.TestServer answers a body it cannot read is an encoding refusal, and an
+    ordinary bad request on a JSON body is not."""
+    from extract.testing import TestServer
+
+    with TestServer() as server, httpx.Client() as client:
+        url = server.base_url + "/chat/completions"
+        refused = client.post(url, content=content, headers=headers)
+        assert refused.status_code >= 400
+        parsed = refused.json() if "json" in refused.headers.get("content-type", "") else refused.text
+        assert is_encoding_refusal(refused.status_code, parsed)
+        assert is_encoding_refusal(refused.status_code, refused.content)
+        ordinary = client.post(url, json={"model": "gpt-oss-120b", "messages": "not a list"})
+        assert ordinary.status_code >= 400
+        assert not is_encoding_refusal(ordinary.status_code, ordinary.json())
