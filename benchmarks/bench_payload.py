@@ -49,7 +49,18 @@ from extract.transports import encoding as enc
 
 NAME = "payload"
 SIZES = {"1 KB": 1024, "20 KB": 20 * 1024, "200 KB": 200 * 1024}
-SWEEP = (256, 1024, 2048, 4096, 8192, 16384, 65536)  # document bytes for the threshold sweep
+SWEEP = (
+    256,
+    1024,
+    1536,
+    2048,
+    2560,
+    3072,
+    4096,
+    8192,
+    16384,
+    65536,
+)  # document bytes for the threshold sweep
 TARGET_SAVED = 0.70  # >= 70% fewer bytes on the 200 KB case ...
 TARGET_EXTRA_CPU = 0.10  # ... for <= 10% extra client CPU per request
 MSS = 1460  # bytes of one TCP segment on Ethernet: a saving below it does not save a packet

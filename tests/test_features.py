@@ -25,6 +25,7 @@ from extract._engine.features import (
     prediction_fields,
     prompt_cache_fields,
     prompt_cache_key,
+    read_completion_logprobs,
     read_logprobs,
     read_reasoning,
     read_reasoning_logprobs,
@@ -271,7 +272,16 @@ reply_like = st.fixed_dictionaries(
                     "message": st.dictionaries(
                         st.sampled_from(["reasoning", "reasoning_content"]), json_values
                     ),
-                    "logprobs": json_values | st.fixed_dictionaries({"content": st.lists(json_values)}),
+                    "logprobs": json_values
+                    | st.fixed_dictionaries({"content": st.lists(json_values)})
+                    | st.fixed_dictionaries(
+                        {"tokens": st.lists(json_values)},
+                        optional={
+                            "token_logprobs": json_values,
+                            "top_logprobs": st.lists(json_values),
+                            "text_offset": json_values,
+                        },
+                    ),
                     "reasoning_logprobs": json_values,
                 },
             )
@@ -290,7 +300,7 @@ reply_like = st.fixed_dictionaries(
 def test_readers_never_raise(data: object) -> None:
     reasoning = read_reasoning(data)
     assert reasoning is None or (isinstance(reasoning, str) and reasoning)
-    for tokens in (read_logprobs(data), read_reasoning_logprobs(data)):
+    for tokens in (read_logprobs(data), read_reasoning_logprobs(data), read_completion_logprobs(data)):
         assert tokens is None or all(isinstance(t.token, str) for t in tokens)
     info = read_time_info(data)
     assert info is None or all(math.isfinite(v) for v in info.values())
@@ -298,6 +308,50 @@ def test_readers_never_raise(data: object) -> None:
     assert min(details.cached_tokens, details.reasoning_tokens) >= 0
     tier = read_service_tier_used(data)
     assert tier is None or isinstance(tier, str)
+
+
+# The text-completions seed page's reply (POST /v1/completions, logprobs=5), first three positions.
+SEED_COMPLETION: dict[str, Any] = {
+    "id": "chatcmpl-b1743f2d",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "length",
+            "logprobs": {
+                "text_offset": [30, 34, 40],
+                "token_logprobs": [-3.3912997245788574, -4.322617053985596, -0.3532562553882599],
+                "tokens": [" and", " there", " was"],
+                "top_logprobs": [
+                    {".": -1.1334871053695679, " and": -3.3912997245788574},
+                    {" I": -0.9554294943809509},
+                    {" was": -0.3532562553882599, " were": -1.6813812255859375},
+                ],
+            },
+            "text": " and there was",
+            "tokens": None,
+        }
+    ],
+    "object": "text_completion",
+}
+
+
+def test_text_completion_logprobs() -> None:
+    tokens = read_completion_logprobs(SEED_COMPLETION)
+    assert tokens is not None
+    assert [t.token for t in tokens] == [" and", " there", " was"]
+    assert [t.offset for t in tokens] == [30, 34, 40]
+    assert tokens[0].logprob == pytest.approx(-3.3912997245788574)
+    assert tokens[0].top == ((".", -1.1334871053695679), (" and", -3.3912997245788574))
+    assert read_completion_logprobs(SEED_REPLY) is None  # chat logprobs have no `tokens` list
+    ragged = {
+        "choices": [
+            {"logprobs": {"tokens": ["a", "b", 3, "c"], "token_logprobs": [-1], "text_offset": [0, -1]}}
+        ]
+    }
+    assert read_completion_logprobs(ragged) == [
+        TokenLogprob("a", -1.0, None, (), 0),
+        TokenLogprob("b", None, None, ()),
+    ]
 
 
 def test_time_info_and_usage_details_add_up() -> None:

@@ -1,6 +1,6 @@
 """The provider's optional request features as pure functions: what to add to a request body (reasoning
 effort and format, prompt cache key, predicted outputs, service tier, logprobs) and what to read back
-from a reply (reasoning text, token logprobs, time_info, usage details), plus two predicates (a refusal
+from a reply (reasoning text, token logprobs of chat and text completions, time_info, usage details), plus two predicates (a refusal
 for queue or capacity is transient; a message layout keeps the constant part a cacheable prefix).
 
 No I/O. Each builder takes the few capabilities it needs (`FeatureSupport`, or any object with the same
@@ -42,6 +42,7 @@ __all__ = [
     "prediction_fields",
     "prompt_cache_fields",
     "prompt_cache_key",
+    "read_completion_logprobs",
     "read_logprobs",
     "read_reasoning",
     "read_reasoning_logprobs",
@@ -281,12 +282,14 @@ def read_reasoning(data: object) -> str | None:
 @dataclass(frozen=True, slots=True)
 class TokenLogprob:
     """One generated token: its text, log probability (None when the server sent none), UTF-8 bytes
-    when given, and the most likely alternatives at that position as (token, logprob) pairs."""
+    when given, the most likely alternatives at that position as (token, logprob) pairs, and (for text
+    completions) where it starts in the text."""
 
     token: str
     logprob: float | None
     bytes: tuple[int, ...] | None
     top: tuple[tuple[str, float], ...]
+    offset: int | None = None  # character offset in the generated text (text completions' text_offset)
 
 
 def _token(item: object) -> TokenLogprob | None:
@@ -327,6 +330,44 @@ def read_reasoning_logprobs(data: object) -> list[TokenLogprob] | None:
     """Per-token logprobs of the reasoning, which reasoning models may return beside the content's (as
     `choices[0].reasoning_logprobs`, a list or an object with `content`)."""
     return _tokens(_first_choice(data).get("reasoning_logprobs"))
+
+
+def read_completion_logprobs(data: object) -> list[TokenLogprob] | None:
+    """Per-token logprobs of a text completion (`POST /v1/completions` with `logprobs: N`): the parallel
+    lists `tokens`, `token_logprobs`, `top_logprobs` (one {token: logprob} dict per position) and
+    `text_offset` of choices[0].logprobs, zipped; None when absent. A position whose token is not a
+    string ends the list (the lists are parallel, so nothing after it can be placed)."""
+    logprobs = _first_choice(data).get("logprobs")
+    if not isinstance(logprobs, Mapping) or not isinstance(logprobs.get("tokens"), list):
+        return None
+
+    def column(name: str) -> list[object]:
+        value = logprobs.get(name)
+        return value if isinstance(value, list) else []
+
+    values, tops, offsets = column("token_logprobs"), column("top_logprobs"), column("text_offset")
+    out: list[TokenLogprob] = []
+    for i, token in enumerate(logprobs["tokens"]):
+        if not isinstance(token, str):
+            break
+        top = tops[i] if i < len(tops) else None
+        pairs: list[tuple[str, float]] = []
+        if isinstance(top, Mapping):
+            for alt, value in top.items():
+                number = _number(value)
+                if isinstance(alt, str) and number is not None:
+                    pairs.append((alt, number))
+        offset = offsets[i] if i < len(offsets) else None
+        out.append(
+            TokenLogprob(
+                token,
+                _number(values[i]) if i < len(values) else None,
+                None,
+                tuple(pairs),
+                offset if isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0 else None,
+            )
+        )
+    return out
 
 
 def read_time_info(data: object) -> dict[str, float] | None:
