@@ -244,12 +244,9 @@ def http_variant(base_url: str, body: dict[str, Any], encoding: str, rounds: int
     headers = {**sent.headers, "Authorization": f"Bearer {API_KEY}"}
     with httpx.Client(timeout=60.0) as client:
         probe = client.post(url, content=sent.content, headers=headers)
+        row: Row = {"encoding": encoding, "body bytes": len(sent.content)}
         if probe.status_code != 200:
-            return {
-                "encoding": encoding,
-                "status": f"refused ({probe.status_code})",
-                "client CPU us": float("nan"),
-            }
+            return {**row, "status": f"refused ({probe.status_code})", "client CPU us": float("nan")}
 
         def once() -> None:
             out = enc.encode_body(body, encoding)  # type: ignore[arg-type]
@@ -262,7 +259,7 @@ def http_variant(base_url: str, body: dict[str, Any], encoding: str, rounds: int
             for _ in range(calls):
                 once()
             per_round.append((time.process_time() - start) / calls)
-    return {"encoding": encoding, "status": "200", "client CPU us": statistics.median(per_round) * 1e6}
+    return {**row, "status": "200", "client CPU us": statistics.median(per_round) * 1e6}
 
 
 # ------------------------------------------------------------------------------------------- the run

@@ -358,3 +358,25 @@ def test_the_test_servers_refusals_are_recognised(headers: dict[str, str], conte
         ordinary = client.post(url, json={"model": "gpt-oss-120b", "messages": "not a list"})
         assert ordinary.status_code >= 400
         assert not is_encoding_refusal(ordinary.status_code, ordinary.json())
+
+
+def test_the_auto_threshold_follows_the_benchmarks_rule() -> None:
+    """benchmarks/bench_payload.py derives the threshold as the smallest body whose gzip saves one TCP
+    segment within the CPU target; the rule itself, on made-up sweep figures."""
+    from benchmarks.bench_payload import MSS, derive_threshold, request_cpu_at
+
+    points = [(2000, 0.001), (200_000, 0.002)]
+    assert request_cpu_at(points, 2000) == pytest.approx(0.001)
+    assert request_cpu_at(points, 101_000) == pytest.approx(0.0015)
+    assert request_cpu_at(points, 500) == pytest.approx(0.001)  # never below the smallest measured
+    assert request_cpu_at([], 500) is None
+    sweep = [
+        (2000, 2000 - MSS + 1, 0.0, 0.00001),  # saves one byte short of a segment
+        (3000, 3000 - MSS, 0.0, 0.0002),  # saves a segment but costs 20% of an extraction
+        (4000, 1000, 0.0, 0.00005),  # pays
+        (8000, 2000, 0.0, 0.00008),
+    ]
+    threshold, lines = derive_threshold(sweep, points)
+    assert threshold == 4000
+    assert [line.endswith("<- pays") for line in lines] == [False, False, True, True]
+    assert derive_threshold(sweep, [])[0] == 3000  # without a CPU baseline only the bytes decide
