@@ -1,0 +1,477 @@
+"""Request payload: bytes sent and client CPU per request, JSON vs gzip vs msgpack vs msgpack+gzip.
+
+A realistic chat request (extract's system prompt and strict json_schema response_format for the benchmark
+invoice, then the document) is built for 1 KB, 20 KB and 200 KB documents and encoded by every candidate
+library side by side: orjson (JSON), the standard library's zlib, isal and zlib-ng (gzip), msgpack and
+ormsgpack, and `extract.transports.encoding.encode_body` itself (what the library sends). Documents are
+real English prose (`--kind prose`, the default: the documentation topics shipped with the standard
+library) or a word salad with no repeated phrase (`--kind salad`, a floor for gzip); the summary gives
+the 200 KB ratio of both.
+
+Client CPU (time.process_time, median of rounds) is reported three ways: the encode step alone, its
+excess over orjson.dumps (what JSON costs today), and that excess as a share of the CPU of one whole
+extraction of the same document over loopback HTTP (`Extractor.extract` against `python -m
+extract.testing` in its own process, plain JSON as today). The `auto` threshold is derived from a sweep
+of body sizes. `--http` also sends every encoded body to the test server (`http_variant`) and measures
+the client CPU of the whole HTTP request per encoding; a server that does not read an encoding yet is
+reported as refusing it.
+
+    python benchmarks/bench_payload.py [--quick] [--kind prose|salad] [--rounds R] [--http] [--no-request]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import random
+import re
+import statistics
+import sys
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+import orjson
+
+from benchmarks._harness import REPO_ROOT, Row, Unavailable, markdown_table, server_process, version_of
+from benchmarks.peers._model import API_KEY, MODEL_NAME, SYSTEM, Invoice
+from extract import modes
+from extract.schema import compile_schema
+from extract.transports import encoding as enc
+
+NAME = "payload"
+SIZES = {"1 KB": 1024, "20 KB": 20 * 1024, "200 KB": 200 * 1024}
+SWEEP = (
+    256,
+    1024,
+    1536,
+    2048,
+    2560,
+    3072,
+    4096,
+    8192,
+    16384,
+    65536,
+)  # document bytes for the threshold sweep
+TARGET_SAVED = 0.70  # >= 70% fewer bytes on the 200 KB case ...
+TARGET_EXTRA_CPU = 0.10  # ... for <= 10% extra client CPU per request
+MSS = 1460  # bytes of one TCP segment on Ethernet: a saving below it does not save a packet
+
+
+# ------------------------------------------------------------------------------------------- inputs
+
+
+def _prose() -> str:
+    """Real English prose: the Python documentation's topic pages that ship with the standard library."""
+    from pydoc_data.topics import topics
+
+    return "\n\n".join(topics[key] for key in sorted(topics))
+
+
+def _vocabulary() -> tuple[list[str], list[float]]:
+    """Words of the sample documents with Zipf-like weights (rank^-1), so word frequencies look natural."""
+    text = " ".join(p.read_text() for p in sorted((REPO_ROOT / "tests" / "samples").glob("*.txt")))
+    counts: dict[str, int] = {}
+    for word in re.findall(r"[A-Za-z][A-Za-z'-]*|\d+[.,]?\d*", text):
+        counts[word] = counts.get(word, 0) + 1
+    words = sorted(counts, key=lambda w: -counts[w])
+    return words, [1.0 / (rank + 1) for rank in range(len(words))]
+
+
+def document(size: int, seed: int = 0, kind: str = "prose") -> str:
+    """About `size` characters of text, the same on every run.
+
+    "prose": a slice of real English (the standard library's documentation topics) from a seeded offset.
+    "salad": pseudo-prose drawn word by word (Zipf weights) from the sample documents' vocabulary, with
+    fresh numbers: no phrase repeats, so gzip does worse than on any real text (a floor).
+    """
+    rng = random.Random(seed)
+    if kind == "prose":
+        text = _prose()
+        if size >= len(text):
+            return (text * (size // len(text) + 1))[:size]
+        start = rng.randrange(0, len(text) - size)
+        return text[start : start + size]
+    words, weights = _vocabulary()
+    parts: list[str] = []
+    length = 0
+    while length < size:
+        sentence = rng.choices(words, weights, k=rng.randint(6, 24))
+        sentence = [str(rng.randint(1, 99999)) if w[0].isdigit() else w for w in sentence]
+        piece = " ".join(sentence).capitalize() + (".\n\n" if rng.random() < 0.15 else ". ")
+        parts.append(piece)
+        length += len(piece)
+    return "".join(parts)[:size]
+
+
+def chat_body(doc: str) -> dict[str, Any]:
+    """The request extract sends for `doc` in strict json_schema mode today."""
+    compiled = compile_schema(Invoice, provider="cerebras")
+    messages = [
+        {"role": "system", "content": modes.system_prompt("json_schema", compiled, SYSTEM)},
+        modes.document_message(doc),
+    ]
+    params = {"max_completion_tokens": 1024, "temperature": 0}
+    return modes.build_body(
+        "json_schema", MODEL_NAME, messages, modes.response_format("json_schema", compiled), params
+    )
+
+
+# ------------------------------------------------------------------------------------------- candidates
+
+
+@dataclass(frozen=True)
+class Candidate:
+    encoding: str
+    library: str
+    encode: Callable[[dict[str, Any]], bytes]
+
+
+def _gzip_of(compress: Callable[[bytes], bytes], serialise: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    return lambda body: compress(serialise(body))
+
+
+def candidates() -> list[Candidate]:
+    """Every library combination installed, and extract's own encoder for each encoding."""
+    out = [Candidate("json", "orjson", orjson.dumps)]
+    gzips: list[tuple[str, Callable[[bytes], bytes]]] = [
+        ("zlib L1", lambda d: zlib.compress(d, 1, wbits=31)),
+        ("zlib L6", lambda d: zlib.compress(d, 6, wbits=31)),
+    ]
+    try:
+        from isal import isal_zlib
+
+        gzips += [
+            ("isal L0", lambda d: isal_zlib.compress(d, 0, wbits=31)),
+            ("isal L1", lambda d: isal_zlib.compress(d, 1, wbits=31)),
+            ("isal L2", lambda d: isal_zlib.compress(d, 2, wbits=31)),
+            ("isal L3", lambda d: isal_zlib.compress(d, 3, wbits=31)),
+        ]
+    except ImportError:
+        pass
+    try:
+        from zlib_ng import zlib_ng
+
+        gzips += [
+            ("zlib-ng L1", lambda d: zlib_ng.compress(d, 1, wbits=31)),
+            ("zlib-ng L2", lambda d: zlib_ng.compress(d, 2, wbits=31)),
+        ]
+    except ImportError:
+        pass
+    packers: list[tuple[str, Callable[[Any], bytes]]] = []
+    for name in ("msgpack", "ormsgpack"):
+        try:
+            backend = enc.msgpack_backend(name)
+        except Exception:
+            continue
+        if backend is not None:
+            packers.append((name, backend[1]))
+    for label, compress in gzips:
+        out.append(Candidate("gzip", f"orjson + {label}", _gzip_of(compress, orjson.dumps)))
+    for label, pack in packers:
+        out.append(Candidate("msgpack", label, pack))
+        for glabel, compress in gzips:
+            if glabel in ("zlib L1", "isal L2"):
+                out.append(Candidate("msgpack+gzip", f"{label} + {glabel}", _gzip_of(compress, pack)))
+    for name in enc.ENCODINGS:
+        if name != "json" and "msgpack" in name and not enc.MSGPACK_AVAILABLE:
+            continue
+        out.append(
+            Candidate(
+                name, "extract encode_body", lambda body, name=name: enc.encode_body(body, name).content
+            )
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------------------- timing
+
+
+def cpu_per_call(fn: Callable[[], object], *, rounds: int, min_round_s: float) -> float:
+    """Median CPU seconds per call over `rounds` rounds, each long enough to time (>= min_round_s)."""
+    fn()
+    calls = 1
+    while True:
+        start = time.process_time()
+        for _ in range(calls):
+            fn()
+        spent = time.process_time() - start
+        if spent >= min_round_s or calls >= 1 << 20:
+            break
+        calls *= 2
+    per_round = [spent / calls]
+    for _ in range(rounds - 1):
+        start = time.process_time()
+        for _ in range(calls):
+            fn()
+        per_round.append((time.process_time() - start) / calls)
+    return statistics.median(per_round)
+
+
+def request_cpu(base_url: str, docs: dict[str, str], rounds: int, calls: int) -> dict[str, float]:
+    """CPU seconds per whole extraction (Extractor.extract over loopback HTTP, JSON body) per document."""
+    from extract.core import Extractor
+
+    out: dict[str, float] = {}
+    with Extractor(base_url=base_url, api_key=API_KEY, model=MODEL_NAME, provider="cerebras") as extractor:
+        for label, doc in docs.items():
+            variants = [doc + f" Ref {i}." for i in range(calls)]  # distinct texts: no cache anywhere helps
+            extractor.extract(Invoice, variants[0], instructions=SYSTEM)
+            per_round = []
+            for _ in range(rounds):
+                start = time.process_time()
+                for text in variants:
+                    extractor.extract(Invoice, text, instructions=SYSTEM)
+                per_round.append((time.process_time() - start) / calls)
+            out[label] = statistics.median(per_round)
+    return out
+
+
+def http_variant(
+    base_url: str, body: dict[str, Any], encodings: Sequence[str], rounds: int, calls: int
+) -> list[Row]:
+    """The hook for the full-request variant: POST the body in each encoding to the server and measure
+    the client CPU of the whole HTTP request (encode, send, read and parse the reply). Encodings take
+    turns round by round on one connection, so drift on a busy machine hits them alike. An encoding the
+    server does not read (it answers an error) is reported as refused rather than timed."""
+    url = base_url.rstrip("/") + "/chat/completions"
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    rows: dict[str, Row] = {}
+    timings: dict[str, list[float]] = {}
+    with httpx.Client(timeout=60.0) as client:
+
+        def once(encoding: str) -> int:
+            out = enc.encode_body(body, encoding)  # type: ignore[arg-type]
+            response = client.post(url, content=out.content, headers={**out.headers, **auth})
+            if response.status_code == 200:
+                orjson.loads(response.content)
+            return response.status_code
+
+        for encoding in encodings:
+            size = len(enc.encode_body(body, encoding).content)  # type: ignore[arg-type]
+            status = once(encoding)
+            rows[encoding] = {"encoding": encoding, "body bytes": size, "status": str(status)}
+            if status == 200:
+                timings[encoding] = []
+            else:
+                rows[encoding].update(status=f"refused ({status})", **{"client CPU us": float("nan")})
+        for _ in range(rounds):
+            for encoding, per_round in timings.items():
+                start = time.process_time()
+                for _ in range(calls):
+                    once(encoding)
+                per_round.append((time.process_time() - start) / calls)
+    for encoding, per_round in timings.items():
+        rows[encoding]["client CPU us"] = statistics.median(per_round) * 1e6
+    return list(rows.values())
+
+
+# ------------------------------------------------------------------------------------------- the run
+
+
+def measure(bodies: dict[str, dict[str, Any]], rounds: int, min_round_s: float) -> list[Row]:
+    rows: list[Row] = []
+    for label, body in bodies.items():
+        json_bytes = len(orjson.dumps(body))
+        json_cpu = cpu_per_call(lambda body=body: orjson.dumps(body), rounds=rounds, min_round_s=min_round_s)
+        for cand in candidates():
+            size = len(cand.encode(body))
+            cpu = cpu_per_call(
+                lambda cand=cand, body=body: cand.encode(body), rounds=rounds, min_round_s=min_round_s
+            )
+            rows.append(
+                {
+                    "document": label,
+                    "encoding": cand.encoding,
+                    "library": cand.library,
+                    "body bytes": size,
+                    "saved %": 100.0 * (1 - size / json_bytes),
+                    "encode CPU us": cpu * 1e6,
+                    "extra vs orjson.dumps us": (cpu - json_cpu) * 1e6,
+                }
+            )
+    return rows
+
+
+def request_cpu_at(points: Sequence[tuple[int, float]], body_bytes: int) -> float | None:
+    """A whole extraction's client CPU for a body of `body_bytes`, interpolated linearly between the
+    measured (body bytes, CPU seconds) points (extrapolated from the nearest two outside them)."""
+    if not points:
+        return None
+    pts = sorted(points)
+    if len(pts) == 1:
+        return pts[0][1]
+    for (x0, y0), (x1, y1) in itertools.pairwise(pts):
+        if body_bytes <= x1 or (x1, y1) == pts[-1]:
+            return max(y0 + (y1 - y0) * (body_bytes - x0) / (x1 - x0), min(y0, y1))
+    return pts[-1][1]
+
+
+def derive_threshold(
+    sweep: Sequence[tuple[int, int, float, float]], points: Sequence[tuple[int, float]]
+) -> tuple[int | None, list[str]]:
+    """The smallest body size from which gzip pays: it saves at least one TCP segment (MSS bytes) and its
+    extra CPU is within TARGET_EXTRA_CPU of a whole extraction of that size (when measured). `sweep` holds
+    (json bytes, gzip bytes, json CPU s, gzip CPU s) per body size, ascending; `points` the measured
+    (body bytes, extraction CPU s)."""
+    lines = []
+    chosen: int | None = None
+    for json_bytes, gz_bytes, json_cpu, gz_cpu in sweep:
+        saved = json_bytes - gz_bytes
+        extra = gz_cpu - json_cpu
+        request = request_cpu_at(points, json_bytes)
+        share = extra / request if request else float("nan")
+        pays = saved >= MSS and (request is None or share <= TARGET_EXTRA_CPU)
+        lines.append(
+            f"  body {json_bytes:>7} B -> gzip {gz_bytes:>6} B (saves {saved:>6} B), +{extra * 1e6:6.1f} us CPU"
+            + (f" = {100 * share:4.1f}% of an extraction ({request * 1e6:,.0f} us)" if request else "")
+            + ("  <- pays" if pays else "")
+        )
+        if pays and chosen is None:
+            chosen = json_bytes
+    return chosen, lines
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--quick", action="store_true", help="short rounds: proves it runs, figures are noise")
+    p.add_argument("--rounds", type=int, help="rounds per measurement; the median is reported (default 7)")
+    p.add_argument("--calls", type=int, help="extractions per round for the request CPU (default 20)")
+    p.add_argument(
+        "--kind", choices=("prose", "salad"), default="prose", help="document text (default prose)"
+    )
+    p.add_argument("--no-request", action="store_true", help="skip the whole-extraction CPU baseline")
+    p.add_argument("--http", action="store_true", help="also time full HTTP requests per encoding")
+    p.add_argument("--base-url", help="a running server for --http and the baseline (default: start one)")
+    return p
+
+
+_LAST: dict[str, Any] = {}
+
+
+def main(argv: Sequence[str] | None = None) -> list[Row]:
+    args = _parser().parse_args(argv)
+    rounds = args.rounds or (3 if args.quick else 7)
+    calls = args.calls or (3 if args.quick else 20)
+    min_round_s = 0.005 if args.quick else 0.05
+    docs = {label: document(size, seed=i, kind=args.kind) for i, (label, size) in enumerate(SIZES.items())}
+    bodies = {label: chat_body(doc) for label, doc in docs.items()}
+    rows = measure(bodies, rounds, min_round_s)
+
+    gz_name, gz = enc.gzip_backend()
+    sweep = []
+    for size in SWEEP:
+        body = chat_body(document(size, seed=size, kind=args.kind))
+        raw = orjson.dumps(body)
+        json_cpu = cpu_per_call(lambda body=body: orjson.dumps(body), rounds=rounds, min_round_s=min_round_s)
+        gz_cpu = cpu_per_call(
+            lambda body=body: enc.encode_body(body, "gzip"), rounds=rounds, min_round_s=min_round_s
+        )
+        sweep.append((len(raw), len(gz(raw)), json_cpu, gz_cpu))
+
+    baseline: dict[str, float] = {}
+    http_rows: list[Row] = []
+    if not args.no_request or args.http:
+        try:
+            server = server_process() if args.base_url is None else contextlib.nullcontext(args.base_url)
+            with server as base_url:
+                if not args.no_request:
+                    baseline = request_cpu(base_url, docs, rounds=max(3, rounds // 2), calls=calls)
+                if args.http:
+                    for label, body in bodies.items():
+                        for row in http_variant(
+                            base_url, body, enc.ENCODINGS, rounds=max(5, rounds), calls=calls
+                        ):
+                            http_rows.append({"document": label, **row})
+        except Unavailable as exc:
+            print(f"(no loopback server: {exc}; request CPU not measured)", file=sys.stderr)
+    for row in rows:
+        cpu = baseline.get(row["document"])
+        row["request CPU us (JSON today)"] = cpu * 1e6 if cpu else float("nan")
+        row["extra % of request"] = (
+            100.0 * row["extra vs orjson.dumps us"] / (cpu * 1e6) if cpu else float("nan")
+        )
+    points = [(len(orjson.dumps(bodies[label])), cpu) for label, cpu in baseline.items()]
+    threshold, sweep_lines = derive_threshold(sweep, points)
+    kinds = {}
+    for kind in ("prose", "salad"):
+        raw = orjson.dumps(chat_body(document(SIZES["200 KB"], seed=2, kind=kind)))
+        kinds[kind] = 100.0 * (1 - len(gz(raw)) / len(raw))
+    _LAST.update(
+        kinds=kinds,
+        kind=args.kind,
+        threshold=threshold,
+        sweep=sweep_lines,
+        http=http_rows,
+        gzip=gz_name,
+        baseline=baseline,
+        msgpack=(enc.msgpack_backend() or ("none",))[0],
+    )
+    return rows
+
+
+def summary(rows: Sequence[Row]) -> list[str]:
+    """The target on the 200 KB case for extract's own encoder, and the derived `auto` threshold."""
+    lines = []
+    for row in rows:
+        if (
+            row["document"] == "200 KB"
+            and row["library"] == "extract encode_body"
+            and row["encoding"] == "gzip"
+        ):
+            share = row.get("extra % of request", float("nan"))
+            met = row["saved %"] >= 100 * TARGET_SAVED and (share != share or share <= 100 * TARGET_EXTRA_CPU)
+            lines.append(
+                f"200 KB, payload='auto' (gzip via {_LAST.get('gzip', '?')}): {row['saved %']:.1f}% fewer bytes, "
+                f"+{row['extra vs orjson.dumps us']:.0f} us CPU = {share:.1f}% of one extraction's client CPU "
+                f"(target >= {100 * TARGET_SAVED:.0f}% fewer bytes, <= {100 * TARGET_EXTRA_CPU:.0f}% CPU): "
+                + ("met" if met else "NOT met")
+            )
+    if "kinds" in _LAST:
+        lines.append(
+            "200 KB gzip saving by text: "
+            + ", ".join(f"{kind} {saved:.1f}%" for kind, saved in _LAST["kinds"].items())
+            + f" (tables above: {_LAST['kind']})"
+        )
+    if "threshold" in _LAST:
+        lines.append(
+            f"auto threshold derived: {_LAST['threshold']} bytes of JSON body "
+            f"(library constant GZIP_THRESHOLD_BYTES = {enc.GZIP_THRESHOLD_BYTES})"
+        )
+    return lines
+
+
+def _print(rows: Sequence[Row]) -> None:
+    print(
+        f"libraries: orjson {version_of('orjson')}, isal {version_of('isal')}, zlib-ng {version_of('zlib-ng')}, "
+        f"msgpack {version_of('msgpack')}, ormsgpack {version_of('ormsgpack')}; zlib {zlib.ZLIB_RUNTIME_VERSION}"
+    )
+    print(f"extract picks: gzip via {_LAST.get('gzip')}, msgpack via {_LAST.get('msgpack')}\n")
+    for label in SIZES:
+        print(f"### {label} document\n")
+        print(
+            markdown_table(
+                [{k: v for k, v in r.items() if k != "document"} for r in rows if r["document"] == label]
+            )
+        )
+        print()
+    print("### auto threshold sweep (extract's gzip vs orjson.dumps)\n")
+    print("\n".join(_LAST.get("sweep", [])))
+    print()
+    if _LAST.get("http"):
+        print("### full HTTP request per encoding (client CPU)\n")
+        print(markdown_table(_LAST["http"]))
+        print()
+    print("\n".join(summary(rows)))
+
+
+if __name__ == "__main__":
+    _print(main())
