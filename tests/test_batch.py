@@ -225,7 +225,7 @@ def test_output_file_gets_one_line_per_document_and_a_rerun_skips_them(tmp_path:
     assert sorted(line["id"] for line in lines) == sorted(d[0] for d in docs)
     assert lines[0]["usage"]["total_tokens"] == 13
     second = FakeExtractor()
-    run = extract_many({}, docs, extractor=second, output=out)
+    run = extract_many({"type": "object"}, docs, extractor=second, output=out)
     with run:
         assert list(run) == []
     assert second.calls == []
@@ -264,9 +264,22 @@ def test_a_torn_last_line_is_cut_and_its_document_reruns(tmp_path: Path) -> None
 
 def test_a_foreign_line_stops_the_run_with_its_line_number(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
-    out.write_bytes(b'{"id": "a", "value": {}}\nnot json\n')
+    outcomes([("a", "x")], output=out)
+    with open(out, "ab") as fh:
+        fh.write(b"not json\n")  # an edit of the run's own output
     with pytest.raises(ConfigurationError, match=r"out.jsonl line 2"):
         outcomes([("a", "x")], output=out)
+
+
+def test_an_output_without_its_record_is_refused_untouched(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    foreign = b'{"id": "a", "value": {}}\n{"id": "b", "error": "not ours"}\n'
+    out.write_bytes(foreign)
+    fake = FakeExtractor()
+    with pytest.raises(ConfigurationError, match="did not write"):
+        outcomes([("a", "x"), ("b", "y")], extractor=fake, output=out)
+    assert fake.calls == []
+    assert out.read_bytes() == foreign
 
 
 @settings(max_examples=50, deadline=None)

@@ -120,8 +120,10 @@ class ThreadedIterator(Generic[T]):
             raise item.error
         return item
 
-    def close(self) -> None:
-        """Stop the run: in-flight work is cancelled, what finished is kept (and written)."""
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the run: in-flight work is cancelled, what finished is kept (and written).
+
+        Waits at most `timeout` seconds (default 10) for the background loop to wind down."""
         self._finished = True
         if self._closing.is_set():
             return
@@ -131,7 +133,7 @@ class ThreadedIterator(Generic[T]):
             with contextlib.suppress(RuntimeError):  # the loop closed between the check and the call
                 loop.call_soon_threadsafe(task.cancel)
         if threading.current_thread() is not self._thread:
-            self._thread.join(_JOIN_TIMEOUT_S)
+            self._thread.join(_JOIN_TIMEOUT_S if timeout is None else timeout)
 
     def __enter__(self) -> ThreadedIterator[T]:
         return self

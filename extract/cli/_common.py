@@ -36,9 +36,12 @@ __all__ = [
     "LOCAL_NOTE",
     "BadInput",
     "add_global_options",
+    "cli_wording",
     "error_message",
     "exit_code_for",
     "load_schema_source",
+    "local_model_label",
+    "local_note",
     "make_extractor",
     "note",
 ]
@@ -52,11 +55,25 @@ EXIT_API = 4
 EXIT_CODES_HELP = """exit codes:
   0  success
   1  extraction failed for some document (the model never produced a valid value)
-  2  usage error or bad input (unknown option, missing file, invalid JSON or schema)
+  2  usage error or bad input (unknown option, missing file, invalid JSON or schema, an output file
+     that is in use, belongs to another job or is the input)
   3  configuration error (no API key and no local model, bad option combination)
   4  server or API error (unreachable server, bad key (401), rate limit, 5xx)"""
 
-LOCAL_NOTE = "using the embedded local model (SmolLM2-135M); set CEREBRAS_API_KEY to use Cerebras"
+_LOCAL_NOTE = "using the embedded local model ({model}); set CEREBRAS_API_KEY to use Cerebras"
+LOCAL_NOTE = _LOCAL_NOTE.format(model="SmolLM2-135M")  # the note with the bundled model
+
+# Library wording -> command-line wording, for messages the library writes for Python callers.
+_CLI_WORDING = (
+    (re.compile(r"pass model='\.\.\.'"), "pass --model NAME"),
+    (re.compile(r"\bmodel='([^']*)'"), r"--model \1"),
+    (re.compile(r"\bbase_url=(?=[\s,;)'\"]|$)"), "--base-url"),
+    (re.compile(r"\bbase_url\b"), "--base-url"),
+    (re.compile(r"\bprovider=(?=[\s,;)'\"]|$)"), "--provider"),
+    (re.compile(r"\bconcurrency\b(?= must)"), "--concurrency"),
+    (re.compile(r"\boutput=(?=[\s,;)'\"]|$)"), "--output"),
+    (re.compile(r"\bretry_failed=False\b"), "--skip-failed"),
+)
 
 # package.module:Attribute (the attribute may be dotted: module:Outer.Inner)
 _MODULE_ATTR = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -114,14 +131,41 @@ def make_extractor(args: argparse.Namespace) -> Extractor:
     """
     from extract.core import Extractor
 
-    extractor = Extractor(
-        base_url=getattr(args, "base_url", None),
-        model=getattr(args, "model", None),
-        provider=getattr(args, "provider", None),
-    )
+    base_url = getattr(args, "base_url", None)
+    model = getattr(args, "model", None)
+    if base_url is not None and model is None:
+        _require_model(base_url, getattr(args, "provider", None))
+    extractor = Extractor(base_url=base_url, model=model, provider=getattr(args, "provider", None))
     if extractor.base_url == "local":
-        note(args, LOCAL_NOTE)
+        note(args, local_note())
     return extractor
+
+
+def _require_model(base_url: str, provider: str | None) -> None:
+    """A server without a default model needs --model: say so in command-line words, before any request."""
+    from extract.models import default_model, provider_for
+
+    env_base = os.environ.get("CEREBRAS_BASE_URL")
+    if env_base and env_base.rstrip("/") == base_url.rstrip("/"):
+        return  # that server is Cerebras (the engine treats it so), which has a default model
+    if default_model(provider or provider_for(base_url)) is None:
+        raise ConfigurationError(
+            f"no model given for {base_url}: pass --model NAME (the name the server lists at "
+            f"{base_url.rstrip('/')}/models)"
+        )
+
+
+def local_note() -> str:
+    """The one line saying the embedded model runs, naming the model file actually used."""
+    return _LOCAL_NOTE.format(model=local_model_label())
+
+
+def local_model_label() -> str:
+    """The embedded model as the user knows it: the GGUF file EXTRACT_LOCAL_MODEL names, else SmolLM2."""
+    override = os.environ.get("EXTRACT_LOCAL_MODEL")
+    if override:
+        return f"{Path(override).expanduser().name}, from EXTRACT_LOCAL_MODEL"
+    return "SmolLM2-135M"
 
 
 def _import_attribute(source: str) -> Any:
@@ -170,7 +214,9 @@ def exit_code_for(exc: BaseException) -> int:
     """The documented exit code for an expected error (see EXIT_CODES_HELP)."""
     if isinstance(exc, (ExtractionFailed, ValidationFailed)):
         return EXIT_FAILED
-    if isinstance(exc, (BadInput, SchemaError, OSError)):
+    from extract._batch._guard import OutputRefused
+
+    if isinstance(exc, (BadInput, SchemaError, OSError, OutputRefused)):
         return EXIT_USAGE
     if isinstance(exc, ConfigurationError):
         return EXIT_CONFIG
@@ -184,5 +230,12 @@ def error_message(exc: BaseException) -> str:
     if isinstance(exc, OSError) and not isinstance(exc, ExtractError):
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"
-    text = str(exc).strip()
+    text = cli_wording(str(exc).strip())
     return text or type(exc).__name__
+
+
+def cli_wording(text: str) -> str:
+    """Rewrite the Python argument names a library message may use as the matching command-line options."""
+    for pattern, replacement in _CLI_WORDING:
+        text = pattern.sub(replacement, text)
+    return text
