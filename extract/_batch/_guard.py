@@ -136,9 +136,7 @@ def check_meta(output: Path, job: Job) -> bool:
             "file, or move the output and its .meta away"
         )
     differs = [
-        what
-        for what, mine in (("schema", job.schema), ("input", job.input))
-        if meta.get(what) != mine
+        what for what, mine in (("schema", job.schema), ("input", job.input)) if meta.get(what) != mine
     ]
     if differs:
         verb = "differs" if len(differs) == 1 else "differ"
@@ -220,7 +218,7 @@ class OutputLock:
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         os.ftruncate(fd, 0)
         os.write(fd, orjson.dumps(info, option=orjson.OPT_APPEND_NEWLINE))

@@ -162,8 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _sigterm_as_interrupt():
         try:
             code = _main(argv)
-        except KeyboardInterrupt:
-            print("extract: interrupted", file=sys.stderr)
+        except KeyboardInterrupt:  # before a command's own handler took over (parsing the arguments)
+            _early_interrupt(list(sys.argv[1:] if argv is None else argv))
             code = EXIT_INTERRUPTED
         except BrokenPipeError:
             _quiet_stdout()
@@ -171,6 +171,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if code == EXIT_INTERRUPTED and argv is None:
         _leave_now(code)  # only as the command itself: an in-process caller keeps its process
     return code
+
+
+def _early_interrupt(argv: list[str]) -> None:
+    print("extract: interrupted before any document was sent.", file=sys.stderr)
+    if "run" in argv and any(a in ("--output", "-o") or a.startswith(("--output=", "-o")) for a in argv):
+        import shlex
+
+        command = shlex.join(["extract", *argv])
+        print(f"extract: to resume, run the same command again:\n  {command}", file=sys.stderr)
 
 
 def _main(argv: Sequence[str] | None) -> int:
