@@ -459,6 +459,40 @@ def test_signal_while_a_request_hangs(
     assert line_ids(out) == []
 
 
+def test_signal_while_the_batch_loop_is_blocked(tmp_path: Path) -> None:
+    """A validator that blocks the batch's event loop (a slow check, a C call) does not delay the stop."""
+    (tmp_path / "blockmodels.py").write_text(
+        "import pathlib, time\n"
+        "from pydantic import BaseModel, field_validator\n"
+        "class Person(BaseModel):\n"
+        "    name: str\n"
+        "    age: int\n"
+        "    @field_validator('name')\n"
+        "    @classmethod\n"
+        "    def slow(cls, value: str) -> str:\n"
+        "        pathlib.Path('validating').write_text('1')\n"
+        "        time.sleep(60)\n"
+        "        return value\n"
+    )
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_jsonl(inp, 5)
+    with TestServer() as server:
+        args = cli("run", "blockmodels:Person", "--input", str(inp), "--output", str(out))
+        args += ["--base-url", server.base_url, "--model", MODEL, "-q"]
+        proc = subprocess.Popen(
+            args,
+            env=env(),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=default_sigint,
+        )
+        wait_for(lambda: (tmp_path / "validating").exists())
+        started = time.monotonic()
+        stop_and_check(proc, signal.SIGINT, resume_hint=True)
+        assert time.monotonic() - started < 5
+
+
 def test_signal_at_start_up_and_while_scanning_a_large_input(tmp_path: Path, schema_file: Path) -> None:
     """From the moment `main` starts (parsing, the heavy imports, the input scan) a stop is clean.
 
@@ -563,32 +597,6 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path, schema_file: Path) -> None:
     assert json.loads(first)["id"].startswith("d")
     assert proc.returncode == 141, err
     assert err == "", err
-
-
-def test_help_example_without_model_says_model_option(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["--base-url", "http://127.0.0.1:9/v1", "demo"])
-    err = capsys.readouterr().err
-    assert code == 3
-    assert "--model" in err and "model=" not in err
-
-
-def test_local_model_override_is_named(tmp_path: Path) -> None:
-    gguf = tmp_path / "Qwen-Tiny.Q4.gguf"
-    gguf.write_bytes(b"GGUF")
-    done = subprocess.run(
-        cli("--help"), env=env(EXTRACT_LOCAL_MODEL=str(gguf)), capture_output=True, timeout=60
-    )
-    assert done.returncode == 0
-    text = done.stdout.decode()
-    assert "Qwen-Tiny.Q4.gguf" in text and "SmolLM2" not in text
-
-
-def test_local_note_names_the_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from extract.cli._common import LOCAL_NOTE, local_note
-
-    assert local_note() == LOCAL_NOTE and "SmolLM2-135M" in LOCAL_NOTE
-    monkeypatch.setenv("EXTRACT_LOCAL_MODEL", str(tmp_path / "Qwen-Tiny.Q4.gguf"))
-    assert "Qwen-Tiny.Q4.gguf" in local_note() and "SmolLM2" not in local_note()
 
 
 # ---- progress on resume --------------------------------------------------------------------------------

@@ -116,7 +116,7 @@ class _Runner:
         return released
 
     def release_at_end(self) -> list[Outcome]:
-        """The input is done: held failures are real failures if the server ever answered, else it is down."""
+        """Nothing is in flight: held failures are real failures if the server ever answered, else it is down."""
         if self.held and not self.reached:
             error = self.held[-1].error
             raise self.unreachable(error if isinstance(error, APIConnectionError) else APIConnectionError(""))
@@ -270,7 +270,9 @@ async def run_batch(
                     continue
                 task = asyncio.ensure_future(runner.one(doc))
                 pending[task] = doc
-            if not ready and not pending and exhausted and runner.held:
+            if not ready and not pending and runner.held:
+                # nothing in flight can tell whether the server is alive (the input is done, or ordered
+                # mode waits on a held document): decide now
                 for outcome in runner.release_at_end():
                     finish(outcome)
                     ready.append(outcome)

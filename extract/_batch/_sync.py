@@ -18,6 +18,9 @@ T = TypeVar("T")
 
 _POLL_S = 0.1
 _JOIN_TIMEOUT_S = 10.0
+# After Ctrl-C the caller gets control back this soon, even if the loop is stuck in a blocking call (the
+# background thread is a daemon and finishes its cleanup on its own).
+_INTERRUPT_JOIN_S = 0.5
 
 
 class _End:
@@ -108,7 +111,7 @@ class ThreadedIterator(Generic[T]):
                         self._finished = True
                         raise StopIteration from None
         except KeyboardInterrupt:
-            self.close()
+            self.close(_INTERRUPT_JOIN_S)
             raise
         if isinstance(item, _End):
             self._finished = True

@@ -73,6 +73,7 @@ _CLI_WORDING = (
     (re.compile(r"\bconcurrency\b(?= must)"), "--concurrency"),
     (re.compile(r"\boutput=(?=[\s,;)'\"]|$)"), "--output"),
     (re.compile(r"\bretry_failed=False\b"), "--skip-failed"),
+    (re.compile(r"\btimeout=(?=[\s,;)'\"]|$)"), "--timeout"),
 )
 
 # package.module:Attribute (the attribute may be dotted: module:Outer.Inner)
@@ -109,11 +110,28 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool = Fals
         help="provider: cerebras, openai, llamacpp, local, generic (default: guessed from the base URL)",
     )
     group.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=default(None),
+        metavar="SECONDS",
+        help="give up on one request after this long (default 60)",
+    )
+    group.add_argument(
         "--debug", action="store_true", default=default(False), help="show tracebacks and debug logs"
     )
     group.add_argument(
         "--quiet", "-q", action="store_true", default=default(False), help="print only results and errors"
     )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds (a number), got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def note(args: argparse.Namespace, message: str) -> None:
@@ -135,7 +153,13 @@ def make_extractor(args: argparse.Namespace) -> Extractor:
     model = getattr(args, "model", None)
     if base_url is not None and model is None:
         _require_model(base_url, getattr(args, "provider", None))
-    extractor = Extractor(base_url=base_url, model=model, provider=getattr(args, "provider", None))
+    timeout = getattr(args, "timeout", None)
+    extractor = Extractor(
+        base_url=base_url,
+        model=model,
+        provider=getattr(args, "provider", None),
+        **({} if timeout is None else {"timeout": timeout}),
+    )
     if extractor.base_url == "local":
         note(args, local_note())
     return extractor
