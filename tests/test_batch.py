@@ -24,7 +24,13 @@ from extract import aextract_many, extract_many
 from extract._batch._aimd import AdaptiveLimit
 from extract._batch._checkpoint import Checkpoint
 from extract.core import Attempt, Result, Usage
-from extract.errors import ConfigurationError, ExtractError, ExtractionFailed, ServerError
+from extract.errors import (
+    APIConnectionError,
+    ConfigurationError,
+    ExtractError,
+    ExtractionFailed,
+    ServerError,
+)
 
 
 class FakeExtractor:
@@ -53,6 +59,8 @@ class FakeExtractor:
             if text.startswith("fail:"):
                 usage = Usage(prompt_tokens=5, completion_tokens=2, total_tokens=7)
                 raise ExtractionFailed("no valid reply", attempts=[object(), object()], usage=usage)
+            if text.startswith("down:"):
+                raise APIConnectionError("could not reach http://127.0.0.1:9/v1 (ConnectError)")
             if text.startswith("api:"):
                 raise ServerError("HTTP 503 after retries", status_code=503)
             if text.startswith("boom:"):
@@ -315,6 +323,36 @@ def test_checkpoint_load_keeps_every_complete_line(
     else:
         assert after == complete
         assert state.failed == set(ids) - expected_done
+
+
+# --- an unreachable server -----------------------------------------------------------------------------
+
+
+def test_documents_that_cannot_connect_stop_the_run_and_are_not_written(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    docs = [(f"id{i}", f"down: {i}") for i in range(50)]
+    fake = FakeExtractor()
+    with pytest.raises(APIConnectionError, match="documents in a row failed to connect"):
+        outcomes(docs, extractor=fake, output=out, concurrency=4)
+    assert len(fake.calls) < 10
+    assert out.read_bytes() == b""
+
+
+def test_a_connection_failure_amid_answers_is_an_ordinary_failure(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    got = outcomes([("a", "down: a"), ("b", "fine"), ("c", "fine too")], output=out, concurrency=1)
+    assert sorted((o.id, o.ok) for o in got) == [("a", False), ("b", True), ("c", True)]
+    assert sorted(line["id"] for line in read_lines(out)) == ["a", "b", "c"]
+
+
+def test_ordered_run_waiting_on_a_held_document_does_not_spin(tmp_path: Path) -> None:
+    """Many documents skipped (done earlier) behind one that cannot connect: the run decides, never hangs."""
+    out = tmp_path / "out.jsonl"
+    done = [(f"id{i}", f"text {i}") for i in range(1, 40)]
+    outcomes(done, output=out)
+    with pytest.raises(APIConnectionError, match="failed to connect"):
+        outcomes([("id0", "down: 0"), *done], output=out, ordered=True, reorder_limit=8)
+    assert sorted(line["id"] for line in read_lines(out)) == sorted(d[0] for d in done)
 
 
 # --- adaptive concurrency ------------------------------------------------------------------------------
