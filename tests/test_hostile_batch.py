@@ -616,3 +616,18 @@ def test_progress_counts_earlier_documents_against_the_total(tmp_path: Path) -> 
     last = stream.getvalue().strip().splitlines()[-1]
     assert last.startswith("extract: 6/6 "), last
     assert "4 from an earlier run" in last
+
+
+def test_a_rerun_with_nothing_left_says_so(
+    tmp_path: Path, schema_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_jsonl(inp, 3)
+    with TestServer() as server:
+        args = run_args(schema_file, inp, out, server.base_url)
+        args.remove("-q")
+        assert main(args) == 0
+        capsys.readouterr()
+        assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "3 of 3 already done" in err and "3/3" in err

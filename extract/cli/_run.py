@@ -170,11 +170,12 @@ def _handle(args: argparse.Namespace, state: _State) -> int:
         total=total,
     )
     state.run = run
+    noted = False
     try:
         with run:
             for outcome in run:
-                if progress is not None and run.resumed is not None and run.stats.completed == 1:
-                    _note_resume(args, run.resumed, total)
+                if not noted and run.resumed is not None:
+                    noted = _note_resume(args, run.resumed, total)
                 if args.output is None:
                     sys.stdout.buffer.write(orjson.dumps(outcome.to_json(), option=orjson.OPT_APPEND_NEWLINE))
                     sys.stdout.flush()
@@ -183,6 +184,8 @@ def _handle(args: argparse.Namespace, state: _State) -> int:
     finally:
         with contextlib.suppress(OSError):
             extractor.close()
+    if not noted and run.resumed is not None:
+        _note_resume(args, run.resumed, total)  # everything was done already: say so
     stats = run.stats
     note(args, stats.summary())
     if stats.total is not None and stats.completed + stats.skipped < stats.total:
@@ -215,9 +218,10 @@ def _interrupted(args: argparse.Namespace, state: _State) -> int:
     return EXIT_INTERRUPTED
 
 
-def _note_resume(args: argparse.Namespace, resumed: Any, total: int) -> None:
+def _note_resume(args: argparse.Namespace, resumed: Any, total: int) -> bool:
     if resumed.lines:
         retried = (
             f", {resumed.dropped_failures} failed earlier and retried" if resumed.dropped_failures else ""
         )
         note(args, f"resuming {args.output}: {len(resumed.done)} of {total} already done{retried}")
+    return True
