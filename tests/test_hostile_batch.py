@@ -232,8 +232,8 @@ def test_a_stale_lock_of_a_dead_run_is_taken_over(tmp_path: Path, schema_file: P
 
 def test_two_concurrent_runs_on_one_output_the_second_is_refused(tmp_path: Path, schema_file: Path) -> None:
     inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    ids = write_jsonl(inp, 40)
-    with TestServer(latency=0.1) as server:
+    ids = write_jsonl(inp, 60)
+    with TestServer(latency=0.25) as server:  # the first run lasts ~8 s: the second starts well within it
         args = cli(*run_args(schema_file, inp, out, server.base_url, "--concurrency", "2"))
         first = subprocess.Popen(args, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -631,3 +631,43 @@ def test_a_rerun_with_nothing_left_says_so(
         assert main(args) == 0
     err = capsys.readouterr().err
     assert "3 of 3 already done" in err and "3/3" in err
+
+
+def test_signal_while_the_embedded_model_loads_or_generates(tmp_path: Path, schema_file: Path) -> None:
+    from tests._local_model import local_model_missing
+
+    reason = local_model_missing()
+    if reason is not None:
+        pytest.skip(reason)
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_jsonl(inp, 20)
+    args = cli("run", str(schema_file), "--input", str(inp), "--output", str(out), "--concurrency", "2")
+    for delay in (0.0, 0.5):
+        proc = subprocess.Popen(
+            args, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_sigint
+        )
+        assert proc.stderr is not None
+        first = proc.stderr.readline().decode()  # the note that the embedded model is used: it loads next
+        assert "embedded local model" in first, first
+        time.sleep(delay)
+        started = time.monotonic()
+        stop_and_check(proc, signal.SIGINT, resume_hint=True)
+        assert time.monotonic() - started < 5
+
+
+def test_a_run_through_a_symlink_shares_the_lock_of_the_target(tmp_path: Path) -> None:
+    from extract._batch._guard import OutputLock
+
+    target = tmp_path / "out.jsonl"
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    first = OutputLock(target)
+    first.acquire()
+    try:
+        with pytest.raises(OutputRefused, match=f"pid {os.getpid()}"):
+            OutputLock(link).acquire()
+    finally:
+        first.release()
+    second = OutputLock(link)
+    second.acquire()
+    second.release()

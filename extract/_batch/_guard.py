@@ -49,11 +49,14 @@ class OutputRefused(ConfigurationError):
 
 
 def lock_path(output: Path) -> Path:
-    return output.with_name(output.name + ".lock")
+    """Next to the real file: a run through a symlink and one through the target share one lock."""
+    real = output.resolve()
+    return real.with_name(real.name + ".lock")
 
 
 def meta_path(output: Path) -> Path:
-    return output.with_name(output.name + ".meta")
+    real = output.resolve()
+    return real.with_name(real.name + ".meta")
 
 
 def schema_fingerprint(schema: Any) -> str:
