@@ -325,6 +325,42 @@ def test_checkpoint_load_keeps_every_complete_line(
         assert state.failed == set(ids) - expected_done
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.binary(max_size=40),
+            st.builds(
+                lambda i, v: orjson.dumps({"id": i, v: 1}),
+                st.one_of(st.integers(0, 5), st.text(max_size=3)),
+                st.sampled_from(["value", "error", "other"]),
+            ),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    foreign_meta=st.sampled_from([None, b"{}", b"not json", b'{"format": "extract-output/1"}']),
+)
+def test_a_file_the_job_did_not_write_is_never_changed(
+    tmp_path_factory: Any, lines: list[bytes], foreign_meta: bytes | None
+) -> None:
+    """Whatever an output holds that this job did not write (no .meta, or another job's), it stays byte for
+    byte, and nothing is sent."""
+    folder = tmp_path_factory.mktemp("foreign")
+    out = folder / "out.jsonl"
+    content = b"\n".join(lines) + b"\n"
+    if not content.strip():
+        content = b"x\n"
+    out.write_bytes(content)
+    if foreign_meta is not None:
+        (folder / "out.jsonl.meta").write_bytes(foreign_meta)
+    fake = FakeExtractor()
+    with pytest.raises(ConfigurationError):
+        outcomes([(0, "a"), (1, "b"), ("x", "c")], extractor=fake, output=out)
+    assert fake.calls == []
+    assert out.read_bytes() == content
+
+
 # --- an unreachable server -----------------------------------------------------------------------------
 
 
