@@ -26,7 +26,9 @@ from extract.cli._common import (
     add_global_options,
     error_message,
     exit_code_for,
+    keep_stderr,
     local_model_label,
+    urgent,
 )
 from extract.errors import ExtractError
 
@@ -159,7 +161,7 @@ def _leave_now(code: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (see --help)."""
-    with _sigterm_as_interrupt():
+    with _sigterm_as_interrupt(), keep_stderr():
         try:
             code = _main(argv)
         except KeyboardInterrupt:  # before a command's own handler took over (parsing the arguments)
@@ -174,12 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _early_interrupt(argv: list[str]) -> None:
-    print("extract: interrupted before any document was sent.", file=sys.stderr)
+    urgent("extract: interrupted before any document was sent.")
     if "run" in argv and any(a in ("--output", "-o") or a.startswith(("--output=", "-o")) for a in argv):
         import shlex
 
         command = shlex.join(["extract", *argv])
-        print(f"extract: to resume, run the same command again:\n  {command}", file=sys.stderr)
+        urgent(f"extract: to resume, run the same command again:\n  {command}")
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -5,10 +5,12 @@ the Extractor from the options and the environment, and turning expected errors 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,11 +41,13 @@ __all__ = [
     "cli_wording",
     "error_message",
     "exit_code_for",
+    "keep_stderr",
     "load_schema_source",
     "local_model_label",
     "local_note",
     "make_extractor",
     "note",
+    "urgent",
 ]
 
 EXIT_OK = 0
@@ -132,6 +136,43 @@ def _seconds(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
+
+
+class _StartStderr:
+    """stderr as it was when the command started. A library may silence output while it works (llama.cpp
+    swaps sys.stderr and fd 2 for /dev/null while it loads a model); a message that must be seen, like the
+    resume hint after Ctrl-C, goes to the original stream instead."""
+
+    stream: Any = None
+    fd: int | None = None
+
+
+@contextlib.contextmanager
+def keep_stderr() -> Iterator[None]:
+    """Remember the command's stderr (the stream and a copy of its descriptor) for `urgent`."""
+    previous = (_StartStderr.stream, _StartStderr.fd)
+    _StartStderr.stream = sys.stderr
+    try:
+        _StartStderr.fd = os.dup(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):  # a stderr without a descriptor (captured, in a test)
+        _StartStderr.fd = None
+    try:
+        yield
+    finally:
+        if _StartStderr.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(_StartStderr.fd)
+        _StartStderr.stream, _StartStderr.fd = previous
+
+
+def urgent(text: str) -> None:
+    """One line on stderr that nothing may swallow (see `_StartStderr`)."""
+    start, fd = _StartStderr.stream, _StartStderr.fd
+    if start is None or sys.stderr is start or fd is None:
+        print(text, file=sys.stderr, flush=True)
+        return
+    with contextlib.suppress(OSError):
+        os.write(fd, (text + "\n").encode("utf-8", "replace"))
 
 
 def note(args: argparse.Namespace, message: str) -> None:

@@ -25,6 +25,7 @@ from extract.cli._common import (
     load_schema_source,
     make_extractor,
     note,
+    urgent,
 )
 
 __all__ = ["add_parser", "handler"]
@@ -204,17 +205,16 @@ def _interrupted(args: argparse.Namespace, state: _State) -> int:
         run.close(timeout=_STOP_WAIT_S)  # in-flight work is abandoned, not waited for
         stats = run.stats
         kept = f"; finished documents are in {args.output}" if args.output else ""
-        print(
+        urgent(
             f"extract: interrupted after {stats.completed} documents this run ({stats.done} done, "
-            f"{stats.failed} failed){kept}.",
-            file=sys.stderr,
+            f"{stats.failed} failed){kept}."
         )
     else:
-        print("extract: interrupted before any document was sent.", file=sys.stderr)
+        urgent("extract: interrupted before any document was sent.")
     if args.output:
-        print(f"extract: to resume, run the same command again:\n  {_resume_command()}", file=sys.stderr)
+        urgent(f"extract: to resume, run the same command again:\n  {_resume_command()}")
     else:
-        print("extract: pass --output OUT.jsonl to make a run resumable.", file=sys.stderr)
+        urgent("extract: pass --output OUT.jsonl to make a run resumable.")
     return EXIT_INTERRUPTED
 
 
