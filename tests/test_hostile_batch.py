@@ -682,3 +682,26 @@ def test_a_run_through_a_symlink_shares_the_lock_of_the_target(tmp_path: Path) -
     second = OutputLock(link)
     second.acquire()
     second.release()
+
+
+def test_a_huge_foreign_file_without_newlines_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    """The check reads blocks, not lines: a 200 MB one-line file is refused under a 150 MB address-space
+    limit above the interpreter's own."""
+    out = tmp_path / "out.jsonl"
+    with open(out, "wb") as fh:
+        fh.truncate(200 * 1024 * 1024)  # sparse: 200 MB of zero bytes, no newline
+        fh.seek(0)
+        fh.write(b"   ")
+    code = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from extract._batch._guard import Job, OutputRefused, check_meta\n"
+        "used = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (used + 150 * 1024 * 1024, resource.RLIM_INFINITY))\n"
+        "try:\n"
+        "    check_meta(Path(sys.argv[1]), Job('s', None))\n"
+        "except OutputRefused:\n"
+        "    sys.exit(7)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(out)], env=env(), capture_output=True, timeout=120)
+    assert done.returncode == 7, done.stderr.decode()

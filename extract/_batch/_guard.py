@@ -100,11 +100,15 @@ class Job:
 
 
 def _has_lines(output: Path) -> bool:
+    """Anything but whitespace in the file? Read in blocks: a foreign file may be one huge line."""
     try:
         with open(output, "rb") as fh:
-            return any(raw.strip() for raw in fh)
+            while block := fh.read(1 << 16):
+                if block.strip():
+                    return True
     except FileNotFoundError:
-        return False
+        pass
+    return False
 
 
 def _read_meta(path: Path) -> dict[str, Any] | None:
