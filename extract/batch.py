@@ -15,7 +15,14 @@ except documents already in `output`. Errors about the setup rather than a docum
 unknown model or URL (404), a ConfigurationError) stop the run and are raised, since every document would
 fail the same way. With `output`, results are appended to that JSONL file as they finish (in completion
 order, also when ordered=True) and a rerun of the same job skips the ids that have a value there. Ids that failed are retried on rerun
-(their error lines are removed first) unless retry_failed=False. Stopping early (break, Ctrl-C, task
+(their error lines are removed first) unless retry_failed=False.
+
+The output is guarded (see `_batch/_guard`): one run writes it at a time (a lock on `OUT.lock`; a second
+run is refused with a message naming the first), and `OUT.meta` records the job (a fingerprint of the
+schema, and `input_key` when given), so a rerun resumes only its own output; an output holding lines of
+another job, or lines without a `.meta`, is refused with nothing touched. If many documents in a row
+cannot connect to the server, the run stops with ServerUnreachable and those documents are not written,
+so a rerun sends them. Stopping early (break, Ctrl-C, task
 cancellation) cancels what is in flight and keeps every line already written; rerun to resume.
 
 `aextract_many` is the engine (an async iterator); `extract_many` runs it on a private event loop in a
@@ -56,6 +63,7 @@ class _Job:
         extractor: Any | None,
         ordered: bool,
         output: str | Path | None,
+        input_key: str | None,
         retry_failed: bool,
         instructions: str | None,
         progress: bool | Progress,
@@ -89,6 +97,7 @@ class _Job:
             ordered=ordered,
             reorder_limit=reorder_limit,
             output=output,
+            input_key=input_key,
             retry_failed=retry_failed,
             instructions=instructions,
             owns_extractor=extractor is None,
@@ -179,9 +188,10 @@ class Batch:
             self._iterator = ThreadedIterator(self._job.iterate, buffer=self._buffer)
         return self._iterator
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
+        """Stop early; wait at most `timeout` seconds (default 10) for in-flight work to wind down."""
         if self._iterator is not None:
-            self._iterator.close()
+            self._iterator.close(timeout)
 
     def __enter__(self) -> Batch:
         return self
@@ -200,6 +210,7 @@ def aextract_many(
     extractor: Any | None = None,
     ordered: bool = False,
     output: str | Path | None = None,
+    input_key: str | None = None,
     retry_failed: bool = True,
     instructions: str | None = None,
     progress: bool | Progress = False,
@@ -215,6 +226,8 @@ def aextract_many(
             one is built from `**options` (base_url, api_key, model, ...) with a shared RateLimiter.
         ordered: yield in input order (holding at most `reorder_limit` finished documents back).
         output: JSONL checkpoint file; a rerun skips ids that already have a value there.
+        input_key: names the input (any string, e.g. a path); recorded in the output's `.meta`, and a rerun
+            with another key (or another schema) is refused rather than mixing two jobs in one file.
         retry_failed: on rerun, retry ids whose line in `output` is an error (else skip them too).
         progress: show a progress bar (tqdm, or a plain line on stderr when tqdm is missing).
         total: number of documents, for the progress bar's ETA (taken from len(documents) when it has one).
@@ -226,6 +239,7 @@ def aextract_many(
         extractor=extractor,
         ordered=ordered,
         output=output,
+        input_key=input_key,
         retry_failed=retry_failed,
         instructions=instructions,
         progress=progress,
@@ -245,6 +259,7 @@ def extract_many(
     extractor: Any | None = None,
     ordered: bool = False,
     output: str | Path | None = None,
+    input_key: str | None = None,
     retry_failed: bool = True,
     instructions: str | None = None,
     progress: bool | Progress = False,
@@ -260,6 +275,7 @@ def extract_many(
         extractor=extractor,
         ordered=ordered,
         output=output,
+        input_key=input_key,
         retry_failed=retry_failed,
         instructions=instructions,
         progress=progress,

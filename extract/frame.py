@@ -197,6 +197,8 @@ def extract_frame(
                     seen.add(key)
                     columns.append(key)
     data = {name: [row.get(name) if row is not None else None for row in rows] for name in columns}
-    data[ERROR_COLUMN] = failures
-    frame: pd.DataFrame = pd_mod.DataFrame(data, index=df.index, columns=[*columns, ERROR_COLUMN])
+    frame: pd.DataFrame = pd_mod.DataFrame(data, index=df.index, columns=columns)
+    # object dtype set explicitly, so a row without error holds None whether or not another row failed
+    # (left to inference, an all-None column can come out as float NaN)
+    frame[ERROR_COLUMN] = pd_mod.Series(failures, index=frame.index, dtype=object)
     return frame

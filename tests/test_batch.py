@@ -24,7 +24,13 @@ from extract import aextract_many, extract_many
 from extract._batch._aimd import AdaptiveLimit
 from extract._batch._checkpoint import Checkpoint
 from extract.core import Attempt, Result, Usage
-from extract.errors import ConfigurationError, ExtractError, ExtractionFailed, ServerError
+from extract.errors import (
+    APIConnectionError,
+    ConfigurationError,
+    ExtractError,
+    ExtractionFailed,
+    ServerError,
+)
 
 
 class FakeExtractor:
@@ -53,6 +59,8 @@ class FakeExtractor:
             if text.startswith("fail:"):
                 usage = Usage(prompt_tokens=5, completion_tokens=2, total_tokens=7)
                 raise ExtractionFailed("no valid reply", attempts=[object(), object()], usage=usage)
+            if text.startswith("down:"):
+                raise APIConnectionError("could not reach http://127.0.0.1:9/v1 (ConnectError)")
             if text.startswith("api:"):
                 raise ServerError("HTTP 503 after retries", status_code=503)
             if text.startswith("boom:"):
@@ -225,7 +233,7 @@ def test_output_file_gets_one_line_per_document_and_a_rerun_skips_them(tmp_path:
     assert sorted(line["id"] for line in lines) == sorted(d[0] for d in docs)
     assert lines[0]["usage"]["total_tokens"] == 13
     second = FakeExtractor()
-    run = extract_many({}, docs, extractor=second, output=out)
+    run = extract_many({"type": "object"}, docs, extractor=second, output=out)
     with run:
         assert list(run) == []
     assert second.calls == []
@@ -264,9 +272,22 @@ def test_a_torn_last_line_is_cut_and_its_document_reruns(tmp_path: Path) -> None
 
 def test_a_foreign_line_stops_the_run_with_its_line_number(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
-    out.write_bytes(b'{"id": "a", "value": {}}\nnot json\n')
+    outcomes([("a", "x")], output=out)
+    with open(out, "ab") as fh:
+        fh.write(b"not json\n")  # an edit of the run's own output
     with pytest.raises(ConfigurationError, match=r"out.jsonl line 2"):
         outcomes([("a", "x")], output=out)
+
+
+def test_an_output_without_its_record_is_refused_untouched(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    foreign = b'{"id": "a", "value": {}}\n{"id": "b", "error": "not ours"}\n'
+    out.write_bytes(foreign)
+    fake = FakeExtractor()
+    with pytest.raises(ConfigurationError, match="did not write"):
+        outcomes([("a", "x"), ("b", "y")], extractor=fake, output=out)
+    assert fake.calls == []
+    assert out.read_bytes() == foreign
 
 
 @settings(max_examples=50, deadline=None)
@@ -302,6 +323,72 @@ def test_checkpoint_load_keeps_every_complete_line(
     else:
         assert after == complete
         assert state.failed == set(ids) - expected_done
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.binary(max_size=40),
+            st.builds(
+                lambda i, v: orjson.dumps({"id": i, v: 1}),
+                st.one_of(st.integers(0, 5), st.text(max_size=3)),
+                st.sampled_from(["value", "error", "other"]),
+            ),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    foreign_meta=st.sampled_from([None, b"{}", b"not json", b'{"format": "extract-output/1"}']),
+)
+def test_a_file_the_job_did_not_write_is_never_changed(
+    tmp_path_factory: Any, lines: list[bytes], foreign_meta: bytes | None
+) -> None:
+    """Whatever an output holds that this job did not write (no .meta, or another job's), it stays byte for
+    byte, and nothing is sent."""
+    folder = tmp_path_factory.mktemp("foreign")
+    out = folder / "out.jsonl"
+    content = b"\n".join(lines) + b"\n"
+    if not content.strip():
+        content = b"x\n"
+    out.write_bytes(content)
+    if foreign_meta is not None:
+        (folder / "out.jsonl.meta").write_bytes(foreign_meta)
+    fake = FakeExtractor()
+    with pytest.raises(ConfigurationError):
+        outcomes([(0, "a"), (1, "b"), ("x", "c")], extractor=fake, output=out)
+    assert fake.calls == []
+    assert out.read_bytes() == content
+
+
+# --- an unreachable server -----------------------------------------------------------------------------
+
+
+def test_documents_that_cannot_connect_stop_the_run_and_are_not_written(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    docs = [(f"id{i}", f"down: {i}") for i in range(50)]
+    fake = FakeExtractor()
+    with pytest.raises(APIConnectionError, match="documents in a row failed to connect"):
+        outcomes(docs, extractor=fake, output=out, concurrency=4)
+    assert len(fake.calls) < 10
+    assert out.read_bytes() == b""
+
+
+def test_a_connection_failure_amid_answers_is_an_ordinary_failure(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    got = outcomes([("a", "down: a"), ("b", "fine"), ("c", "fine too")], output=out, concurrency=1)
+    assert sorted((o.id, o.ok) for o in got) == [("a", False), ("b", True), ("c", True)]
+    assert sorted(line["id"] for line in read_lines(out)) == ["a", "b", "c"]
+
+
+def test_ordered_run_waiting_on_a_held_document_does_not_spin(tmp_path: Path) -> None:
+    """Many documents skipped (done earlier) behind one that cannot connect: the run decides, never hangs."""
+    out = tmp_path / "out.jsonl"
+    done = [(f"id{i}", f"text {i}") for i in range(1, 40)]
+    outcomes(done, output=out)
+    with pytest.raises(APIConnectionError, match="failed to connect"):
+        outcomes([("id0", "down: 0"), *done], output=out, ordered=True, reorder_limit=8)
+    assert sorted(line["id"] for line in read_lines(out)) == sorted(d[0] for d in done)
 
 
 # --- adaptive concurrency ------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ Commands run in-process through `extract.cli.main` (argv in, exit code out); ser
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -360,3 +362,59 @@ def test_main_leaves_the_callers_logging_as_it_was(
     before = (logger.level, logger.propagate, list(logger.handlers))
     assert run(capsys, "--debug", "schema", str(schema_file))[0] == 0
     assert (logger.level, logger.propagate, list(logger.handlers)) == before
+
+
+def test_help_example_without_model_says_model_option(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--base-url", "http://127.0.0.1:9/v1", "demo"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "--model" in err and "model=" not in err
+
+
+def test_local_model_override_is_named(tmp_path: Path) -> None:
+    gguf = tmp_path / "Qwen-Tiny.Q4.gguf"
+    gguf.write_bytes(b"GGUF")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CEREBRAS_")}
+    env["EXTRACT_LOCAL_MODEL"] = str(gguf)
+    command = [sys.executable, "-c", "import sys; from extract.cli import main; sys.exit(main())", "--help"]
+    done = subprocess.run(command, env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0
+    text = done.stdout.decode()
+    assert "Qwen-Tiny.Q4.gguf" in text and "SmolLM2" not in text
+
+
+def test_local_note_names_the_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from extract.cli._common import LOCAL_NOTE, local_note
+
+    assert local_note() == LOCAL_NOTE and "SmolLM2-135M" in LOCAL_NOTE
+    monkeypatch.setenv("EXTRACT_LOCAL_MODEL", str(tmp_path / "Qwen-Tiny.Q4.gguf"))
+    assert "Qwen-Tiny.Q4.gguf" in local_note() and "SmolLM2" not in local_note()
+
+
+def test_library_wording_becomes_command_line_wording() -> None:
+    from extract.cli._common import cli_wording
+
+    assert (
+        cli_wording("no model given for X: pass model='...' (the name)")
+        == "no model given for X: pass --model NAME (the name)"
+    )
+    assert cli_wording("check base_url and the network") == "check --base-url and the network"
+    assert cli_wording("within the timeout (x); raise timeout= or try again") == (
+        "within the timeout (x); raise --timeout or try again"
+    )
+    assert cli_wording("CEREBRAS_BASE_URL stays") == "CEREBRAS_BASE_URL stays"
+
+
+def test_timeout_option_reaches_the_requests(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with TestServer(latency=5) as server:
+        code = main(["--base-url", server.base_url, "--model", "llama3.1-8b", "--timeout", "0.3", "demo"])
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert "--timeout" in err and "timeout=" not in err
+
+
+def test_timeout_option_must_be_positive_seconds(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--timeout", "-1", "demo"])
+    assert stop.value.code == 2
+    assert "positive number of seconds" in capsys.readouterr().err

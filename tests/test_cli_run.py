@@ -84,6 +84,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
+def default_sigint() -> None:
+    """pytest run as a background job of a non-interactive shell has SIGINT ignored, and a child inherits
+    that: give the child the default disposition, as an interactive terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def line_count(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
@@ -120,7 +126,9 @@ def test_sigint_stops_cleanly_and_says_how_to_resume(tmp_path: Path, schema_file
     with TestServer(latency=0.15) as server:
         args = cli("run", str(schema_file), "--input", str(inp), "--output", str(out))
         args += ["--base-url", server.base_url, "--model", MODEL, "--concurrency", "4"]
-        proc = subprocess.Popen(args, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            args, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_sigint
+        )
         wait_for(lambda: line_count(out) >= 8)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)

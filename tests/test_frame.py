@@ -129,3 +129,18 @@ def test_missing_pandas_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(builtins, "__import__", no_pandas)
     with pytest.raises(ConfigurationError, match=r'pip install "extract-llm\[pandas\]"'):
         extract_frame(object(), Person, "bio")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("texts", [["Ada Lovelace, 36, London", "Bob, 40, Paris"], ["Ada, 36, London", None]])
+def test_error_column_is_none_where_a_row_worked_in_every_frame(texts: list[str | None]) -> None:
+    """All-success and mixed frames alike: object dtype, None (never NaN) for rows without error."""
+    df = pd.DataFrame({"bio": texts}, index=["p", "p"])  # a repeated label must not break the column
+    with TestServer() as server:
+        out = extract_frame(df, Person, "bio", base_url=server.base_url, model=MODEL, progress=False)
+    errors = out["_error"]
+    assert errors.dtype == object
+    assert errors.iloc[0] is None
+    if texts[1] is None:
+        assert isinstance(errors.iloc[1], str)
+    else:
+        assert errors.iloc[1] is None

@@ -5,11 +5,14 @@ Durability rules: each line goes out in one write() of the complete line on an O
 kill can lose in-flight documents but never leaves half a line behind except as the file's last bytes; on
 start a torn last line is cut off (only the bytes after the last newline), and complete lines are never
 touched. fsync runs every few seconds and at the end.
+
+Safety rules (see `_guard`): the run holds an exclusive lock on the output for its whole life, the output
+must belong to this job (its `.meta`) before anything is read for resuming, and the one rewrite (dropping
+error lines so those ids rerun) happens only under that lock, atomically.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -18,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from extract._batch._guard import Job, OutputLock, check_meta, fsync_dir, write_meta
 from extract._batch._outcome import DocId
 from extract.errors import ConfigurationError
 
@@ -57,8 +61,16 @@ def _line_id(raw: bytes, path: Path, number: int) -> tuple[DocId, bool]:
 class Checkpoint:
     """Append-only JSONL results, resumable. Not thread-safe: one writer (the batch's event loop)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, fsync_every: float = _FSYNC_EVERY_S) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        job: Job | None = None,
+        fsync_every: float = _FSYNC_EVERY_S,
+    ) -> None:
         self.path = Path(path)
+        self.job = job
+        self._lock = OutputLock(self.path)
         self._fd: int | None = None
         self._fsync_every = fsync_every
         self._last_sync = time.monotonic()
@@ -68,11 +80,22 @@ class Checkpoint:
     def __repr__(self) -> str:
         return f"Checkpoint({str(self.path)!r}, written={self.written})"
 
+    def acquire(self) -> None:
+        """Take the output: lock it, check it belongs to this job (else OutputRefused, nothing touched),
+        and record the job next to a new output."""
+        self._lock.acquire()
+        try:
+            if self.job is not None and not check_meta(self.path, self.job):
+                write_meta(self.path, self.job)
+        except BaseException:
+            self._lock.release()
+            raise
+
     def load(self, *, retry_failed: bool = True) -> Resumed:
         """Read what earlier runs finished; with retry_failed, their error lines are removed so the ids rerun.
 
-        Removing lines rewrites the file to a temporary one and renames it over the original, so a kill
-        during the rewrite leaves either the old or the new file, never a mix.
+        Call it after `acquire`. Removing lines rewrites the file to a temporary one and renames it over the
+        original, so a kill during the rewrite leaves either the old or the new file, never a mix.
         """
         state = Resumed()
         if not self.path.exists():
@@ -105,7 +128,7 @@ class Checkpoint:
         return state
 
     def _drop_errors(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".rewrite")
+        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.rewrite")
         with open(self.path, "rb") as src, open(tmp, "wb") as dst:
             for raw in src:
                 if raw.strip() and b'"value"' in raw and "value" in orjson.loads(raw):
@@ -113,12 +136,7 @@ class Checkpoint:
             dst.flush()
             os.fsync(dst.fileno())
         os.replace(tmp, self.path)
-        with contextlib.suppress(OSError):  # not every filesystem lets a directory be fsynced
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        fsync_dir(self.path.parent)
 
     def open(self) -> None:
         if self._fd is None:
@@ -146,11 +164,14 @@ class Checkpoint:
             self._dirty = False
 
     def close(self) -> None:
+        """Flush, close and release the lock (also when the file was never opened)."""
         fd, self._fd = self._fd, None
-        if fd is None:
-            return
         try:
-            if self._dirty:
-                os.fsync(fd)
+            if fd is not None:
+                try:
+                    if self._dirty:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
         finally:
-            os.close(fd)
+            self._lock.release()

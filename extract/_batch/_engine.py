@@ -16,9 +16,12 @@ from typing import Any
 
 from extract._batch._aimd import AdaptiveLimit
 from extract._batch._checkpoint import Checkpoint, Resumed
+from extract._batch._guard import Job, schema_fingerprint
 from extract._batch._inputs import Doc, iter_docs
 from extract._batch._outcome import BatchStats, DocId, Outcome
 from extract.errors import (
+    APIConnectionError,
+    APITimeoutError,
     AuthenticationError,
     ConfigurationError,
     ExtractError,
@@ -42,6 +45,15 @@ FATAL = (AuthenticationError, PermissionDeniedError, NotFoundError, Configuratio
 # How long in-flight requests get to finish after a cancel before they are abandoned.
 _CANCEL_GRACE_S = 3.0
 
+# A server nobody answers at: this many documents in a row that could not connect stop the run (fewer
+# while nothing has worked yet). Their outcomes are held back, not written, so they rerun on resume.
+_UNREACHABLE_FIRST = 3
+_UNREACHABLE_LATER = 10
+
+
+class ServerUnreachable(APIConnectionError):
+    """Documents in a row could not reach the server: the run stops rather than fail every document."""
+
 
 @dataclass(slots=True)
 class BatchConfig:
@@ -53,6 +65,7 @@ class BatchConfig:
     ordered: bool = False
     reorder_limit: int | None = None
     output: str | Path | None = None
+    input_key: str | None = None  # names the input in the output's .meta (see _guard)
     retry_failed: bool = True
     instructions: str | None = None
     call_options: dict[str, Any] = field(default_factory=dict)
@@ -86,6 +99,40 @@ class _Runner:
         self.limiter = limiter if isinstance(limiter, RateLimiter) else None
         self.throttled_seen = self.limiter.stats().throttled if self.limiter is not None else 0
         self.seen_ids: set[DocId] = set()
+        self.held: list[Outcome] = []  # could not connect, not yet known whether the server is down
+        self.reached = False  # some document got an answer from the server
+
+    def hold(self, outcome: Outcome) -> list[Outcome]:
+        """The outcomes to finish now: connection failures wait until the server shows it is alive."""
+        if isinstance(outcome.error, APIConnectionError) and not isinstance(outcome.error, APITimeoutError):
+            self.held.append(outcome)
+            limit = _UNREACHABLE_LATER if self.reached else _UNREACHABLE_FIRST
+            if len(self.held) >= max(limit, 1):
+                raise self.unreachable(outcome.error)
+            return []
+        if not isinstance(outcome.error, APITimeoutError):
+            self.reached = True
+        released, self.held = [*self.held, outcome], []
+        return released
+
+    def release_at_end(self) -> list[Outcome]:
+        """Nothing is in flight: held failures are real failures if the server ever answered, else it is down."""
+        if self.held and not self.reached:
+            error = self.held[-1].error
+            raise self.unreachable(error if isinstance(error, APIConnectionError) else APIConnectionError(""))
+        released, self.held = self.held, []
+        return released
+
+    def unreachable(self, last: APIConnectionError) -> ServerUnreachable:
+        base_url = getattr(self.config.extractor, "base_url", None) or "the server"
+        error = ServerUnreachable(
+            f"cannot reach {base_url}: {len(self.held)} documents in a row failed to connect ({last}). "
+            "Check base_url and that the server is running, then rerun: those documents and the unsent "
+            "ones were not written and will be sent then",
+            status_code=None,
+        )
+        self.held.clear()
+        return error
 
     async def one(self, doc: Doc) -> Outcome:
         """Extract one document; every failure becomes an error outcome, only cancellation escapes."""
@@ -170,12 +217,18 @@ async def run_batch(
     store: Checkpoint | None = None
     done_before: set[DocId] = set()
     if config.output is not None:
-        store = Checkpoint(config.output)
-        resumed = store.load(retry_failed=config.retry_failed)
+        job = Job(schema_fingerprint(config.schema), config.input_key)
+        store = Checkpoint(config.output, job=job)
+        store.acquire()
+        try:
+            resumed = store.load(retry_failed=config.retry_failed)
+            store.open()
+        except BaseException:
+            store.close()
+            raise
         done_before = resumed.done | resumed.failed
         if config.on_resume is not None:
             config.on_resume(resumed, stats)
-        store.open()
     reorder_limit = config.reorder_limit or max(4 * config.concurrency, 256)
     source = iter_docs(documents)
     pending: dict[asyncio.Task[Outcome], Doc] = {}
@@ -217,6 +270,12 @@ async def run_batch(
                     continue
                 task = asyncio.ensure_future(runner.one(doc))
                 pending[task] = doc
+            if not ready and not pending and runner.held:
+                # nothing in flight can tell whether the server is alive (the input is done, or ordered
+                # mode waits on a held document): decide now
+                for outcome in runner.release_at_end():
+                    finish(outcome)
+                    ready.append(outcome)
             if not ready and not pending:
                 if exhausted:
                     break
@@ -228,9 +287,9 @@ async def run_batch(
                 done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     pending.pop(task)
-                    outcome = task.result()
-                    finish(outcome)
-                    ready.append(outcome)
+                    for outcome in runner.hold(task.result()):
+                        finish(outcome)
+                        ready.append(outcome)
             if not config.ordered:
                 for outcome in ready:
                     yield outcome

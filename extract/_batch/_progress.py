@@ -47,6 +47,7 @@ class Progress:
         self._desc = desc
         self.total = total
         self._bar: Any | None = None
+        self._closed = False
         if plain is None:
             plain = not notebook and not getattr(self._stream, "isatty", lambda: False)()
         tqdm = None if plain else _tqdm_class(notebook)
@@ -74,14 +75,17 @@ class Progress:
                 self._line(stats)
 
     def _line(self, stats: BatchStats) -> None:
+        # the count is against the full total, so documents done by an earlier run (skipped) count too
         rate = stats.completed / stats.elapsed if stats.elapsed > 0 else 0.0
+        count = stats.completed + stats.skipped
         of = f"/{self.total}" if self.total is not None else ""
         eta = ""
         if self.total is not None and rate > 0:
-            left = max(self.total - stats.completed - stats.skipped, 0)
+            left = max(self.total - count, 0)
             eta = f", ETA {left / rate:.0f}s"
+        earlier = f", {stats.skipped} from an earlier run" if stats.skipped else ""
         print(
-            f"{self._desc}: {stats.completed}{of} ({stats.failed} failed), {stats.tokens:,} tokens, "
+            f"{self._desc}: {count}{of} ({stats.failed} failed{earlier}), {stats.tokens:,} tokens, "
             f"{rate:.1f} docs/s{eta}, {stats.throttled} 429s",
             file=self._stream,
             flush=True,
@@ -95,3 +99,6 @@ class Progress:
                 )
                 self._bar.close()
                 self._bar = None
+            elif not self._closed:
+                self._line(stats)  # the final count, whenever the last periodic line was
+            self._closed = True

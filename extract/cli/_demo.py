@@ -13,6 +13,7 @@ from extract.cli._common import (
     EXIT_CODES_HELP,
     EXIT_OK,
     add_global_options,
+    local_model_label,
     make_extractor,
 )
 
@@ -37,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=(
             "Extract a contact (name, job title, company, city) from a short bundled message and print\n"
             "the validated JSON. Runs on Cerebras when CEREBRAS_API_KEY is set, on --base-url when given,\n"
-            "else offline on the embedded SmolLM2-135M model."
+            f"else offline on the embedded model ({local_model_label()})."
         ),
         epilog="examples:\n  extract demo\n  extract demo --show-input\n\n" + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -11,8 +11,6 @@ import contextlib
 import shlex
 import signal
 import sys
-from collections.abc import Iterator
-from types import FrameType
 from typing import Any
 
 import orjson
@@ -27,11 +25,15 @@ from extract.cli._common import (
     load_schema_source,
     make_extractor,
     note,
+    urgent,
 )
 
 __all__ = ["add_parser", "handler"]
 
 EXIT_INTERRUPTED = 130
+
+# After Ctrl-C, how long the run gets to cancel in-flight requests before the command moves on.
+_STOP_WAIT_S = 0.5
 
 _EPILOG = f"""\
 input:
@@ -45,6 +47,11 @@ output:
   or {{"id": ..., "error": {{"type": ..., "message": ...}}, "usage": {{...}}}}
   With --output the file is also the checkpoint: rerunning the same command skips ids that already have
   a value there and retries those that failed (unless --skip-failed). Ctrl-C stops cleanly; rerun to resume.
+  OUT.jsonl.meta records the job (schema, and where the input is); a rerun resumes only its own output and
+  refuses an output of another job or a file it did not write (nothing there is changed or deleted).
+  OUT.jsonl.lock keeps a second run off the same output while the first runs. An output that is an input
+  file is refused. If the server cannot be reached, the run stops (exit 4) and writes nothing for the
+  unsent documents.
 
 examples:
   extract run schemas/invoice.json --input invoices.jsonl --output out.jsonl
@@ -94,30 +101,30 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(handler=handler)
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """A `kill` (SIGTERM) stops the job as cleanly as Ctrl-C does."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread (called from a test or an embedding program)
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _resume_command() -> str:
     return shlex.join(["extract", *sys.argv[1:]])
 
 
+class _State:
+    """What the interrupt message needs, filled in as the run gets further."""
+
+    def __init__(self) -> None:
+        self.run: Any | None = None
+
+
 def handler(args: argparse.Namespace) -> int:
+    """Ctrl-C or SIGTERM in any phase (imports, input scan, model load, requests, writing) ends here."""
+    state = _State()
+    try:
+        return _handle(args, state)
+    except KeyboardInterrupt:
+        return _interrupted(args, state)
+
+
+def _handle(args: argparse.Namespace, state: _State) -> int:
+    from pathlib import Path
+
+    from extract._batch._guard import Job, check_meta, check_not_input, schema_fingerprint
     from extract._batch._progress import Progress
     from extract._batch._sources import SourceError, open_source
     from extract.batch import extract_many
@@ -129,6 +136,9 @@ def handler(args: argparse.Namespace) -> int:
     schema_source = load_schema_source(args.schema)
     try:
         source = open_source(args.files, args.input, args.text_column, args.id_column)
+        if args.output is not None:
+            # before the scan: an output that is the input must not even be read as a checkpoint
+            check_not_input(Path(args.output), source.paths())
         total = source.scan()
     except SourceError as exc:
         raise BadInput(str(exc)) from None
@@ -139,6 +149,10 @@ def handler(args: argparse.Namespace) -> int:
     extractor.limiter = RateLimiter()
     # compile once up front: a schema problem is one error now, not one per document
     schema = compile_schema(schema_source, provider=extractor.profile)
+    input_key = source.input_key()
+    if args.output is not None:
+        # an early, read-only answer (the run checks again under the output's lock)
+        check_meta(Path(args.output), Job(schema_fingerprint(schema), input_key))
 
     quiet = bool(getattr(args, "quiet", False))
     progress = None if quiet or (args.output is None and sys.stdout.isatty()) else Progress(total=total)
@@ -149,41 +163,30 @@ def handler(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         ordered=args.ordered,
         output=args.output,
+        input_key=input_key,
         retry_failed=not args.skip_failed,
         instructions=args.instructions,
         progress=progress or False,
         total=total,
     )
-    interrupted = False
+    state.run = run
+    noted = False
     try:
-        with _sigterm_as_interrupt(), run:
-            iterator = iter(run)
-            for outcome in iterator:
-                if progress is not None and run.resumed is not None and run.stats.completed == 1:
-                    _note_resume(args, run.resumed, total)
+        with run:
+            for outcome in run:
+                if not noted and run.resumed is not None:
+                    noted = _note_resume(args, run.resumed, total)
                 if args.output is None:
                     sys.stdout.buffer.write(orjson.dumps(outcome.to_json(), option=orjson.OPT_APPEND_NEWLINE))
                     sys.stdout.flush()
-    except KeyboardInterrupt:
-        interrupted = True
     except SourceError as exc:
         raise BadInput(str(exc)) from None
     finally:
         with contextlib.suppress(OSError):
             extractor.close()
+    if not noted and run.resumed is not None:
+        _note_resume(args, run.resumed, total)  # everything was done already: say so
     stats = run.stats
-    if interrupted:
-        kept = f"; finished documents are in {args.output}" if args.output else ""
-        print(
-            f"extract: interrupted after {stats.completed} documents this run ({stats.done} done, "
-            f"{stats.failed} failed){kept}.",
-            file=sys.stderr,
-        )
-        if args.output:
-            print(f"extract: to resume, run the same command again:\n  {_resume_command()}", file=sys.stderr)
-        else:
-            print("extract: pass --output OUT.jsonl to make a run resumable.", file=sys.stderr)
-        return EXIT_INTERRUPTED
     note(args, stats.summary())
     if stats.total is not None and stats.completed + stats.skipped < stats.total:
         # cannot happen unless a source changed between the scan and the run
@@ -192,9 +195,32 @@ def handler(args: argparse.Namespace) -> int:
     return EXIT_FAILED if stats.failed else EXIT_OK
 
 
-def _note_resume(args: argparse.Namespace, resumed: Any, total: int) -> None:
+def _interrupted(args: argparse.Namespace, state: _State) -> int:
+    for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the message short
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signum, signal.SIG_IGN)
+    run = state.run
+    if run is not None:
+        run.close(timeout=_STOP_WAIT_S)  # in-flight work is abandoned, not waited for
+        stats = run.stats
+        kept = f"; finished documents are in {args.output}" if args.output else ""
+        urgent(
+            f"extract: interrupted after {stats.completed} documents this run ({stats.done} done, "
+            f"{stats.failed} failed){kept}."
+        )
+    else:
+        urgent("extract: interrupted before any document was sent.")
+    if args.output:
+        urgent(f"extract: to resume, run the same command again:\n  {_resume_command()}")
+    else:
+        urgent("extract: pass --output OUT.jsonl to make a run resumable.")
+    return EXIT_INTERRUPTED
+
+
+def _note_resume(args: argparse.Namespace, resumed: Any, total: int) -> bool:
     if resumed.lines:
         retried = (
             f", {resumed.dropped_failures} failed earlier and retried" if resumed.dropped_failures else ""
         )
         note(args, f"resuming {args.output}: {len(resumed.done)} of {total} already done{retried}")
+    return True
