@@ -290,3 +290,134 @@ def test_broken_values_really_break_the_schema(schema: dict[str, Any], seed: int
 @given(schema=_odd_schemas)
 def test_breaking_values_of_malformed_schemas_does_not_crash(schema: dict[str, Any]) -> None:
     json.dumps(break_value(generate(schema, seed=1), schema))
+
+
+# ---- constraints moved into descriptions are read back and honoured --------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = sorted((ROOT / "schemas").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=[p.stem for p in BUNDLED])
+def test_bundled_schemas_extract_on_the_first_attempt(path: Path) -> None:
+    """The issue's case: contact.json failed three times on constraints the wire only carries as hints."""
+    from extract import Extractor
+    from extract.testing import TestServer
+
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    text = (ROOT / "tests" / "samples" / f"{path.stem}.txt").read_text(encoding="utf-8")
+    with (
+        TestServer(api_key="sk-test") as server,
+        Extractor(base_url=server.base_url, api_key="sk-test", model="llama3.1-8b", provider="cerebras") as ex,
+    ):
+        result = ex.extract(schema, text, max_attempts=1, full=True)
+        assert server.request_count == 1
+    assert _valid(result.value, schema) == []
+
+
+def _wire_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """What the test server sees: the schema compiled for Cerebras (constraints moved into descriptions)."""
+    from extract.schema import compile_schema
+
+    compiled = compile_schema(schema, provider="cerebras")
+    wire: dict[str, Any] = compiled.wire_schema
+    return wire
+
+
+def test_hints_are_read_back_exactly() -> None:
+    from extract.testing._generate_hints import UNREADABLE, hinted_keywords
+
+    assert hinted_keywords("Bare DOI (pattern: ^10\\.[0-9]{4,9}/\\S+$; at least 3 characters)") == {
+        "pattern": "^10\\.[0-9]{4,9}/\\S+$",
+        "minLength": 3,
+    }
+    assert hinted_keywords("pattern: ^(a; b)$; at most 1 character") == {"pattern": "^(a; b)$", "maxLength": 1}
+    assert hinted_keywords(">= 1900; <= 2100") == {"minimum": 1900, "maximum": 2100}
+    assert hinted_keywords("x (> 0.5; < 1e-05; a multiple of 0.25)") == {
+        "exclusiveMinimum": 0.5,
+        "exclusiveMaximum": 1e-05,
+        "multipleOf": 0.25,
+    }
+    assert hinted_keywords("at least 2 items; items unique") == {"minItems": 2, "uniqueItems": True}
+    assert hinted_keywords("Tags (at most 2 entrys)") == {"maxProperties": 2}
+    assert hinted_keywords("pattern: " + "a" * 120 + "...")["pattern"] is UNREADABLE
+    assert hinted_keywords("A plain description (not a hint)") == {}
+    assert hinted_keywords("format: email") == {"format": "email"}
+
+
+_HINT_PATTERNS = st.sampled_from(
+    [
+        r"^[A-Z]{3}$",
+        r"^10\.[0-9]{4,9}/\S+$",
+        r"^[0-9]{4}-[0-9]{4}-[0-9]{4}-[0-9]{3}[0-9X]$",
+        r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        r"^\+?[0-9 ]{7,15}$",
+        r"[a-z]+",
+        r"^(EUR|USD|GBP)$",
+        r"^\w+(-\w+)*$",
+        r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$",
+    ]
+)
+
+
+@st.composite
+def _constrained_strings(draw: st.DrawFn) -> dict[str, Any]:
+    node: dict[str, Any] = {"type": "string"}
+    if draw(st.booleans()):
+        node["pattern"] = draw(_HINT_PATTERNS)
+    elif draw(st.booleans()):
+        node["format"] = draw(st.sampled_from(["email", "date", "date-time", "uri", "uuid", "ipv4"]))
+    low = draw(st.integers(0, 12))
+    if draw(st.booleans()):
+        node["minLength"] = low
+    if draw(st.booleans()) and "format" not in node:
+        node["maxLength"] = low + draw(st.integers(0, 30)) if "pattern" not in node else 60
+    return node
+
+
+@st.composite
+def _constrained_numbers(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["integer", "number"]))
+    low = draw(st.integers(-1000, 1000))
+    node: dict[str, Any] = {"type": kind}
+    if draw(st.booleans()):
+        node["minimum"] = low
+    else:
+        node["exclusiveMinimum"] = low
+    span = draw(st.integers(2, 500))
+    node["maximum" if draw(st.booleans()) else "exclusiveMaximum"] = low + span
+    if kind == "integer" and draw(st.booleans()):
+        node["multipleOf"] = draw(st.sampled_from([1, 2, 5]))
+    return node
+
+
+@st.composite
+def _constrained_objects(draw: st.DrawFn) -> dict[str, Any]:
+    names = draw(st.lists(_names, min_size=1, max_size=5, unique=True))
+    props: dict[str, Any] = {}
+    for name in names:
+        leaf = draw(_constrained_strings() | _constrained_numbers())
+        if draw(st.booleans()):
+            low = draw(st.integers(0, 3))
+            leaf = {"type": "array", "items": leaf, "minItems": low, "maxItems": low + draw(st.integers(0, 3))}
+        props[name] = leaf
+    return {
+        "type": "object",
+        "properties": props,
+        "required": sorted(props),
+        "additionalProperties": False,
+    }
+
+
+@settings(max_examples=120, deadline=None)
+@given(schema=_constrained_objects(), seed=st.integers(0, 2**32), text=st.text(max_size=40))
+def test_values_meet_the_full_schema_although_the_wire_only_hints(
+    schema: dict[str, Any], seed: int, text: str
+) -> None:
+    wire = _wire_schema(schema)
+    value = generate(wire, words=words_of(text), seed=seed)
+    assert _valid(value, schema) == [], json.dumps(wire)
+
+
+def test_unmeetable_pattern_is_best_effort_not_a_crash() -> None:
+    wire = _wire_schema({"type": "object", "properties": {"a": {"type": "string", "pattern": "(?=x)y"}}})
+    assert isinstance(generate(wire, words=("Ada",), seed=0)["a"], str)
