@@ -29,7 +29,9 @@ from tests._local_model import local_model_missing
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().parent / "_grammar_worker.py"
-CORPUS = ROOT.parent.parent / "shared" / "corpus" / "jsonschemabench" / "schemas"
+_CORPUS_PATH = Path("shared", "corpus", "jsonschemabench", "schemas")
+# The shared corpus sits next to the checkout (or next to the worktrees folder holding it).
+CORPUS = next((d / _CORPUS_PATH for d in ROOT.parents if (d / _CORPUS_PATH).is_dir()), ROOT / _CORPUS_PATH)
 BATCH = 400
 
 _SKIP_MODEL = local_model_missing()

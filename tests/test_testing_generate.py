@@ -344,29 +344,35 @@ def test_hints_are_read_back_exactly() -> None:
     assert hinted_keywords("format: email") == {"format": "email"}
 
 
+# (pattern, the largest minLength it can meet)
 _HINT_PATTERNS = st.sampled_from(
     [
-        r"^[A-Z]{3}$",
-        r"^10\.[0-9]{4,9}/\S+$",
-        r"^[0-9]{4}-[0-9]{4}-[0-9]{4}-[0-9]{3}[0-9X]$",
-        r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
-        r"^\+?[0-9 ]{7,15}$",
-        r"[a-z]+",
-        r"^(EUR|USD|GBP)$",
-        r"^\w+(-\w+)*$",
-        r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$",
+        (r"^[A-Z]{3}$", 3),
+        (r"^10\.[0-9]{4,9}/\S+$", 99),
+        (r"^[0-9]{4}-[0-9]{4}-[0-9]{4}-[0-9]{3}[0-9X]$", 19),
+        (r"^([01][0-9]|2[0-3]):[0-5][0-9]$", 5),
+        (r"^\+?[0-9 ]{7,15}$", 16),
+        (r"[a-z]+", 99),
+        (r"^(EUR|USD|GBP)$", 3),
+        (r"^\w+(-\w+)*$", 99),
+        (r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", 99),
     ]
 )
+# The shortest value each format the generator knows can take (a longer minLength has no valid value).
+_FORMATS = {"email": 9, "date": 10, "date-time": 9, "uri": 9, "uuid": 9, "ipv4": 9}
 
 
 @st.composite
 def _constrained_strings(draw: st.DrawFn) -> dict[str, Any]:
+    """Satisfiable string constraints: a pattern or a format, with lengths they can meet."""
     node: dict[str, Any] = {"type": "string"}
+    cap = 99
     if draw(st.booleans()):
-        node["pattern"] = draw(_HINT_PATTERNS)
+        node["pattern"], cap = draw(_HINT_PATTERNS)
     elif draw(st.booleans()):
-        node["format"] = draw(st.sampled_from(["email", "date", "date-time", "uri", "uuid", "ipv4"]))
-    low = draw(st.integers(0, 12))
+        node["format"] = draw(st.sampled_from(sorted(_FORMATS)))
+        cap = _FORMATS[node["format"]]
+    low = min(draw(st.integers(0, 12)), cap)
     if draw(st.booleans()):
         node["minLength"] = low
     if draw(st.booleans()) and "format" not in node:
@@ -383,7 +389,7 @@ def _constrained_numbers(draw: st.DrawFn) -> dict[str, Any]:
         node["minimum"] = low
     else:
         node["exclusiveMinimum"] = low
-    span = draw(st.integers(2, 500))
+    span = draw(st.integers(12, 500))  # room for a multiple strictly inside both bounds
     node["maximum" if draw(st.booleans()) else "exclusiveMaximum"] = low + span
     if kind == "integer" and draw(st.booleans()):
         node["multipleOf"] = draw(st.sampled_from([1, 2, 5]))

@@ -36,8 +36,8 @@ _SIMPLE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (rf"at most ({_NUMBER}) items?", "maxItems"),
         (r"(items unique)", "uniqueItems"),
         (r"(must contain a matching item)", "contains"),
-        (rf"at least ({_NUMBER}) entr(?:y|ys|ies)", "minProperties"),
-        (rf"at most ({_NUMBER}) entr(?:y|ys|ies)", "maxProperties"),
+        (rf"at least ({_NUMBER}) entr(?:ies|ys|y)", "minProperties"),
+        (rf"at most ({_NUMBER}) entr(?:ies|ys|y)", "maxProperties"),
     )
 )
 _PREFIXES = ("format: ", "pattern: ", "at least ", "at most ", "encoding: ", ">", "<", "a multiple of ")
