@@ -199,7 +199,9 @@ def test_relaxing_leaves_data_alone_and_bounds_sizes() -> None:
 
 
 def test_refused_grammars_demote_to_json_then_to_none() -> None:
-    refused = choose_grammar({"type": "string"}, convert=lambda _s: "root ::= bad\n", json_grammar='root ::= "{}"\n')
+    refused = choose_grammar(
+        {"type": "string"}, convert=lambda _s: "root ::= bad\n", json_grammar='root ::= "{}"\n'
+    )
     assert refused.level == "json" and refused.text == 'root ::= "{}"\n'
     nothing = choose_grammar(
         {"type": "string"}, convert=lambda _s: "x", json_grammar="broken", accepts=lambda _t: False
@@ -213,7 +215,22 @@ def test_refused_grammars_demote_to_json_then_to_none() -> None:
 
 
 _REGEXES = st.sampled_from(
-    [r"\d", r"\w", r"\s", r"\S", r"\D", r"\W", r".", r"[a-f]", r"[^x]", r"[A-Z0-9_.-]", r"abc", r"\.", r"/", r"-"]
+    [
+        r"\d",
+        r"\w",
+        r"\s",
+        r"\S",
+        r"\D",
+        r"\W",
+        r".",
+        r"[a-f]",
+        r"[^x]",
+        r"[A-Z0-9_.-]",
+        r"abc",
+        r"\.",
+        r"/",
+        r"-",
+    ]
 )
 
 

@@ -17,7 +17,12 @@ from extract.testing import generate
 from extract.testing._content import break_value
 from extract.testing._generate import words_of
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "jsonschemabench" / "schemas"
+_CORPUS_PATH = Path("shared", "corpus", "jsonschemabench", "schemas")
+# The shared corpus sits next to the checkout (or next to the worktrees folder holding it).
+CORPUS = next(
+    (d / _CORPUS_PATH for d in Path(__file__).resolve().parents if (d / _CORPUS_PATH).is_dir()),
+    Path(__file__).resolve().parents[2] / _CORPUS_PATH,
+)
 
 
 def _valid(value: Any, schema: dict[str, Any]) -> list[str]:
@@ -307,7 +312,9 @@ def test_bundled_schemas_extract_on_the_first_attempt(path: Path) -> None:
     text = (ROOT / "tests" / "samples" / f"{path.stem}.txt").read_text(encoding="utf-8")
     with (
         TestServer(api_key="sk-test") as server,
-        Extractor(base_url=server.base_url, api_key="sk-test", model="llama3.1-8b", provider="cerebras") as ex,
+        Extractor(
+            base_url=server.base_url, api_key="sk-test", model="llama3.1-8b", provider="cerebras"
+        ) as ex,
     ):
         result = ex.extract(schema, text, max_attempts=1, full=True)
         assert server.request_count == 1
@@ -330,7 +337,10 @@ def test_hints_are_read_back_exactly() -> None:
         "pattern": "^10\\.[0-9]{4,9}/\\S+$",
         "minLength": 3,
     }
-    assert hinted_keywords("pattern: ^(a; b)$; at most 1 character") == {"pattern": "^(a; b)$", "maxLength": 1}
+    assert hinted_keywords("pattern: ^(a; b)$; at most 1 character") == {
+        "pattern": "^(a; b)$",
+        "maxLength": 1,
+    }
     assert hinted_keywords(">= 1900; <= 2100") == {"minimum": 1900, "maximum": 2100}
     assert hinted_keywords("x (> 0.5; < 1e-05; a multiple of 0.25)") == {
         "exclusiveMinimum": 0.5,
@@ -404,7 +414,12 @@ def _constrained_objects(draw: st.DrawFn) -> dict[str, Any]:
         leaf = draw(_constrained_strings() | _constrained_numbers())
         if draw(st.booleans()):
             low = draw(st.integers(0, 3))
-            leaf = {"type": "array", "items": leaf, "minItems": low, "maxItems": low + draw(st.integers(0, 3))}
+            leaf = {
+                "type": "array",
+                "items": leaf,
+                "minItems": low,
+                "maxItems": low + draw(st.integers(0, 3)),
+            }
         props[name] = leaf
     return {
         "type": "object",

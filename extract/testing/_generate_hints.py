@@ -40,8 +40,19 @@ _SIMPLE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (rf"at most ({_NUMBER}) entr(?:ies|ys|y)", "maxProperties"),
     )
 )
-_PREFIXES = ("format: ", "pattern: ", "at least ", "at most ", "encoding: ", ">", "<", "a multiple of ")
-_PREFIXES += ("items unique", "must contain a matching item", "keys match ")
+_PREFIXES: tuple[str, ...] = (
+    "format: ",
+    "pattern: ",
+    "at least ",
+    "at most ",
+    "encoding: ",
+    ">",
+    "<",
+    "a multiple of ",
+    "items unique",
+    "must contain a matching item",
+    "keys match ",
+)
 _PATTERN_CUT = 120  # extract.schema._hints cuts longer patterns and appends "..."
 _NAMES_CUT = 80
 
