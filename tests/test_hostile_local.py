@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -142,7 +143,10 @@ def test_the_converter_output_for_the_report_fails_the_check() -> None:
         ("root ::= other\n", "undefined rule"),
         ('item ::= "a"\n', "no 'root' rule"),
         ('root ::= ("a"\n', "expecting ')'"),
-        ('root ::= "a"{3,1}\n', "repetition bounds"),
+        ('root ::= "a"{3,1}\n', "repetition bounds"),  # llama.cpp's parser loops on this one
+        ('root ::= root "a"\n', "left recursion"),
+        ('root ::= "a"?{2,}\n', "left recursion"),
+        ('root ::= ""*\n', "expecting an item"),
         ('root ::= "a"{2001}\n', "repetition bounds"),
         ("root ::= " + "(" * 100 + '"a"' + ")" * 100 + "\n", "nested"),
         ('root ::= "\\x4"\n', "hex digits"),
@@ -340,3 +344,48 @@ def test_schemas_whose_grammar_llama_cpp_refuses_are_demoted_not_fatal() -> None
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"statuses": [200, 200, 200], "levels": ["json", "schema", "schema"]}
+
+
+_C_VERDICTS = """
+import json, sys
+import llama_cpp
+texts = json.load(sys.stdin)
+verdicts = []
+for text in texts:
+    sampler = llama_cpp.llama_sampler_init_grammar(None, text.encode("utf-8"), b"root")
+    verdicts.append(bool(sampler))
+    if sampler:
+        llama_cpp.llama_sampler_free(sampler)
+print(json.dumps(verdicts))
+"""
+_PIECES = (
+    "item", " ::= ", "::=", '"a"', '"\\x41"', '"\\d"', '"\\."', '"\\u00e9"', '"\\x4"', "[a-z]", '[^"\\\\]',
+    "[\\x30-\\x39]", "[\\S]", "[a-", "(", ")", "|", "*", "+", "?", "{2}", "{1,3}", "{3,1}", "{2,}", " ", "\n",
+    ".", "# note\n", '"', "]", "-",
+)  # fmt: skip
+
+
+def test_the_python_check_never_passes_a_grammar_llama_cpp_refuses() -> None:
+    """The invariant that keeps the C parser safe: check_gbnf OK implies llama.cpp parses it too."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed")
+    rng = random.Random(9)
+    fuzz = [
+        "root ::= " + "".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 12))) + "\n"
+        for _ in range(3000)
+    ]
+    # Only what the check passes goes to llama.cpp: some refused texts (a{3,1}) make its parser loop.
+    texts = [text for text in fuzz if check_gbnf(text) is None]
+    assert len(texts) > 100
+    done = subprocess.run(
+        [sys.executable, "-c", _C_VERDICTS],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    engine = json.loads(done.stdout)
+    too_lenient = [text for text, accepted in zip(texts, engine, strict=True) if not accepted]
+    assert not too_lenient, too_lenient[:5]
