@@ -149,9 +149,12 @@ def _grammar_for(llama: Any, schema: dict[str, Any] | None) -> Grammar:
     """The grammar for one response_format schema, built once per schema text (see extract._local._grammar)."""
     from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
 
-    key = json.dumps(schema, sort_keys=True, default=str)
+    try:
+        key: str | None = json.dumps(schema, sort_keys=True, default=str)
+    except (ValueError, RecursionError):  # too deep (or cyclic) to serialise: built, never cached
+        key = None
     with _GRAMMARS_LOCK:
-        cached = _GRAMMARS.get(key)
+        cached = _GRAMMARS.get(key) if key is not None else None
         if cached is not None:
             return cached
         grammar = choose_grammar(
@@ -160,9 +163,10 @@ def _grammar_for(llama: Any, schema: dict[str, Any] | None) -> Grammar:
             json_grammar=JSON_GBNF,
             accepts=lambda text: _engine_accepts(llama, text),
         )
-        if len(_GRAMMARS) >= _MAX_GRAMMARS:
-            _GRAMMARS.pop(next(iter(_GRAMMARS)))
-        _GRAMMARS[key] = grammar
+        if key is not None:
+            if len(_GRAMMARS) >= _MAX_GRAMMARS:
+                _GRAMMARS.pop(next(iter(_GRAMMARS)))
+            _GRAMMARS[key] = grammar
     if grammar.level != "schema" or grammar.notes:
         logger.info(
             "embedded model: grammar level %r for this schema (%s); the client still validates the full schema",

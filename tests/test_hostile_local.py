@@ -389,3 +389,34 @@ def test_the_python_check_never_passes_a_grammar_llama_cpp_refuses() -> None:
     engine = json.loads(done.stdout)
     too_lenient = [text for text, accepted in zip(texts, engine, strict=True) if not accepted]
     assert not too_lenient, too_lenient[:5]
+
+
+def test_a_refused_translation_costs_only_the_pattern() -> None:
+    """A translated pattern whose grammar is refused anyway: the schema keeps a grammar without the pattern."""
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "string", "pattern": "^(a?)*$"}, "n": {"type": "integer"}},
+        "required": ["a", "n"],
+    }
+    seen: list[dict[str, Any]] = []
+
+    def convert(text: str) -> str:
+        seen.append(json.loads(text))
+        has_pattern = "pattern" in seen[-1]["properties"]["a"]
+        return 'root ::= "x"? x\nx ::= x "a"\n' if has_pattern else 'root ::= "{}"\n'
+
+    grammar = choose_grammar(schema, convert=convert, json_grammar='root ::= "1"\n')
+    assert grammar.level == "schema" and grammar.text == 'root ::= "{}"\n'
+    assert seen[1]["properties"]["a"] == {"type": "string"}
+    assert "left recursion" in grammar.notes[0]
+    assert translate_pattern("^(a?)*$") is not None
+
+
+def test_deep_schemas_are_relaxed_without_recursion() -> None:
+    schema: dict[str, Any] = {"type": "string", "pattern": "\\S"}
+    for _ in range(3000):
+        schema = {"type": "object", "properties": {"x": schema}}
+    _relaxed, notes = relax_for_grammar(schema)
+    assert notes == []  # the pattern translated
+    grammar = choose_grammar(schema, convert=lambda _s: 'root ::= "{}"\n', json_grammar='root ::= "1"\n')
+    assert grammar.level == "json"  # json.dumps gives up on 3000 levels: a demotion, not a RecursionError

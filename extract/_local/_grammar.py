@@ -5,7 +5,8 @@ refuses kills the process (see _gbnf). Here the grammar is built before generati
 
 1. "schema": the wire schema, with every `pattern` translated into the converter's subset (_pattern) or
    left out, and size bounds the converter would unroll into huge grammars left out; converted with
-   llama.cpp's own converter, then checked (check_gbnf).
+   llama.cpp's own converter, then checked (check_gbnf). If that grammar is refused, once more with every
+   pattern left out, so a translation the engine still refuses costs the pattern, not the schema.
 2. "json": any JSON value (llama.cpp's generic JSON grammar), when level 1 fails.
 3. "none": no grammar at all (the prompt alone asks for JSON), when even that fails.
 
@@ -42,10 +43,11 @@ class Grammar:
     notes: tuple[str, ...] = ()
 
 
-def relax_for_grammar(schema: Any) -> tuple[Any, list[str]]:
+def relax_for_grammar(schema: Any, *, patterns: bool = True) -> tuple[Any, list[str]]:
     """A copy of `schema` the converter turns into a sound grammar, and what was relaxed on the way.
 
-    Iterative (no recursion on the schema's depth) and bounded in the number of nodes it copies.
+    `patterns=False` leaves every pattern out. Iterative (no recursion on the schema's depth) and bounded in
+    the number of nodes it copies.
     """
     notes: list[str] = []
     root: list[Any] = [None]
@@ -64,7 +66,7 @@ def relax_for_grammar(schema: Any) -> tuple[Any, list[str]]:
                 if key in _DATA_KEYWORDS:
                     copy[key] = value
                 elif key == "pattern" and isinstance(value, str):
-                    translated = translate_pattern(value)
+                    translated = translate_pattern(value) if patterns else None
                     if translated is None:
                         notes.append(f"pattern {value[:60]!r} left to client-side validation")
                     else:
@@ -96,18 +98,22 @@ def choose_grammar(
     """
     notes: list[str] = []
     if schema is not None:
-        try:
-            relaxed, relax_notes = relax_for_grammar(schema)
-            notes.extend(relax_notes)
-            text = convert(json.dumps(relaxed))
-        # The converter is third-party code that signals an unsupported schema with assertions, KeyError,
-        # ValueError, TypeError or RecursionError alike: any of them means "no schema grammar".
-        except Exception as exc:  # noqa: BLE001
-            notes.append(f"the schema has no llama.cpp grammar ({type(exc).__name__}: {str(exc)[:120]})")
-        else:
+        tried: Any = None
+        for patterns in (True, False):
+            try:
+                relaxed, relax_notes = relax_for_grammar(schema, patterns=patterns)
+                if relaxed == tried:
+                    break  # nothing was left to leave out: the same grammar again
+                tried = relaxed
+                text = convert(json.dumps(relaxed))
+            # The converter is third-party code that signals an unsupported schema with assertions,
+            # KeyError, ValueError, TypeError or RecursionError alike: any of them means "no schema grammar".
+            except Exception as exc:  # noqa: BLE001
+                notes.append(f"the schema has no llama.cpp grammar ({type(exc).__name__}: {str(exc)[:120]})")
+                break
             problem = check_gbnf(text)
             if problem is None and accepts(text):
-                return Grammar(text, "schema", tuple(notes))
+                return Grammar(text, "schema", tuple(notes + relax_notes))
             notes.append(f"llama.cpp would refuse the schema's grammar ({problem or 'parse failed'})")
     if check_gbnf(json_grammar) is None and accepts(json_grammar):
         return Grammar(json_grammar, "json", tuple(notes))
