@@ -401,8 +401,9 @@ def _constrained_numbers(draw: st.DrawFn) -> dict[str, Any]:
         node["exclusiveMinimum"] = low
     span = draw(st.integers(12, 500))  # room for a multiple strictly inside both bounds
     node["maximum" if draw(st.booleans()) else "exclusiveMaximum"] = low + span
-    if kind == "integer" and draw(st.booleans()):
-        node["multipleOf"] = draw(st.sampled_from([1, 2, 5]))
+    if draw(st.booleans()):
+        steps = [1, 2, 5] if kind == "integer" else [2, 0.5, 0.25, 0.1, 0.01, 0.3]
+        node["multipleOf"] = draw(st.sampled_from(steps))
     return node
 
 

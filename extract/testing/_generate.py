@@ -11,6 +11,7 @@ constraint cannot be met (a pattern beyond _regex, a truncated hint) the value i
 
 from __future__ import annotations
 
+import decimal
 import math
 import random
 import re
@@ -292,17 +293,35 @@ class _Generator:
 
     def number(self, schema: Mapping[str, Any]) -> float | int:
         step = schema.get("multipleOf")
-        if isinstance(step, (int, float)) and step > 0:
-            low, high = _bounds(schema, integer=False)
-            start = math.ceil(low / step)
-            value = (start + self.rng.randint(0, max(min(int((high - low) / step), 20), 0))) * step
-            return int(value) if isinstance(step, int) else value
+        if isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0:
+            multiple = self.multiple(step, *_bounds(schema, integer=False))
+            if multiple is not None:
+                return multiple
         low, high = _bounds(schema, integer=False)
         value = round(self.rng.uniform(low, max(low, high)), 2)
         return min(max(value, low), high)
 
+    def multiple(self, step: float, low: float, high: float) -> float | int | None:
+        """A multiple of `step` in [low, high] that survives float division (what validators check)."""
+        first, last = math.ceil(low / step), math.floor(high / step)
+        if first > last:
+            return None
+        pick = first + self.rng.randint(0, min(last - first, 20))
+        places = _decimals(step)
+        for k in (pick, first, *range(first + 1, min(last, first + 50) + 1)):
+            value: float | int = k * step if isinstance(step, int) else round(k * step, places)
+            if low <= value <= high and (isinstance(step, int) or (value / step).is_integer()):
+                return value
+        return None
+
 
 _MISSING: Any = object()
+
+
+def _decimals(step: float) -> int:
+    """Decimal places of a step as written (0.01 -> 2, 1e-05 -> 5), to round multiples back onto it."""
+    exponent = decimal.Decimal(repr(step)).as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 def _int(value: Any, default: int) -> int:
