@@ -77,14 +77,14 @@ def _run(patterns: list[str], mode: str = "guarded") -> subprocess.CompletedProc
     )
 
 
-def _crashing(patterns: list[str]) -> list[str]:
+def _crashing(patterns: list[str], mode: str = "guarded") -> list[str]:
     """Bisect a batch whose subprocess died down to the patterns that kill it."""
-    if _run(patterns).returncode == 0:
+    if _run(patterns, mode).returncode == 0:
         return []
     if len(patterns) == 1:
         return patterns
     middle = len(patterns) // 2
-    return _crashing(patterns[:middle]) + _crashing(patterns[middle:])
+    return _crashing(patterns[:middle], mode) + _crashing(patterns[middle:], mode)
 
 
 def _check_all(patterns: list[str]) -> dict[str, int]:
@@ -125,6 +125,11 @@ def test_the_unguarded_path_is_the_crash_the_harness_detects() -> None:
     done = _run([r"^10\.[0-9]{4,9}/\S+$"], mode="raw")
     assert done.returncode == -signal.SIGSEGV, done.stderr[-500:]
     assert "unknown escape" in done.stderr
+
+
+@needs_llama
+def test_bisection_names_the_crashing_pattern() -> None:
+    assert _crashing(["^a$", "^[0-9]+$", r"^x\S$", "^b{2}$"], mode="raw") == [r"^x\S$"]
 
 
 def test_the_converter_output_for_the_report_fails_the_check() -> None:
