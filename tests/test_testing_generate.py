@@ -443,3 +443,52 @@ def test_values_meet_the_full_schema_although_the_wire_only_hints(
 def test_unmeetable_pattern_is_best_effort_not_a_crash() -> None:
     wire = _wire_schema({"type": "object", "properties": {"a": {"type": "string", "pattern": "(?=x)y"}}})
     assert isinstance(generate(wire, words=("Ada",), seed=0)["a"], str)
+
+
+_STRING_HINTS = st.fixed_dictionaries(
+    {},
+    optional={
+        "format": st.sampled_from(["email", "date", "uri", "date-time"]),
+        "pattern": st.text(alphabet="ab;() ^$[]{}\\.,-=<>", min_size=1, max_size=120),
+        "minLength": st.integers(0, 50),
+        "maxLength": st.integers(0, 50),
+    },
+)
+_NUMBER_HINTS = st.fixed_dictionaries(
+    {},
+    optional={
+        "minimum": st.integers(-(10**6), 10**6) | st.floats(-1e6, 1e6, allow_nan=False),
+        "exclusiveMaximum": st.integers(-100, 100) | st.floats(1e-6, 1e3),
+        "multipleOf": st.integers(1, 9) | st.sampled_from([0.5, 0.01, 1e-05]),
+    },
+)
+_ARRAY_HINTS = st.fixed_dictionaries(
+    {}, optional={"minItems": st.integers(0, 9), "maxItems": st.integers(0, 9), "uniqueItems": st.just(True)}
+)
+_OBJECT_HINTS = st.fixed_dictionaries(
+    {}, optional={"minProperties": st.integers(0, 9), "maxProperties": st.integers(0, 9)}
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    case=st.one_of(
+        st.tuples(st.just("string"), _STRING_HINTS),
+        st.tuples(st.just("number"), _NUMBER_HINTS),
+        st.tuples(st.just("array"), _ARRAY_HINTS),
+        st.tuples(st.just("object"), _OBJECT_HINTS),
+    ),
+    description=st.none() | st.text(alphabet="Abc xyz.()", max_size=40),
+    level=st.sampled_from(["full", "short", "hints"]),
+)
+def test_hints_read_back_what_the_compiler_wrote(
+    case: tuple[str, dict[str, Any]], description: str | None, level: str
+) -> None:
+    """hinted_keywords inverts extract.schema._hints exactly, whatever user text comes before the hint."""
+    from extract.schema._hints import compose, constraint_hints
+    from extract.testing._generate_hints import hinted_keywords
+
+    kind, keywords = case
+    hints = [hint for _keyword, hint in constraint_hints(keywords, kind)]
+    written = compose(description, hints, level)
+    assert hinted_keywords(written) == (keywords if hints else {})
