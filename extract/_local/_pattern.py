@@ -7,6 +7,9 @@ from Python's own parse tree, in a form the converter handles: anchored, groups 
 characters either plain (letters, digits, space) or as one-character classes, every other character as a
 `\\xHH`/`\\uHHHH`/`\\UHHHHHHHH` escape inside a class (the only escapes both sides agree on).
 
+ECMA-262 `\\p{..}` / `\\P{..}` (Unicode properties, which Python's parser lacks) become looser classes: letters
+and digits keep their ASCII part plus everything past it, any other property any character.
+
 The grammar constrains JSON text, not the decoded value, so characters a JSON string must escape (`"`, `\\`,
 control characters) are left out of classes and any pattern that requires one literally is not translated.
 Whatever cannot be translated exactly enough returns None: the caller then leaves the pattern out of the
@@ -66,7 +69,7 @@ def translate_pattern(pattern: str) -> str | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tree = _parser.parse(pattern)
+            tree = _parser.parse(_without_properties(pattern))
     except (re.error, RecursionError, OverflowError, ValueError):
         return None
     if tree.state.flags & (re.IGNORECASE | re.MULTILINE | re.VERBOSE):
@@ -78,6 +81,54 @@ def translate_pattern(pattern: str) -> str | None:
     if len(body) > _MAX_OUTPUT:
         return None
     return f"^{body}$"
+
+
+_PROPERTY = re.compile(r"\\[pP]\{([^{}]*)\}")
+_ANY_CHAR = "\\x00-\\U0010FFFF"
+# ASCII letters/digits plus every non-ASCII character: looser than the property, never stricter.
+_PROPERTY_CLASSES = {
+    "L": "a-zA-Z\\u00AA-\\U0010FFFF",
+    "N": "0-9\\u00B2-\\U0010FFFF",
+}
+
+
+def _without_properties(pattern: str) -> str:
+    """`\\p{L}` and friends rewritten as Python classes (see the module docstring); other text untouched."""
+    out: list[str] = []
+    index, in_class = 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        match = _PROPERTY.match(pattern, index) if char == "\\" else None
+        if match is not None:
+            name = match.group(1).split("=")[-1]
+            members = _ANY_CHAR
+            if match.group(0)[1] == "p":
+                members = _PROPERTY_CLASSES.get(name[:1] if name[:1] in ("L", "N") else "", _ANY_CHAR)
+                if name in ("Letter", "Alphabetic", "Alpha") or name.endswith("_Letter"):
+                    members = _PROPERTY_CLASSES["L"]
+            out.append(members if in_class else f"[{members}]")
+            index = match.end()
+            continue
+        if char == "\\":
+            out.append(pattern[index : index + 2])
+            index += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+            out.append(char)
+            index += 1
+            if pattern.startswith("^", index):
+                out.append("^")
+                index += 1
+            if pattern.startswith("]", index):  # a leading ] is a member
+                out.append("]")
+                index += 1
+            continue
+        if char == "]" and in_class:
+            in_class = False
+        out.append(char)
+        index += 1
+    return "".join(out)
 
 
 def _anchored(items: list[tuple[Any, Any]]) -> str:
