@@ -1,11 +1,11 @@
 """Run in a subprocess by tests/test_hostile_local.py: patterns through the embedded model's grammar path.
 
-stdin: {"mode": "guarded" | "raw", "patterns": [...]}. For each pattern, a schema holding it becomes a
-grammar that is loaded into a real llama.cpp sampler chain over the model's vocabulary (loaded alone: no
+stdin: {"mode": "guarded" | "raw", "schemas": [...]}. Each schema becomes a grammar that is loaded into a real llama.cpp sampler chain over the model's vocabulary (loaded alone: no
 weights) and applied to a few candidate tokens, as generation does. "guarded" takes the grammar
 extract.local would use; "raw" takes llama-cpp-python's own conversion unchecked (the path that crashed).
-A grammar llama.cpp refuses makes its sampler NULL and applying the chain is then the original segfault:
-the parent sees the exit code. stdout: how many patterns ended at each grammar level.
+A grammar llama.cpp refuses makes its sampler NULL and applying the chain is then the original segfault; a
+grammar nested thousands of groups deep overflows the C parser's stack before that. Either way the parent
+sees the exit code. stdout: how many schemas ended at each grammar level.
 """
 
 from __future__ import annotations
@@ -62,12 +62,7 @@ def _load_into_chain(text: str) -> None:
 def main() -> None:
     request = json.load(sys.stdin)
     levels: Counter[str] = Counter()
-    for pattern in request["patterns"]:
-        schema = {
-            "type": "object",
-            "properties": {"value": {"type": "string", "pattern": pattern}},
-            "required": ["value"],
-        }
+    for schema in request["schemas"]:
         if request["mode"] == "raw":
             _load_into_chain(json_schema_to_gbnf(json.dumps(schema)))
             levels["raw"] += 1
