@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
+import logging
 import os
 import threading
 import time
@@ -21,6 +23,7 @@ from typing import Any
 import orjson
 
 from extract._local._find import find_model, missing_local_message, model_name
+from extract._local._grammar import Grammar, choose_grammar
 from extract._local._wire import LocalRequestError, error_body, llama_kwargs, response_body
 from extract.errors import APITimeoutError, ConfigurationError
 from extract.transports import Transport, WireRequest, WireResponse
@@ -37,6 +40,12 @@ _LOAD_LOCK = threading.Lock()
 # One generation at a time per process: every LocalTransport shares the cached models below.
 _CALL_LOCK = threading.Lock()
 _MODELS: dict[tuple[Path, int, int], _Model] = {}
+# Grammars by schema text: building and checking one costs milliseconds, a batch reuses one schema.
+_GRAMMARS: dict[str, Grammar] = {}
+_GRAMMARS_LOCK = threading.Lock()
+_MAX_GRAMMARS = 64
+
+logger = logging.getLogger("extract")
 
 
 class _Stopped(Exception):
@@ -121,6 +130,52 @@ def _load(path: Path, n_ctx: int, n_threads: int | None) -> _Model:
         return model
 
 
+def _engine_accepts(llama: Any, text: str) -> bool:
+    """Whether llama.cpp's own parser takes the grammar: it answers NULL (never crashes) on a bad one.
+
+    The crash came later, from llama-cpp-python handing that NULL sampler to the chain; built and freed
+    here, a refused grammar is only a False.
+    """
+    import llama_cpp
+
+    sampler = llama_cpp.llama_sampler_init_grammar(llama._model.vocab, text.encode("utf-8"), b"root")
+    if not sampler:
+        return False
+    llama_cpp.llama_sampler_free(sampler)
+    return True
+
+
+def _grammar_for(llama: Any, schema: dict[str, Any] | None) -> Grammar:
+    """The grammar for one response_format schema, built once per schema text (see extract._local._grammar)."""
+    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+
+    try:
+        key: str | None = json.dumps(schema, sort_keys=True, default=str)
+    except (ValueError, RecursionError):  # too deep (or cyclic) to serialise: built, never cached
+        key = None
+    with _GRAMMARS_LOCK:
+        cached = _GRAMMARS.get(key) if key is not None else None
+        if cached is not None:
+            return cached
+        grammar = choose_grammar(
+            schema,
+            convert=json_schema_to_gbnf,
+            json_grammar=JSON_GBNF,
+            accepts=lambda text: _engine_accepts(llama, text),
+        )
+        if key is not None:
+            if len(_GRAMMARS) >= _MAX_GRAMMARS:
+                _GRAMMARS.pop(next(iter(_GRAMMARS)))
+            _GRAMMARS[key] = grammar
+    if grammar.level != "schema" or grammar.notes:
+        logger.info(
+            "embedded model: grammar level %r for this schema (%s); the client still validates the full schema",
+            grammar.level,
+            "; ".join(grammar.notes) or "no notes",
+        )
+    return grammar
+
+
 def _json_response(status_code: int, data: dict[str, Any]) -> WireResponse:
     return WireResponse(status_code, dict(_JSON_HEADERS), orjson.dumps(data), data)
 
@@ -177,6 +232,15 @@ class LocalTransport:
                 exc.status_code, error_body(exc.status_code, exc.message, param=exc.param, code=exc.code)
             )
         model = _load(self.model_path, self.n_ctx, self.n_threads)
+        response_format = kwargs.pop("response_format", None)
+        if response_format is not None:
+            # The grammar is built and checked here rather than by llama-cpp-python, which hands llama.cpp
+            # whatever its converter produced and crashes the process when the C parser refuses it.
+            grammar = _grammar_for(model.llama, response_format.get("schema"))
+            if grammar.text is not None:
+                from llama_cpp.llama_grammar import LlamaGrammar
+
+                kwargs["grammar"] = LlamaGrammar.from_string(grammar.text, verbose=False)
         if not _acquire(deadline, cancelled):
             raise APITimeoutError(
                 f"the embedded model was busy with other requests for {timeout:g}s; raise timeout= or send fewer "

@@ -17,7 +17,12 @@ from extract.testing import generate
 from extract.testing._content import break_value
 from extract.testing._generate import words_of
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "jsonschemabench" / "schemas"
+_CORPUS_PATH = Path("shared", "corpus", "jsonschemabench", "schemas")
+# The shared corpus sits next to the checkout (or next to the worktrees folder holding it).
+CORPUS = next(
+    (d / _CORPUS_PATH for d in Path(__file__).resolve().parents if (d / _CORPUS_PATH).is_dir()),
+    Path(__file__).resolve().parents[2] / _CORPUS_PATH,
+)
 
 
 def _valid(value: Any, schema: dict[str, Any]) -> list[str]:
@@ -290,3 +295,202 @@ def test_broken_values_really_break_the_schema(schema: dict[str, Any], seed: int
 @given(schema=_odd_schemas)
 def test_breaking_values_of_malformed_schemas_does_not_crash(schema: dict[str, Any]) -> None:
     json.dumps(break_value(generate(schema, seed=1), schema))
+
+
+# ---- constraints moved into descriptions are read back and honoured --------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = sorted((ROOT / "schemas").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=[p.stem for p in BUNDLED])
+def test_bundled_schemas_extract_on_the_first_attempt(path: Path) -> None:
+    """The issue's case: contact.json failed three times on constraints the wire only carries as hints."""
+    from extract import Extractor
+    from extract.testing import TestServer
+
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    text = (ROOT / "tests" / "samples" / f"{path.stem}.txt").read_text(encoding="utf-8")
+    with (
+        TestServer(api_key="sk-test") as server,
+        Extractor(
+            base_url=server.base_url, api_key="sk-test", model="llama3.1-8b", provider="cerebras"
+        ) as ex,
+    ):
+        result = ex.extract(schema, text, max_attempts=1, full=True)
+        assert server.request_count == 1
+    assert _valid(result.value, schema) == []
+
+
+def _compiled(schema: dict[str, Any]) -> Any:
+    """What the test server sees is `.wire_schema`: compiled for Cerebras (constraints moved into descriptions)."""
+    from extract.schema import compile_schema
+
+    return compile_schema(schema, provider="cerebras")
+
+
+def test_hints_are_read_back_exactly() -> None:
+    from extract.testing._generate_hints import UNREADABLE, hinted_keywords
+
+    assert hinted_keywords("Bare DOI (pattern: ^10\\.[0-9]{4,9}/\\S+$; at least 3 characters)") == {
+        "pattern": "^10\\.[0-9]{4,9}/\\S+$",
+        "minLength": 3,
+    }
+    assert hinted_keywords("pattern: ^(a; b)$; at most 1 character") == {
+        "pattern": "^(a; b)$",
+        "maxLength": 1,
+    }
+    assert hinted_keywords(">= 1900; <= 2100") == {"minimum": 1900, "maximum": 2100}
+    assert hinted_keywords("x (> 0.5; < 1e-05; a multiple of 0.25)") == {
+        "exclusiveMinimum": 0.5,
+        "exclusiveMaximum": 1e-05,
+        "multipleOf": 0.25,
+    }
+    assert hinted_keywords("at least 2 items; items unique") == {"minItems": 2, "uniqueItems": True}
+    assert hinted_keywords("Tags (at most 2 entrys)") == {"maxProperties": 2}
+    assert hinted_keywords("pattern: " + "a" * 120 + "...")["pattern"] is UNREADABLE
+    assert hinted_keywords("A plain description (not a hint)") == {}
+    assert hinted_keywords("format: email") == {"format": "email"}
+
+
+# (pattern, the largest minLength it can meet)
+_HINT_PATTERNS = st.sampled_from(
+    [
+        (r"^[A-Z]{3}$", 3),
+        (r"^10\.[0-9]{4,9}/\S+$", 99),
+        (r"^[0-9]{4}-[0-9]{4}-[0-9]{4}-[0-9]{3}[0-9X]$", 19),
+        (r"^([01][0-9]|2[0-3]):[0-5][0-9]$", 5),
+        (r"^\+?[0-9 ]{7,15}$", 16),
+        (r"[a-z]+", 99),
+        (r"^(EUR|USD|GBP)$", 3),
+        (r"^\w+(-\w+)*$", 99),
+        (r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", 99),
+    ]
+)
+# The shortest value each format the generator knows can take (a longer minLength has no valid value).
+_FORMATS = {"email": 9, "date": 10, "date-time": 9, "uri": 9, "uuid": 9, "ipv4": 9}
+
+
+@st.composite
+def _constrained_strings(draw: st.DrawFn) -> dict[str, Any]:
+    """Satisfiable string constraints: a pattern or a format, with lengths they can meet."""
+    node: dict[str, Any] = {"type": "string"}
+    cap = 99
+    if draw(st.booleans()):
+        node["pattern"], cap = draw(_HINT_PATTERNS)
+    elif draw(st.booleans()):
+        node["format"] = draw(st.sampled_from(sorted(_FORMATS)))
+        cap = _FORMATS[node["format"]]
+    low = min(draw(st.integers(0, 12)), cap)
+    if draw(st.booleans()):
+        node["minLength"] = low
+    if draw(st.booleans()) and "format" not in node:
+        node["maxLength"] = low + draw(st.integers(0, 30)) if "pattern" not in node else 60
+    return node
+
+
+@st.composite
+def _constrained_numbers(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["integer", "number"]))
+    low = draw(st.integers(-1000, 1000))
+    node: dict[str, Any] = {"type": kind}
+    if draw(st.booleans()):
+        node["minimum"] = low
+    else:
+        node["exclusiveMinimum"] = low
+    span = draw(st.integers(12, 500))  # room for a multiple strictly inside both bounds
+    node["maximum" if draw(st.booleans()) else "exclusiveMaximum"] = low + span
+    if draw(st.booleans()):
+        steps = [1, 2, 5] if kind == "integer" else [2, 0.5, 0.25, 0.1, 0.01, 0.3]
+        node["multipleOf"] = draw(st.sampled_from(steps))
+    return node
+
+
+@st.composite
+def _constrained_objects(draw: st.DrawFn) -> dict[str, Any]:
+    names = draw(st.lists(_names, min_size=1, max_size=5, unique=True))
+    props: dict[str, Any] = {}
+    for name in names:
+        leaf = draw(_constrained_strings() | _constrained_numbers())
+        if draw(st.booleans()):
+            low = draw(st.integers(0, 3))
+            leaf = {
+                "type": "array",
+                "items": leaf,
+                "minItems": low,
+                "maxItems": low + draw(st.integers(0, 3)),
+            }
+        props[name] = leaf
+    required = draw(st.lists(st.sampled_from(sorted(props)), unique=True))  # optional fields go nullable
+    return {
+        "type": "object",
+        "properties": props,
+        "required": sorted(required),
+        "additionalProperties": False,
+    }
+
+
+@settings(max_examples=120, deadline=None)
+@given(schema=_constrained_objects(), seed=st.integers(0, 2**32), text=st.text(max_size=40))
+def test_values_meet_the_full_schema_although_the_wire_only_hints(
+    schema: dict[str, Any], seed: int, text: str
+) -> None:
+    compiled = _compiled(schema)
+    value = compiled.decode(generate(compiled.wire_schema, words=words_of(text), seed=seed))
+    assert _valid(value, schema) == [], json.dumps(compiled.wire_schema)
+
+
+def test_unmeetable_pattern_is_best_effort_not_a_crash() -> None:
+    wire = _compiled(
+        {"type": "object", "properties": {"a": {"type": "string", "pattern": "(?=x)y"}}}
+    ).wire_schema
+    value = generate(wire, words=("Ada",), seed=0)["a"]
+    assert value is None or isinstance(value, str)
+
+
+_STRING_HINTS = st.fixed_dictionaries(
+    {},
+    optional={
+        "format": st.sampled_from(["email", "date", "uri", "date-time"]),
+        "pattern": st.text(alphabet="ab;() ^$[]{}\\.,-=<>", min_size=1, max_size=120),
+        "minLength": st.integers(0, 50),
+        "maxLength": st.integers(0, 50),
+    },
+)
+_NUMBER_HINTS = st.fixed_dictionaries(
+    {},
+    optional={
+        "minimum": st.integers(-(10**6), 10**6) | st.floats(-1e6, 1e6, allow_nan=False),
+        "exclusiveMaximum": st.integers(-100, 100) | st.floats(1e-6, 1e3),
+        "multipleOf": st.integers(1, 9) | st.sampled_from([0.5, 0.01, 1e-05]),
+    },
+)
+_ARRAY_HINTS = st.fixed_dictionaries(
+    {}, optional={"minItems": st.integers(0, 9), "maxItems": st.integers(0, 9), "uniqueItems": st.just(True)}
+)
+_OBJECT_HINTS = st.fixed_dictionaries(
+    {}, optional={"minProperties": st.integers(0, 9), "maxProperties": st.integers(0, 9)}
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    case=st.one_of(
+        st.tuples(st.just("string"), _STRING_HINTS),
+        st.tuples(st.just("number"), _NUMBER_HINTS),
+        st.tuples(st.just("array"), _ARRAY_HINTS),
+        st.tuples(st.just("object"), _OBJECT_HINTS),
+    ),
+    description=st.none() | st.text(alphabet="Abc xyz.()", max_size=40),
+    level=st.sampled_from(["full", "short", "hints"]),
+)
+def test_hints_read_back_what_the_compiler_wrote(
+    case: tuple[str, dict[str, Any]], description: str | None, level: str
+) -> None:
+    """hinted_keywords inverts extract.schema._hints exactly, whatever user text comes before the hint."""
+    from extract.schema._hints import compose, constraint_hints
+    from extract.testing._generate_hints import hinted_keywords
+
+    kind, keywords = case
+    hints = [hint for _keyword, hint in constraint_hints(keywords, kind)]
+    written = compose(description, hints, level)
+    assert hinted_keywords(written) == (keywords if hints else {})

@@ -1,12 +1,17 @@
 """Build a plausible instance of a JSON Schema, deterministically.
 
 The test server answers every structured request with a value made here. It must be valid for the strict
-subset (so happy-path tests pass without a model) and valid on a best-effort basis for ordinary schemas (so
-validation-after-decode paths see realistic data). The same (schema, words, seed) always gives the same value.
+subset (so happy-path tests pass without a model) and, where it can, for the user's full schema: the server
+only sees the wire schema, so constraints the compiler moved into descriptions are read back
+(_generate_hints) and honoured like keywords. Strings are checked against their pattern (`re.search`),
+length and format before they are used; numbers, arrays and objects are built inside their bounds. Where a
+constraint cannot be met (a pattern beyond _regex, a truncated hint) the value is best effort. The same
+(schema, words, seed) always gives the same value.
 """
 
 from __future__ import annotations
 
+import decimal
 import math
 import random
 import re
@@ -14,6 +19,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from extract.testing._generate_hints import UNREADABLE, hinted_keywords
 from extract.testing._regex import example_for
 
 __all__ = ["generate", "words_of"]
@@ -61,6 +67,7 @@ class _Generator:
             return None
         if depth > _MAX_DEPTH:
             return None
+        schema = _with_hints(schema)
         if "$ref" in schema and isinstance(schema["$ref"], str):
             return self.ref(schema, depth, key)
         if "const" in schema:
@@ -189,6 +196,12 @@ class _Generator:
         for name in required:
             if name not in out:
                 out[name] = self.value(extra if isinstance(extra, Mapping) else True, depth + 1, name)
+        max_props = schema.get("maxProperties")
+        if isinstance(max_props, int) and len(out) > max_props:
+            for name in [n for n in out if n not in required][::-1]:
+                if len(out) <= max_props:
+                    break
+                del out[name]
         min_props = schema.get("minProperties")
         if isinstance(min_props, int) and extra is not False:
             index = 1
@@ -237,25 +250,36 @@ class _Generator:
 
     def string(self, schema: Mapping[str, Any], key: str) -> str:
         fmt = _format_of(schema, key)
-        if fmt in ("email", "idn-email") and self.emails:
-            text: str | None = self.emails[self.word_index % len(self.emails)]
-        elif fmt in ("uri", "url", "iri") and self.urls:
-            text = self.urls[self.word_index % len(self.urls)]
-        else:
-            text = _formatted(fmt, self.word(), self.rng) if fmt else None
-        if text is None:
-            text = self.word()
-        pattern = schema.get("pattern")
-        if isinstance(pattern, str):
-            text = _match_pattern(pattern, text, self.words)
+        raw_pattern = schema.get("pattern")
+        pattern = _compiled(raw_pattern) if isinstance(raw_pattern, str) else None
         low = _int(schema.get("minLength"), 0)
-        high = _int(schema.get("maxLength"), max(low, len(text)))
-        if len(text) < low:
-            filler = (text if "pattern" in schema else text + " ") if text else ""
-            text = (filler * (low // max(len(filler), 1) + 1) or "x" * low)[:low]
-            text = text if len(text) >= low else text + "x" * (low - len(text))
-        if len(text) > high:
-            text = text[:high]
+        limit = schema.get("maxLength")
+        high = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit >= low else None
+        candidates: list[str] = []
+        if fmt in ("email", "idn-email") and self.emails:
+            candidates.append(self.emails[self.word_index % len(self.emails)])
+        elif fmt in ("uri", "url", "iri") and self.urls:
+            candidates.append(self.urls[self.word_index % len(self.urls)])
+        first = self.word()
+        formatted = _formatted(fmt, first, self.rng) if fmt else None
+        if formatted is not None:
+            candidates.append(formatted)
+        if not fmt or formatted is None:
+            candidates.extend([first, *self.words[:8]])
+        for candidate in candidates:
+            fitted = _fit(candidate, low, high, fmt, pattern)
+            if fitted is not None:
+                return fitted
+        if pattern is not None:
+            example = example_for(pattern.pattern, min_length=low, max_length=high)
+            if example is not None:
+                return example
+        # Best effort: the constraints could not all be met (or not verified); keep the first candidate
+        # and at least its length right when nothing else pins it.
+        text = candidates[0] if candidates else first
+        if pattern is None and fmt is None:
+            text = _pad(text, low)
+            text = text if high is None else text[:high]
         return text
 
     def integer(self, schema: Mapping[str, Any]) -> int:
@@ -269,17 +293,35 @@ class _Generator:
 
     def number(self, schema: Mapping[str, Any]) -> float | int:
         step = schema.get("multipleOf")
-        if isinstance(step, (int, float)) and step > 0:
-            low, high = _bounds(schema, integer=False)
-            start = math.ceil(low / step)
-            value = (start + self.rng.randint(0, max(min(int((high - low) / step), 20), 0))) * step
-            return int(value) if isinstance(step, int) else value
+        if isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0:
+            multiple = self.multiple(step, *_bounds(schema, integer=False))
+            if multiple is not None:
+                return multiple
         low, high = _bounds(schema, integer=False)
         value = round(self.rng.uniform(low, max(low, high)), 2)
         return min(max(value, low), high)
 
+    def multiple(self, step: float, low: float, high: float) -> float | int | None:
+        """A multiple of `step` in [low, high] that survives float division (what validators check)."""
+        first, last = math.ceil(low / step), math.floor(high / step)
+        if first > last:
+            return None
+        pick = first + self.rng.randint(0, min(last - first, 20))
+        places = _decimals(step)
+        for k in (pick, first, *range(first + 1, min(last, first + 50) + 1)):
+            value: float | int = k * step if isinstance(step, int) else round(k * step, places)
+            if low <= value <= high and (isinstance(step, int) or (value / step).is_integer()):
+                return value
+        return None
+
 
 _MISSING: Any = object()
+
+
+def _decimals(step: float) -> int:
+    """Decimal places of a step as written (0.01 -> 2, 1e-05 -> 5), to round multiples back onto it."""
+    exponent = decimal.Decimal(repr(step)).as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 def _int(value: Any, default: int) -> int:
@@ -377,16 +419,46 @@ def _formatted(fmt: str, word: str, rng: random.Random) -> str | None:
     return None
 
 
-def _match_pattern(pattern: str, text: str, words: Sequence[str]) -> str:
-    """Best effort: keep `text` if it matches, else try a few common shapes, else leave it."""
+def _compiled(pattern: str) -> re.Pattern[str] | None:
     try:
-        compiled = re.compile(pattern)
-    except re.error:
+        return re.compile(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return None
+
+
+def _pad(text: str, low: int) -> str:
+    """`text` grown to `low` characters by repeating it (a word-like filler, not "xxx")."""
+    if len(text) >= low:
         return text
-    for candidate in (text, *words[:8], "example"):
-        if compiled.search(candidate):
-            return candidate
-    return example_for(pattern) or text
+    base = text if text.strip() else "x"
+    grown = text
+    while len(grown) < low:
+        grown = f"{grown} {base}" if grown else base
+    return grown[:low].rstrip() + "x" * (low - len(grown[:low].rstrip()))
+
+
+def _fit(
+    text: str, low: int, high: int | None, fmt: str | None, pattern: re.Pattern[str] | None
+) -> str | None:
+    """`text`, or it stretched/cut to fit [low, high], when the result still passes pattern and format."""
+    options = [text]
+    if len(text) < low:
+        if fmt is None:
+            options.append(_pad(text, low))
+        elif fmt in ("email", "idn-email") and "@" in text:
+            local, _, domain = text.partition("@")
+            options.append(local + "x" * (low - len(text)) + "@" + domain)
+        elif fmt in ("uri", "url", "iri", "uri-reference", "iri-reference"):
+            options.append(text + ("/" if not text.endswith("/") else "") + "x" * (low - len(text)))
+    if high is not None and len(text) > high and fmt is None:
+        options.append(text[:high])
+    for option in options:
+        if len(option) < low or (high is not None and len(option) > high):
+            continue
+        if pattern is not None and pattern.search(option) is None:
+            continue
+        return option
+    return None
 
 
 def _resolve(root: Any, ref: str) -> Any:
@@ -403,6 +475,18 @@ def _resolve(root: Any, ref: str) -> Any:
         else:
             return None
     return node
+
+
+def _with_hints(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The schema plus the constraints its description hints at (keywords already present win)."""
+    hints = hinted_keywords(schema.get("description"))
+    if not hints:
+        return schema
+    merged = dict(schema)
+    for keyword, value in hints.items():
+        if value is not UNREADABLE:
+            merged.setdefault(keyword, value)
+    return merged
 
 
 def _merge_all_of(schema: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Build one string matching a regular expression, for `pattern` in schemas the test server answers.
 
-Walks the parse tree of Python's own regex parser and takes the shortest sensible path (first branch,
-minimum repeats). Good for the identifiers, dates and codes schemas usually pin down; the caller verifies the
-result and falls back when a pattern is beyond it (lookarounds, back-references to odd groups).
+Walks the parse tree of Python's own regex parser and takes a simple path (first branch, few repeats),
+stretching repeats or padding an unanchored end when a length is asked for. Good for the identifiers,
+dates and codes schemas usually pin down. Every result is verified (`re.search` and the length bounds) before
+it is returned; None means no verified example (lookarounds, back-references to odd groups, ...).
 """
 
 from __future__ import annotations
@@ -33,26 +34,40 @@ _CATEGORY_CHAR = {
 _NEGATED_CANDIDATES = "aZ0x_-. "
 
 
-def example_for(pattern: str) -> str | None:
-    """A string that `re.search(pattern, s)` accepts, or None when one cannot be built."""
+_STRETCHES = (0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144)
+
+
+def example_for(pattern: str, *, min_length: int = 0, max_length: int | None = None) -> str | None:
+    """A string `re.search(pattern, s)` accepts, with min_length <= len(s) <= max_length; None if none found."""
     try:
         compiled = re.compile(pattern)
         tree = _parser.parse(pattern)
     except (re.error, RecursionError, OverflowError):
         return None
-    groups: dict[int, str] = {}
-    try:
-        text = _emit(list(tree), groups)
-    except (_Unsupported, RecursionError):
+    high = _MAX_LENGTH if max_length is None else min(max_length, _MAX_LENGTH)
+    if min_length > high:
         return None
-    return text if len(text) <= _MAX_LENGTH and compiled.search(text) else None
+    seen: set[str] = set()
+    for stretch in _STRETCHES:
+        try:
+            base = _emit(list(tree), {}, stretch)
+        except (_Unsupported, RecursionError):
+            return None
+        if base in seen:
+            continue
+        seen.add(base)
+        need = max(min_length - len(base), 0)
+        for text in (base, base + "x" * need, "x" * need + base, base + " " * need):
+            if min_length <= len(text) <= high and compiled.search(text):
+                return text
+    return None
 
 
 class _Unsupported(Exception):
     pass
 
 
-def _emit(items: list[tuple[Any, Any]], groups: dict[int, str]) -> str:
+def _emit(items: list[tuple[Any, Any]], groups: dict[int, str], stretch: int = 0) -> str:
     out: list[str] = []
     for op, av in items:
         name = op.name
@@ -67,19 +82,21 @@ def _emit(items: list[tuple[Any, Any]], groups: dict[int, str]) -> str:
         elif name == "CATEGORY":
             out.append(_CATEGORY_CHAR.get(av.name, "a"))
         elif name == "BRANCH":
-            out.append(_emit(list(av[1][0]), groups))
+            out.append(_emit(list(av[1][0]), groups, stretch))
         elif name == "SUBPATTERN":
             group, body = av[0], av[-1]
-            text = _emit(list(body), groups)
+            text = _emit(list(body), groups, stretch)
             if group is not None:
                 groups[group] = text
             out.append(text)
         elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
             low, high, body = av
             count = low if low > 0 else (1 if high != 0 else 0)
+            if stretch:
+                count = max(low, min(high, stretch))
             if count > _MAX_LENGTH:
                 raise _Unsupported("repeat too long")
-            out.append(_emit(list(body), groups) * count)
+            out.append(_emit(list(body), groups, stretch) * count)
         elif name == "GROUPREF":
             out.append(groups.get(av, ""))
         elif name in ("AT", "ASSERT", "ASSERT_NOT"):
