@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from extract.cli import main
+from extract._entry import main
 
 if __name__ == "__main__":
     sys.exit(main())
