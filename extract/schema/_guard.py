@@ -55,6 +55,12 @@ def check_document(schema: Any) -> None:
             if len(path) >= MAX_SCHEMA_DEPTH:
                 raise _too_deep_schema(path)
             for key, value in node.items():
+                if key == "$ref" and not isinstance(value, (str, dict, bool)):
+                    raise SchemaError(
+                        f"$ref must be a string (a URI reference such as '#/$defs/Item'), got "
+                        f"{type(value).__name__}",
+                        _pointer(path),
+                    )
                 if not isinstance(key, str):
                     raise SchemaError(
                         f"a JSON Schema's keys are strings, got the {type(key).__name__} key {key!r}; "
@@ -147,7 +153,7 @@ def _find_cycle(schema: Any, *, in_place: bool) -> tuple[str | int, ...] | None:
     """The path of a subschema on a `$ref` cycle (in-place keywords only when `in_place`), or None."""
     if not isinstance(schema, dict):
         return None
-    starts = [()] if in_place else _ref_holders(schema)
+    starts = _ref_holders(schema)
     state: dict[tuple[str | int, ...], int] = {}  # 1 on the DFS stack, 2 finished
     for start in starts:
         if state.get(start):
