@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -430,7 +431,7 @@ JSONISH = st.recursive(
 
 
 @given(JSONISH)
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("EXTRACT_FUZZ", "400")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @pytest.mark.timeout(300)
 def test_compile_succeeds_or_raises_schema_error(schema: Any) -> None:
     for provider in ("cerebras", "generic"):
@@ -456,7 +457,7 @@ def typed_schemas(draw: st.DrawFn) -> Any:
 
 
 @given(typed_schemas())
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("EXTRACT_FUZZ", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @pytest.mark.timeout(300)
 def test_wrong_keyword_values_are_schema_errors(schema: Any) -> None:
     try:

@@ -252,7 +252,20 @@ def _check_schema(cls: type[_JSValidator], schema: Mapping[str, Any]) -> None:
     error = jsonschema.exceptions.best_match(checker.iter_errors(schema))
     if error is not None:
         pointer = "#/" + "/".join(str(p) for p in error.absolute_path) if error.absolute_path else ""
-        raise SchemaError(f"invalid JSON Schema ({cls.__name__}): {_clip(error.message, 200)}", pointer)
+        raise SchemaError(f"invalid JSON Schema ({cls.__name__}): {_meta_message(error)}", pointer)
+
+
+_TYPE_NAMES = "array, boolean, integer, null, number, object, string"
+
+
+def _meta_message(error: _JSError) -> str:
+    """The metaschema's complaint, in schema author's words for the two commonest mistakes."""
+    last = error.absolute_path[-1] if error.absolute_path else None
+    if last == "type" and error.validator in ("anyOf", "enum", "type"):
+        return f"type {show_value(error.instance)} names no JSON type (use {_TYPE_NAMES})"
+    if error.validator == "type" and error.validator_value in (["object", "boolean"], "object"):
+        return f"expected a schema (an object), got {json_type(error.instance)} {show_value(error.instance)}"
+    return _clip(error.message, 200)
 
 
 # referencing's default `retrieve` raises NoSuchResource: remote `$ref`s are never fetched, so validating
