@@ -239,9 +239,7 @@ def _pattern_relaxations(schema: Any) -> list[Relaxation]:
                 raise SchemaError(f"invalid regular expression {pattern!r}: {exc}", path) from None
             if reason is not None:
                 out.append(Relaxation(path, keyword, reason))
-        stack.extend(
-            (v, f"{path}/{_escape(k)}") for k, v in node.items() if k not in _DATA_KEYWORDS
-        )
+        stack.extend((v, f"{path}/{_escape(k)}") for k, v in node.items() if k not in _DATA_KEYWORDS)
     return out
 
 

@@ -76,9 +76,7 @@ def compile_fast(
 
 
 class _FastCompiler:
-    def __init__(
-        self, root: Any, cls: type[_JSValidator], formats: jsonschema.FormatChecker | None
-    ) -> None:
+    def __init__(self, root: Any, cls: type[_JSValidator], formats: jsonschema.FormatChecker | None) -> None:
         self.root = root
         self.cls = cls
         self.known = frozenset(cls.VALIDATORS)

@@ -96,7 +96,8 @@ def _resolve(root: Any, ref: str) -> tuple[Any, tuple[str | int, ...]] | None:
         return root, ()
     if not ref.startswith("#/"):
         return None
-    node, parts = root, []
+    node: Any = root
+    parts: list[str | int] = []
     for raw in ref[2:].split("/"):
         part = unquote(raw).replace("~1", "/").replace("~0", "~")
         if isinstance(node, dict) and part in node:

@@ -183,9 +183,8 @@ def _pattern(validator: _JSValidator, spec: Any, instance: Any, schema: Any) -> 
         yield _JSError(f"{instance!r} does not match {spec!r}")
 
 
-def _pattern_properties(
-    validator: _JSValidator, spec: Any, instance: Any, schema: Any
-) -> Iterator[_JSError]:
+def _pattern_properties(validator: Any, spec: Any, instance: Any, schema: Any) -> Iterator[_JSError]:
+    # `validator` is jsonschema's concrete class: `descend` is not on its protocol
     if not validator.is_type(instance, "object"):
         return
     for pattern, subschema in spec.items():
@@ -200,9 +199,8 @@ def _additional(instance: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
     return [k for k in instance if k not in declared and not any(_search(p, k) for p in patterns)]
 
 
-def _additional_properties(
-    validator: _JSValidator, spec: Any, instance: Any, schema: Any
-) -> Iterator[_JSError]:
+def _additional_properties(validator: Any, spec: Any, instance: Any, schema: Any) -> Iterator[_JSError]:
+    # mirrors jsonschema's own keyword, with patternProperties matched by _regex
     if not validator.is_type(instance, "object"):
         return
     extras = _additional(instance, schema)
@@ -236,9 +234,8 @@ def _safe(cls: type[_JSValidator]) -> type[_JSValidator]:
     keywords = {"pattern": _pattern, "additionalProperties": _additional_properties}
     if "patternProperties" in cls.VALIDATORS:
         keywords["patternProperties"] = _pattern_properties
-    safe: type[_JSValidator] = jsonschema.validators.extend(
-        cls, keywords, format_checker=format_checker(cls)
-    )
+    extend = jsonschema.validators.extend
+    safe: type[_JSValidator] = extend(cls, keywords, format_checker=format_checker(cls))  # type: ignore[no-untyped-call]
     return safe
 
 
