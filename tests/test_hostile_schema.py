@@ -235,6 +235,14 @@ def nested_value(levels: int) -> Any:
     return value
 
 
+def nested_items(levels: int) -> tuple[dict[str, Any], Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    value: Any = "x"
+    for _ in range(levels):
+        schema, value = {"type": "array", "items": schema}, [value]
+    return schema, value
+
+
 @pytest.mark.parametrize("provider", ["cerebras", "openai", "generic"])
 def test_schema_at_the_depth_bound_compiles_and_validates(provider: str) -> None:
     levels = MAX_SCHEMA_DEPTH // 2 - 1  # properties + schema: two containers per level
@@ -242,12 +250,19 @@ def test_schema_at_the_depth_bound_compiles_and_validates(provider: str) -> None
     assert compiled.validate(nested_value(levels)) == nested_value(levels)
     with pytest.raises(ValidationFailed):
         compiled.validate(nested_value(levels - 1))
+    schema, value = nested_items(MAX_SCHEMA_DEPTH - 1)
+    compiled = compile_schema(schema, provider)
+    on_a_deep_stack(150, lambda: compiled.validate(value))
+    if compiled.strict:
+        on_a_deep_stack(150, lambda: compiled.encode(value))
+    with pytest.raises(SchemaError):
+        compile_schema(nested_items(MAX_SCHEMA_DEPTH + 1)[0], provider)
 
 
 def test_schema_over_the_depth_bound_is_a_schema_error_with_the_path() -> None:
     with pytest.raises(SchemaError) as info:
         compile_schema(nested_objects(98))
-    assert f"more than {MAX_SCHEMA_DEPTH} levels" in str(info.value)
+    assert f"more than {MAX_SCHEMA_DEPTH} objects and arrays" in str(info.value)
     assert info.value.path.startswith("#/properties/a/properties/a")
     with pytest.raises(SchemaError):
         Validator.for_json_schema(nested_objects(98))
@@ -379,7 +394,19 @@ def hostile_schemas(draw: st.DrawFn) -> dict[str, Any]:
 )
 @pytest.mark.timeout(300)
 def test_no_walker_raises_recursion_error(schema: dict[str, Any], value_depth: int) -> None:
-    for provider in ("cerebras", "generic"):
+    on_a_deep_stack(150, lambda: _every_walker(schema, value_depth))
+
+
+def on_a_deep_stack(frames: int, call: Any) -> None:
+    """Run `call` below `frames` frames of the caller's own: the bounds must leave room for them."""
+    if frames:
+        on_a_deep_stack(frames - 1, call)
+    else:
+        call()
+
+
+def _every_walker(schema: dict[str, Any], value_depth: int) -> None:
+    for provider in ("cerebras", "openai", "generic"):
         try:
             compiled = compile_schema(schema, provider)
         except SchemaError:

@@ -2,11 +2,13 @@
 
 Three checks, all iterative:
 
-- `check_document`: the schema is a JSON document (string keys, JSON values, finite numbers) nested at most
-  MAX_SCHEMA_DEPTH containers deep. Why 128: that is 64 levels of `properties` nesting (each level is a
-  properties map and a schema), six times what the strictest provider accepts (Cerebras: nesting <= 10
-  levels), while the deepest recursive walk it allows (jsonschema checking the schema against its
-  metaschema, ~10 Python frames per level) stays well inside Python's default limit of 1000 frames.
+- `check_document`: the schema is a JSON document (string keys, JSON values, finite numbers) with at most
+  MAX_SCHEMA_DEPTH objects and arrays nested in one another. Why 64: that is 64 levels of `items` or `not`,
+  or 32 levels of `properties` (each level is a properties map plus a schema), three to six times what the
+  strictest provider accepts (Cerebras: nesting <= 10 levels, so a deeper schema could never be strict
+  there anyway); and the deepest recursive walk it allows (jsonschema checking the schema against its
+  metaschema, ~7 Python frames per level) stays inside Python's default limit of 1000 frames with room
+  for the caller's own stack.
 - `check_ref_cycles`: no subschema reaches itself through keywords that apply to the same value (`$ref`,
   `allOf`/`anyOf`/`oneOf`, `not`, `if`/`then`/`else`, `dependentSchemas`): validating such a schema never
   ends, whatever the value (``{"$ref": "#"}``). Recursion through `properties`/`items` is fine: it descends
@@ -33,7 +35,7 @@ __all__ = [
     "too_deep",
 ]
 
-MAX_SCHEMA_DEPTH = 128
+MAX_SCHEMA_DEPTH = 64
 MAX_INSTANCE_DEPTH = 64
 
 _DATA = frozenset({"enum", "const", "default", "examples", "example"})  # values, not subschemas
@@ -85,8 +87,9 @@ def check_document(schema: Any) -> None:
 
 def _too_deep_schema(path: tuple[str | int, ...]) -> SchemaError:
     return SchemaError(
-        f"the schema is nested more than {MAX_SCHEMA_DEPTH} levels deep (about {MAX_SCHEMA_DEPTH // 2} "
-        "levels of properties; providers accept ~10): flatten it or share repeated parts through $defs",
+        f"the schema nests more than {MAX_SCHEMA_DEPTH} objects and arrays (about {MAX_SCHEMA_DEPTH // 2} "
+        "levels of properties; providers accept ~10): flatten it, or make a repeated shape one "
+        "recursive $ref",
         _pointer(path),
     )
 
