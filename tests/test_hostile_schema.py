@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from extract.errors import SchemaError, ValidationFailed
-from extract.schema import clear_cache, compile_schema
+from extract.schema import clear_cache, compile_schema, strict_violations
 from extract.schema._guard import MAX_INSTANCE_DEPTH, MAX_SCHEMA_DEPTH
 from extract.schema._regex import RegexError, compile_ecma, is_ecma_regex
 from extract.schema._validate import Validator
@@ -259,6 +259,13 @@ def test_schema_at_the_depth_bound_compiles_and_validates(provider: str) -> None
         compile_schema(nested_items(MAX_SCHEMA_DEPTH + 1)[0], provider)
 
 
+def test_strict_violations_on_deep_and_cyclic_schemas() -> None:
+    found = strict_violations(nested_objects(600))
+    assert len(found) == 1 and f"more than {MAX_SCHEMA_DEPTH} objects and arrays" in found[0]
+    assert found[0].startswith("#/properties/a/properties/a")
+    assert strict_violations({"$ref": "#"})
+
+
 def test_schema_over_the_depth_bound_is_a_schema_error_with_the_path() -> None:
     with pytest.raises(SchemaError) as info:
         compile_schema(nested_objects(98))
@@ -406,7 +413,11 @@ def on_a_deep_stack(frames: int, call: Any) -> None:
 
 
 def _every_walker(schema: dict[str, Any], value_depth: int) -> None:
+    for value in (deep_list(value_depth), "x"):
+        with contextlib.suppress(SchemaError):
+            Validator.for_json_schema(schema).is_valid(value)
     for provider in ("cerebras", "openai", "generic"):
+        assert isinstance(strict_violations(schema, provider), list)
         try:
             compiled = compile_schema(schema, provider)
         except SchemaError:
