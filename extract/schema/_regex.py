@@ -89,14 +89,13 @@ class _Out:
         self.py.append(both if py is None else py)
 
 
-def _literal(ch: str) -> str:
-    if ch.isalnum() or ch == "_" or ord(ch) > 127:
-        return ch
-    if ch in "\n\t\r\x0b\x0c":
-        return {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\x0b": "\\v", "\x0c": "\\f"}[ch]
-    if ord(ch) < 32 or ord(ch) == 127:
-        return f"\\x{ord(ch):02x}"
-    return "\\" + ch if not ch.isspace() else ch
+def _literal(ch: str) -> tuple[str, str]:
+    """(RE2, Python) text matching the character `ch` literally."""
+    if ch.isascii() and (ch.isalnum() or ch == "_"):
+        return ch, ch
+    if ch.isascii() and not ch.isspace() and 32 < ord(ch) < 127:
+        return "\\" + ch, "\\" + ch
+    return _hex(ord(ch)), _py_cp(ord(ch))  # escapes keep lone surrogates out of RE2's UTF-8 pattern
 
 
 class _Translator:
@@ -152,7 +151,7 @@ class _Translator:
                 self.i += 1
                 can_repeat = False
             else:
-                self.out.add(_literal(ch))
+                self.out.add(*_literal(ch))
                 self.i += 1
         if len(self.stack) != 1:
             raise self.error("missing )")
@@ -380,7 +379,7 @@ class _Translator:
                 r = p = "-" if re2_items and self.peek(1) not in ("]", "") else "\\-"
                 self.i += 1
             else:
-                r, p = (ch, ch) if ch.isalnum() else (_hex(ord(ch)), _py_cp(ord(ch)))
+                r, p = _literal(ch)
                 self.i += 1
             re2_items.append(r)
             py_items.append(p)
@@ -402,19 +401,21 @@ _RE2_OPTIONS.never_capture = True
 @dataclass(frozen=True, slots=True)
 class EcmaRegex:
     """One compiled JSON Schema pattern. `search(text)` is True when the pattern matches somewhere in `text`,
-    or when the text cannot be checked safely (see `relaxation`)."""
+    or when the text cannot be checked safely (see `relaxation`): `limit` is the longest text that is
+    checked (None: any length, on RE2; 0: none at all)."""
 
     source: str
     search: Callable[[str], bool]
     relaxation: str | None = None
+    limit: int | None = None
 
 
 def _linear(compiled: re2._Regexp) -> Callable[[str], bool]:
     def search(text: str) -> bool:
         try:
             data = text.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate: matched as U+FFFD would be
-            data = text.encode("utf-8", "replace")
+        except UnicodeEncodeError:  # a lone surrogate: RE2 sees its (invalid) UTF-8 bytes
+            data = text.encode("utf-8", "surrogatepass")
         return compiled.search(data) is not None
 
     return search
@@ -449,19 +450,20 @@ def _build(pattern: str) -> EcmaRegex:
             raise RegexError(str(exc)) from None
     if py is None:
         reason = f"pattern {pattern!r} is not checked: neither RE2 nor Python's re can run it"
-        return EcmaRegex(pattern, _unchecked, reason)
+        return EcmaRegex(pattern, _unchecked, reason, 0)
     if out.nested:
         reason = (
-            f"pattern {pattern!r} is not checked: it needs backtracking (backreferences or lookaround, "
-            "which RE2 lacks) and has nested quantifiers, so no input length bounds the time"
+            f"pattern {pattern!r} is not checked: it needs a backtracking engine (RE2 lacks "
+            "backreferences and lookaround) and has nested quantifiers, so no input length bounds the time"
         )
-        return EcmaRegex(pattern, _unchecked, reason)
+        return EcmaRegex(pattern, _unchecked, reason, 0)
     limit = min(MAX_FALLBACK_LENGTH, int(STEP_BUDGET ** (1 / (out.max_unit_quantifiers + 1))))
     reason = (
-        f"pattern {pattern!r} needs backtracking (backreferences or lookaround, which RE2 lacks): "
-        f"checked only on strings of at most {limit} characters, longer ones are accepted unchecked"
+        f"pattern {pattern!r} needs a backtracking engine (RE2 lacks backreferences, lookaround, lone "
+        f"surrogates and repeat counts over 1000): checked only on strings of at most {limit} "
+        "characters, longer ones are accepted unchecked"
     )
-    return EcmaRegex(pattern, _bounded(py, limit), reason)
+    return EcmaRegex(pattern, _bounded(py, limit), reason, limit)
 
 
 @functools.lru_cache(maxsize=2048)
