@@ -186,13 +186,27 @@ def test_backtracking_pattern_is_a_stated_bounded_relaxation(caplog: pytest.LogC
 
 
 @pytest.mark.timeout(20)
-def test_nested_backtracking_pattern_is_not_checked_and_says_so() -> None:
-    pattern = r"^(a+)+\1$"
+@pytest.mark.parametrize(
+    "pattern", [r"^(a+)+\1$", r"^(a+){40}\1$", r"^(a|ab){30}(?=c)", r"(?=(a*)*b)", r"(?<=a+)b", r"(?=\p{L})"]
+)
+def test_nested_backtracking_pattern_is_not_checked_and_says_so(pattern: str) -> None:
     regex = compile_ecma(pattern)
     assert regex.relaxation is not None and "not checked" in regex.relaxation
     assert regex.search("a" * 50 + "!")  # accepted unchecked, never an unbounded check
     compiled = compile_schema({"type": "string", "pattern": pattern})
     assert any("not checked" in r.reason for r in compiled.relaxations)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "pattern",
+    [r"^(\w+)-\1$", r"^(.*)(.*)\2\1!x$", r"^(?=.*b)(a*)(a*)(a*)c\3$", r"(?<=a)a*a*a*a*x", r"^(a*)b*a*\1$"],
+)
+def test_bounded_fallback_stays_bounded_at_its_limit(pattern: str) -> None:
+    regex = compile_ecma(pattern)
+    assert regex.limit is not None and 0 < regex.limit <= 10_000
+    for text in ("a" * regex.limit, "a" * (regex.limit - 1) + "!", "ab" * (regex.limit // 2)):
+        assert isinstance(regex.search(text), bool)
 
 
 def test_linear_patterns_are_not_relaxations() -> None:

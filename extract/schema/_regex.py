@@ -190,9 +190,9 @@ class _Translator:
         if top > 1000:
             self.out.re2_ok = False  # RE2 caps counted repetition at 1000
         self.out.add(text)
+        if (variable or top > 1) and atom is not None and (atom.quantified_inside or atom.alternation):
+            self.out.nested = True  # (a+){50} or (a|a){30} backtrack as badly as (a+)+
         if variable:
-            if atom is not None and (atom.quantified_inside or atom.alternation):
-                self.out.nested = True
             self.stack[-1].quantifiers += 1
             for group in self.stack:
                 group.quantified_inside = True
@@ -446,10 +446,16 @@ def _build(pattern: str) -> EcmaRegex:
     if out.py_ok:
         try:
             py = re.compile(py_text, re.ASCII)
-        except (re.error, OverflowError, RecursionError) as exc:
+        except re.error as exc:
+            if "look-behind requires fixed-width" not in str(exc):  # valid ECMA, beyond Python's re
+                raise RegexError(str(exc)) from None
+        except (OverflowError, RecursionError) as exc:
             raise RegexError(str(exc)) from None
     if py is None:
-        reason = f"pattern {pattern!r} is not checked: neither RE2 nor Python's re can run it"
+        reason = (
+            f"pattern {pattern!r} is not checked: neither RE2 nor Python's re can run it "
+            "(\\p{...} together with lookaround or backreferences, or a variable-length lookbehind)"
+        )
         return EcmaRegex(pattern, _unchecked, reason, 0)
     if out.nested:
         reason = (
