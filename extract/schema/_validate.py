@@ -149,6 +149,21 @@ def choose_draft(schema: Mapping[str, Any] | bool) -> type[_JSValidator]:
         return jsonschema.Draft202012Validator
     if not isinstance(schema, Mapping):
         raise SchemaError(f"a JSON Schema must be an object or a boolean, got {json_type(schema)}")
+    try:
+        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # beyond orjson (64-bit integers): check uncached
+        return _choose_draft(schema)
+    # compile checks the user's schema before its walkers run and the validator checks the normalised
+    # one, usually the same document: the metaschema check (the costliest step of a compile) runs once
+    return _choose_draft_cached(key)
+
+
+@functools.lru_cache(maxsize=512)
+def _choose_draft_cached(key: bytes) -> type[_JSValidator]:
+    return _choose_draft(orjson.loads(key))
+
+
+def _choose_draft(schema: Mapping[str, Any]) -> type[_JSValidator]:
     declared = schema.get("$schema")
     if isinstance(declared, str):
         named = _BY_META.get(_meta_key(declared))
