@@ -335,14 +335,19 @@ def test_schema_over_the_depth_bound_is_a_schema_error_with_the_path() -> None:
         },
         {"if": {"$ref": "#"}, "then": {"type": "string"}},
         {"oneOf": [{"$ref": "#/oneOf/1"}, {"$ref": "#/oneOf/0"}]},
+        {"$id": "http://example.com/s", "$ref": "http://example.com/s"},
+        {"$dynamicAnchor": "n", "anyOf": [{"$dynamicRef": "#n"}]},
+        {"$ref": "#/$defs/a~1b", "$defs": {"a/b": {"$ref": "#/$defs/a~1b"}}},
     ],
 )
 def test_in_place_reference_cycles_are_schema_errors(schema: dict[str, Any]) -> None:
     with pytest.raises(SchemaError) as info:
-        compile_schema(schema)
+        compile_schema(schema)  # at compile time, before any request is sent
     assert "refers to itself" in str(info.value)
     with pytest.raises(SchemaError):
-        Validator.for_json_schema(schema)
+        Validator.for_json_schema(schema).validate_value(1)
+    with pytest.raises(SchemaError):
+        Validator.for_json_schema(schema).is_valid(1)
 
 
 TREE = {

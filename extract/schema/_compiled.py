@@ -243,6 +243,7 @@ def _pattern_relaxations(schema: Any) -> list[Relaxation]:
     return out
 
 
+_PROBES: tuple[Any, ...] = (None, 0, "", [], {})
 _DATA_KEYWORDS = frozenset({"enum", "const", "default", "examples"})
 
 
@@ -258,6 +259,8 @@ def build(source: Source, profile: Profile) -> CompiledSchema:
         choose_draft(source.schema)
         check_ref_cycles(source.schema)
     user = normalise(source.schema)
+    if source.pydantic_type is None:
+        check_ref_cycles(user)  # with `$id` and anchor references resolved to `#/$defs/...`
     found: tuple[dict[str, Any], Codec, list[Relaxation]] | str | None = None
     if profile.strict_json_schema:
         found = _strict(user, profile)
@@ -300,5 +303,7 @@ def build(source: Source, profile: Profile) -> CompiledSchema:
         relaxations=tuple(relaxations),
     )
     if source.pydantic_type is None:
-        _ = compiled.validator  # a schema jsonschema rejects fails here, before any request is spent
+        validator = compiled.validator  # a schema jsonschema rejects fails here, before any request is spent
+        for probe in _PROBES:  # so does one that loops through references the static check cannot follow
+            validator.is_valid(probe)
     return compiled

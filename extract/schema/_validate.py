@@ -671,7 +671,7 @@ class Validator:
         try:
             return self._validate_value(obj)
         except RecursionError:
-            raise ValidationFailed([_nested_too_deep(too_deep(obj, 16) or [])]) from None
+            raise _recursion_error(obj) from None
 
     def _check_depth(self, obj: Any) -> None:
         if self._recursive:
@@ -709,7 +709,12 @@ class Validator:
             if self._adapter is None:  # pragma: no cover
                 raise RuntimeError("Validator built without a back end")
             self._validate_pydantic(self._adapter, obj)
-        except (pydantic.ValidationError, RecursionError):
+        except pydantic.ValidationError:
+            return False
+        except RecursionError:
+            error = _recursion_error(obj)
+            if isinstance(error, SchemaError):
+                raise error from None
             return False
         return True
 
@@ -755,6 +760,19 @@ class Validator:
 
 
 _JSON_SHAPES = frozenset({dict, list, int, float, bool, type(None)})
+
+
+def _recursion_error(obj: Any) -> ValidationFailed | SchemaError:
+    """What a RecursionError while validating means: a value too deep to walk, or, when the value is
+    shallow, a schema that loops (a cycle the compile-time check cannot see, e.g. through `$dynamicRef`)."""
+    where = too_deep(obj)
+    if where is not None:
+        return ValidationFailed([_nested_too_deep(where)])
+    return SchemaError(
+        "validating never ends: the schema refers to itself without descending into the value "
+        "(through $ref, $dynamicRef or $recursiveRef); make each recursive reference go through "
+        "`properties` or `items`"
+    )
 
 
 def _nested_too_deep(where: list[str | int]) -> Violation:
