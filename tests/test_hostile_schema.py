@@ -503,6 +503,9 @@ def _every_walker(schema: dict[str, Any], value_depth: int) -> None:
         ({"minimum": float("nan")}, "not a JSON number"),
         ({"enum": [object()]}, "only JSON values"),
         ({"properties": {"a": {"pattern": 5}}}, "invalid JSON Schema"),
+        ({"properties": {"type": 5}}, "expected a schema (an object), got integer 5"),
+        ({"type": "wat"}, "names no JSON type"),
+        ({"$ref": None}, "$ref must be a string"),
     ],
 )
 def test_bad_schema_inputs_are_clear_schema_errors(schema: Any, words: str) -> None:

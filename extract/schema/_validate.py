@@ -272,8 +272,9 @@ _TYPE_NAMES = "array, boolean, integer, null, number, object, string"
 
 def _meta_message(error: _JSError) -> str:
     """The metaschema's complaint, in schema author's words for the two commonest mistakes."""
-    last = error.absolute_path[-1] if error.absolute_path else None
-    if last == "type" and error.validator in ("anyOf", "enum", "type"):
+    path = list(error.absolute_path)
+    keyword_type = path[-1:] == ["type"] and path[-2:-1] not in (["properties"], ["$defs"], ["definitions"])
+    if keyword_type and error.validator in ("anyOf", "enum", "type"):
         return f"type {show_value(error.instance)} names no JSON type (use {_TYPE_NAMES})"
     if error.validator == "type" and error.validator_value in (["object", "boolean"], "object"):
         return f"expected a schema (an object), got {json_type(error.instance)} {show_value(error.instance)}"
