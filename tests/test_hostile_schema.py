@@ -398,6 +398,19 @@ def test_deep_json_text_against_a_recursive_schema() -> None:
         lists.validate("[" * 1000 + "]" * 1000)
 
 
+def test_deep_value_of_the_wrong_type_is_reported_where_it_is() -> None:
+    with pytest.raises(ValidationFailed) as info:
+        Validator.for_json_schema({"type": "object", "properties": {"a": {"type": "string"}}}).validate_value(
+            {"a": deep_list(10_000)}
+        )
+    # jsonschema's own messages repr() the value, so the depth bound speaks for it
+    (violation,) = info.value.violations
+    assert violation.path.startswith("$.a") and "nested too deeply" in violation.message
+    with pytest.raises(ValidationFailed) as info:
+        Validator.for_pydantic(list[str]).validate_value([deep_list(10_000)])
+    assert all(v.path.startswith("$[0]") for v in info.value.violations)
+
+
 @pytest.mark.timeout(60)
 def test_deep_value_against_a_non_recursive_schema() -> None:
     validator = Validator.for_json_schema({"type": "array", "uniqueItems": True})

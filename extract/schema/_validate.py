@@ -75,8 +75,11 @@ def show_value(value: Any, limit: int = _MAX_SHOWN) -> str:
         return _quote(value)
     try:
         text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError:
-        text = repr(value)
+    except TypeError:  # not JSON, or nested deeper than orjson goes
+        try:
+            text = repr(value)
+        except RecursionError:
+            text = f"<deeply nested {json_type(value)}>"
     return _clip(text, limit)
 
 
