@@ -248,7 +248,11 @@ def format_checker(cls: type[_JSValidator]) -> jsonschema.FormatChecker:
 
 @functools.cache
 def _safe(cls: type[_JSValidator]) -> type[_JSValidator]:
-    """`cls` with the regex keywords on _regex's engine (same draft, same name)."""
+    """`cls` with the regex keywords on _regex's engine (same draft, same name).
+
+    One place still uses Python's `re`: jsonschema's `unevaluatedProperties` matches `patternProperties`
+    keys itself (a schema needs both keywords, and a catastrophic property-name pattern, to be exposed).
+    """
     keywords = {"pattern": _pattern, "additionalProperties": _additional_properties}
     if "patternProperties" in cls.VALIDATORS:
         keywords["patternProperties"] = _pattern_properties
