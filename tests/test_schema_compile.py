@@ -112,7 +112,7 @@ def test_compiled_schema_passes_through() -> None:
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        (42, "cannot build a JSON Schema"),
+        (42, "a value, not a schema"),
         ("not a path", "a string schema must be a path"),
         (False, "accepts no value"),
         ({"type": "object", "properties": {"a": 3}}, "expected a schema"),

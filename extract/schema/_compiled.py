@@ -7,16 +7,18 @@ from typing import Any
 
 import orjson
 
-from extract.errors import ValidationFailed
+from extract.errors import SchemaError, ValidationFailed
 from extract.schema._codec import IDENTITY, Codec, Unrepresentable, Wrap, same_json, wire_match
 from extract.schema._compact import expanded_size, hoist_repeats, strip_annotations
+from extract.schema._guard import MAX_INSTANCE_DEPTH, check_ref_cycles, has_ref_cycle, too_deep
 from extract.schema._load import Source
 from extract.schema._normalise import normalise
 from extract.schema._options import Options, Relaxation, TooBig
 from extract.schema._profiles import Profile
+from extract.schema._regex import RegexError, compile_ecma
 from extract.schema._subset import strict_violations
 from extract.schema._transform import transform
-from extract.schema._validate import Validator
+from extract.schema._validate import Validator, choose_draft
 
 __all__ = ["CompiledSchema", "build"]
 
@@ -35,6 +37,7 @@ class CompiledSchema:
     __slots__ = (
         "_codec",
         "_formats",
+        "_recursive",
         "_source",
         "_validator",
         "name",
@@ -64,6 +67,7 @@ class CompiledSchema:
         self.wire_schema = wire_schema
         self.relaxations = relaxations
         self._codec = codec
+        self._recursive = has_ref_cycle(user_schema)  # decode/encode recurse per level of the value
         self._validator: Validator | None = None
         self._formats: dict[str, dict[str, Any]] = {
             "json_schema": {
@@ -98,12 +102,26 @@ class CompiledSchema:
         return self._validator
 
     def decode(self, obj: Any) -> Any:
-        """Wire-shaped JSON -> user-shaped JSON (lenient: unexpected shapes pass through for validation)."""
-        return self._codec.decode(obj)
+        """Wire-shaped JSON -> user-shaped JSON (lenient: unexpected shapes pass through for validation,
+        and so does a value nested too deeply to walk, which validation then rejects)."""
+        if self._recursive and too_deep(obj) is not None:
+            return obj
+        try:
+            return self._codec.decode(obj)
+        except RecursionError:
+            return obj
 
     def encode(self, value: Any) -> Any:
         """User-shaped JSON -> wire-shaped JSON; raises ValueError (`Unrepresentable`) when the wire cannot
         carry the value exactly (e.g. data deeper than an unrolled recursion)."""
+        if self._recursive and too_deep(value) is not None:
+            raise Unrepresentable(f"the value is nested more than {MAX_INSTANCE_DEPTH} levels deep")
+        try:
+            return self._encode(value)
+        except RecursionError:
+            raise Unrepresentable("the value is nested too deeply to encode") from None
+
+    def _encode(self, value: Any) -> Any:
         encoded = self._codec.encode(value)
         if self.strict and not wire_match(self.wire_schema, encoded, self.wire_schema.get("$defs", {})):
             raise Unrepresentable(
@@ -127,7 +145,7 @@ class CompiledSchema:
             except orjson.JSONDecodeError:
                 return self.validate(obj)  # raises a located "not valid JSON" violation
         # from here on a str is a value (a string-rooted schema's answer), not JSON text
-        decoded = self._codec.decode(obj)
+        decoded = self.decode(obj)
         try:
             return self.validator.validate_value(decoded)
         except ValidationFailed as first:
@@ -200,9 +218,49 @@ def _is_object_root(schema: dict[str, Any]) -> bool:
     return t == "object" or (t is None and "properties" in schema and "anyOf" not in schema)
 
 
+def _pattern_relaxations(schema: Any) -> list[Relaxation]:
+    """Patterns the validator cannot check in linear time (see _regex): stated, never silently slow."""
+    out: list[Relaxation] = []
+    stack: list[tuple[Any, str]] = [(schema, "#")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, list):
+            stack.extend((v, f"{path}/{i}") for i, v in enumerate(node))
+            continue
+        if not isinstance(node, dict):
+            continue
+        found = [("pattern", node["pattern"])] if isinstance(node.get("pattern"), str) else []
+        if isinstance(node.get("patternProperties"), dict):
+            found += [("patternProperties", key) for key in node["patternProperties"]]
+        for keyword, pattern in found:
+            try:
+                reason = compile_ecma(pattern).relaxation
+            except RegexError as exc:
+                raise SchemaError(f"invalid regular expression {pattern!r}: {exc}", path) from None
+            if reason is not None:
+                out.append(Relaxation(path, keyword, reason))
+        stack.extend((v, f"{path}/{_escape(k)}") for k, v in node.items() if k not in _DATA_KEYWORDS)
+    return out
+
+
+_PROBES: tuple[Any, ...] = (None, 0, "", [], {})
+_DATA_KEYWORDS = frozenset({"enum", "const", "default", "examples"})
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
 def build(source: Source, profile: Profile) -> CompiledSchema:
     """Compile `source` for `profile`; a well-formed schema always compiles (strict or not)."""
+    if source.pydantic_type is None:
+        # malformed schemas (wrong keyword types, self-referring cycles) are refused before any walker
+        # meets them; the schema document itself was checked by `load`
+        choose_draft(source.schema)
+        check_ref_cycles(source.schema)
     user = normalise(source.schema)
+    if source.pydantic_type is None:
+        check_ref_cycles(user)  # with `$id` and anchor references resolved to `#/$defs/...`
     found: tuple[dict[str, Any], Codec, list[Relaxation]] | str | None = None
     if profile.strict_json_schema:
         found = _strict(user, profile)
@@ -233,6 +291,8 @@ def build(source: Source, profile: Profile) -> CompiledSchema:
             }
             codec = Wrap("value")
         strict = False
+    if source.pydantic_type is None:
+        relaxations.extend(_pattern_relaxations(user))
     compiled = CompiledSchema(
         source=source,
         provider=profile.name,
@@ -243,5 +303,7 @@ def build(source: Source, profile: Profile) -> CompiledSchema:
         relaxations=tuple(relaxations),
     )
     if source.pydantic_type is None:
-        _ = compiled.validator  # a schema jsonschema rejects fails here, before any request is spent
+        validator = compiled.validator  # a schema jsonschema rejects fails here, before any request is spent
+        for probe in _PROBES:  # so does one that loops through references the static check cannot follow
+            validator.is_valid(probe)
     return compiled

@@ -10,7 +10,6 @@ from jsonschema itself (see _validate.py).
 from __future__ import annotations
 
 import numbers
-import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
@@ -18,6 +17,8 @@ from urllib.parse import unquote
 import jsonschema
 from jsonschema._utils import equal as _js_equal  # the equality jsonschema itself uses for enum/const
 from jsonschema.protocols import Validator as _JSValidator
+
+from extract.schema._regex import RegexError, compile_ecma
 
 __all__ = ["Check", "compile_fast"]
 
@@ -63,22 +64,25 @@ _is_object, _is_array, _is_string = _TYPES["object"], _TYPES["array"], _TYPES["s
 _LEGACY_REF = (jsonschema.Draft4Validator, jsonschema.Draft6Validator, jsonschema.Draft7Validator)
 
 
-def compile_fast(schema: Any, cls: type[_JSValidator]) -> Check | None:
-    """A closure equivalent to ``cls(schema, format_checker=...).is_valid``, or None when unsupported."""
+def compile_fast(
+    schema: Any, cls: type[_JSValidator], formats: jsonschema.FormatChecker | None = None
+) -> Check | None:
+    """A closure equivalent to ``cls(schema, format_checker=formats).is_valid`` (the draft's own format
+    checker by default), or None when unsupported. Patterns run on _regex's linear-time engine."""
     try:
-        return _FastCompiler(schema, cls).compile(schema, root=True)
-    except (_Unsupported, RecursionError, re.error):  # re.error: leave the complaint to jsonschema
+        return _FastCompiler(schema, cls, formats).compile(schema, root=True)
+    except (_Unsupported, RecursionError, RegexError):  # RegexError: leave the complaint to jsonschema
         return None
 
 
 class _FastCompiler:
-    def __init__(self, root: Any, cls: type[_JSValidator]) -> None:
+    def __init__(self, root: Any, cls: type[_JSValidator], formats: jsonschema.FormatChecker | None) -> None:
         self.root = root
         self.cls = cls
         self.known = frozenset(cls.VALIDATORS)
         integer = _is_int4 if cls is jsonschema.Draft4Validator else _is_int6
         self.types = {**_TYPES, "integer": integer}
-        self.formats = cls.FORMAT_CHECKER
+        self.formats = formats if formats is not None else cls.FORMAT_CHECKER
         self.done: dict[int, Check] = {}
         self.pending: dict[int, list[Check]] = {}
 
@@ -179,8 +183,8 @@ class _FastCompiler:
             low = name == "minProperties"
             return lambda v: not _is_object(v) or (len(v) >= spec if low else len(v) <= spec)
         if name == "pattern":
-            regex = re.compile(spec)
-            return lambda v: not _is_string(v) or regex.search(v) is not None
+            search = compile_ecma(spec).search
+            return lambda v: not _is_string(v) or search(v)
         if name == "format":
             formats = self.formats
             return lambda v: formats.conforms(v, spec)

@@ -14,6 +14,8 @@ import orjson
 import pydantic
 
 from extract.errors import SchemaError
+from extract.schema._guard import check_document
+from extract.schema._json import json_type
 
 __all__ = ["Source", "is_path", "load", "response_name"]
 
@@ -53,6 +55,12 @@ def _read(path: Path) -> Source:
             f"schema file {str(path)!r} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}",
             "",
         ) from exc
+    if not isinstance(data, (dict, bool)):
+        raise SchemaError(
+            f"schema file {str(path)!r} holds a JSON {json_type(data)}; a JSON Schema is an object (or a boolean)",
+            "",
+        )
+    check_document(data)
     title = data.get("title") if isinstance(data, dict) else None
     return Source(data, response_name(title, path.stem))
 
@@ -64,13 +72,28 @@ def _type_name(tp: Any) -> str | None:
     return re.sub(r"\b[A-Za-z_][\w]*\.", "", repr(tp))  # typing.List[__main__.Item] -> List[Item]
 
 
+_VALUES = (list, tuple, set, frozenset, int, float, complex, bytes, bytearray)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
 def load(schema: Any) -> Source:
     """Read the user's schema; raises SchemaError naming what is wrong and what to pass instead."""
     if is_path(schema):
         return _read(Path(schema))
     if isinstance(schema, (dict, bool)):
+        check_document(schema)
         title = schema.get("title") if isinstance(schema, dict) else None
         return Source(schema, response_name(title))
+    if schema is None or isinstance(schema, _VALUES):
+        raise SchemaError(
+            f"a schema is a pydantic model or type, a JSON Schema dict or a path to a .json file; got the "
+            f"{type(schema).__name__} {_short(schema)} (a value, not a schema)",
+            "",
+        )
     if isinstance(schema, str):
         raise SchemaError(
             f"a string schema must be a path to a .json file, got {schema[:60]!r}; "

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from extract.schema._guard import MAX_SCHEMA_DEPTH, too_deep
 from extract.schema._json import json_type
 from extract.schema._profiles import Profile, get_profile
 
@@ -293,4 +294,8 @@ def strict_violations(schema: dict[str, Any], profile: str | Profile = "cerebras
     """
     if not isinstance(schema, dict):
         return ["#: the schema must be a JSON object"]
+    where = too_deep(schema, MAX_SCHEMA_DEPTH)
+    if where is not None:  # the checker recurses per level: refuse what no provider nests anyway
+        pointer = "#" + "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in where)
+        return [f"{pointer}: nesting: the schema nests more than {MAX_SCHEMA_DEPTH} objects and arrays"]
     return _Checker(schema, get_profile(profile)).run()

@@ -27,7 +27,15 @@ from jsonschema.protocols import Validator as _JSValidator
 
 from extract.errors import SchemaError, ValidationFailed, Violation
 from extract.schema._fastcheck import Check, compile_fast
+from extract.schema._guard import (
+    MAX_INSTANCE_DEPTH,
+    check_document,
+    check_ref_cycles,
+    has_ref_cycle,
+    too_deep,
+)
 from extract.schema._json import json_type
+from extract.schema._regex import RegexError, compile_ecma, is_ecma_regex
 
 __all__ = ["Validator", "choose_draft", "format_path", "show_value"]
 
@@ -67,8 +75,11 @@ def show_value(value: Any, limit: int = _MAX_SHOWN) -> str:
         return _quote(value)
     try:
         text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError:
-        text = repr(value)
+    except TypeError:  # not JSON, or nested deeper than orjson goes
+        try:
+            text = repr(value)
+        except RecursionError:
+            text = f"<deeply nested {json_type(value)}>"
     return _clip(text, limit)
 
 
@@ -141,6 +152,21 @@ def choose_draft(schema: Mapping[str, Any] | bool) -> type[_JSValidator]:
         return jsonschema.Draft202012Validator
     if not isinstance(schema, Mapping):
         raise SchemaError(f"a JSON Schema must be an object or a boolean, got {json_type(schema)}")
+    try:
+        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # beyond orjson (64-bit integers): check uncached
+        return _choose_draft(schema)
+    # compile checks the user's schema before its walkers run and the validator checks the normalised
+    # one, usually the same document: the metaschema check (the costliest step of a compile) runs once
+    return _choose_draft_cached(key)
+
+
+@functools.lru_cache(maxsize=512)
+def _choose_draft_cached(key: bytes) -> type[_JSValidator]:
+    return _choose_draft(orjson.loads(key))
+
+
+def _choose_draft(schema: Mapping[str, Any]) -> type[_JSValidator]:
     declared = schema.get("$schema")
     if isinstance(declared, str):
         named = _BY_META.get(_meta_key(declared))
@@ -158,9 +184,86 @@ def choose_draft(schema: Mapping[str, Any] | bool) -> type[_JSValidator]:
     raise first_error or SchemaError("the schema is not valid under any supported JSON Schema draft")
 
 
+# -- regular expressions: every `pattern`, `patternProperties` key and `regex` format value goes through
+# _regex (RE2, linear time; ECMA-262 syntax) instead of jsonschema's Python `re` --------------------------
+
+
+def _search(pattern: str, text: str) -> bool:
+    try:
+        return compile_ecma(pattern).search(text)
+    except RegexError:
+        # only reachable for schemas that skipped the metaschema check; jsonschema's `re` would raise too
+        raise SchemaError(f"invalid regular expression {pattern!r}") from None
+
+
+def _pattern(validator: _JSValidator, spec: Any, instance: Any, schema: Any) -> Iterator[_JSError]:
+    if validator.is_type(instance, "string") and not _search(spec, instance):
+        yield _JSError(f"{instance!r} does not match {spec!r}")
+
+
+def _pattern_properties(validator: Any, spec: Any, instance: Any, schema: Any) -> Iterator[_JSError]:
+    # `validator` is jsonschema's concrete class: `descend` is not on its protocol
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in spec.items():
+        for key, value in instance.items():
+            if _search(pattern, key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional(instance: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    declared = schema.get("properties", {})
+    patterns = schema.get("patternProperties", {})
+    return [k for k in instance if k not in declared and not any(_search(p, k) for p in patterns)]
+
+
+def _additional_properties(validator: Any, spec: Any, instance: Any, schema: Any) -> Iterator[_JSError]:
+    # mirrors jsonschema's own keyword, with patternProperties matched by _regex
+    if not validator.is_type(instance, "object"):
+        return
+    extras = _additional(instance, schema)
+    if validator.is_type(spec, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], spec, path=extra)
+    elif not spec and extras:
+        if "patternProperties" in schema:
+            verb = "does" if len(extras) == 1 else "do"
+            joined = ", ".join(repr(each) for each in sorted(extras))
+            patterns = ", ".join(repr(each) for each in sorted(schema["patternProperties"]))
+            yield _JSError(f"{joined} {verb} not match any of the regexes: {patterns}")
+        else:
+            shown = ", ".join(repr(each) for each in sorted(extras, key=str))
+            verb = "was" if len(extras) == 1 else "were"
+            yield _JSError(f"Additional properties are not allowed ({shown} {verb} unexpected)")
+
+
+@functools.cache
+def format_checker(cls: type[_JSValidator]) -> jsonschema.FormatChecker:
+    """The draft's format checker with `regex` read as ECMA-262 (``\\p{L}`` is valid there)."""
+    checker = jsonschema.FormatChecker(())
+    checker.checkers = dict(cls.FORMAT_CHECKER.checkers)
+    checker.checkers["regex"] = (is_ecma_regex, ())
+    return checker
+
+
+@functools.cache
+def _safe(cls: type[_JSValidator]) -> type[_JSValidator]:
+    """`cls` with the regex keywords on _regex's engine (same draft, same name).
+
+    One place still uses Python's `re`: jsonschema's `unevaluatedProperties` matches `patternProperties`
+    keys itself (a schema needs both keywords, and a catastrophic property-name pattern, to be exposed).
+    """
+    keywords = {"pattern": _pattern, "additionalProperties": _additional_properties}
+    if "patternProperties" in cls.VALIDATORS:
+        keywords["patternProperties"] = _pattern_properties
+    extend = jsonschema.validators.extend
+    safe: type[_JSValidator] = extend(cls, keywords, format_checker=format_checker(cls))  # type: ignore[no-untyped-call]
+    return safe
+
+
 @functools.cache
 def _meta_checker(cls: type[_JSValidator]) -> _JSValidator:
-    return cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
+    return _safe(cls)(cls.META_SCHEMA, format_checker=format_checker(cls))
 
 
 def _check_schema(cls: type[_JSValidator], schema: Mapping[str, Any]) -> None:
@@ -168,7 +271,21 @@ def _check_schema(cls: type[_JSValidator], schema: Mapping[str, Any]) -> None:
     error = jsonschema.exceptions.best_match(checker.iter_errors(schema))
     if error is not None:
         pointer = "#/" + "/".join(str(p) for p in error.absolute_path) if error.absolute_path else ""
-        raise SchemaError(f"invalid JSON Schema ({cls.__name__}): {_clip(error.message, 200)}", pointer)
+        raise SchemaError(f"invalid JSON Schema ({cls.__name__}): {_meta_message(error)}", pointer)
+
+
+_TYPE_NAMES = "array, boolean, integer, null, number, object, string"
+
+
+def _meta_message(error: _JSError) -> str:
+    """The metaschema's complaint, in schema author's words for the two commonest mistakes."""
+    path = list(error.absolute_path)
+    keyword_type = path[-1:] == ["type"] and path[-2:-1] not in (["properties"], ["$defs"], ["definitions"])
+    if keyword_type and error.validator in ("anyOf", "enum", "type"):
+        return f"type {show_value(error.instance)} names no JSON type (use {_TYPE_NAMES})"
+    if error.validator == "type" and error.validator_value in (["object", "boolean"], "object"):
+        return f"expected a schema (an object), got {json_type(error.instance)} {show_value(error.instance)}"
+    return _clip(error.message, 200)
 
 
 # referencing's default `retrieve` raises NoSuchResource: remote `$ref`s are never fetched, so validating
@@ -177,9 +294,10 @@ _OFFLINE: referencing.Registry[Any] = referencing.Registry()
 
 
 def build_jsonschema_validator(schema: Mapping[str, Any] | bool) -> _JSValidator:
-    """A python-jsonschema validator with the same draft choice, format checking and offline `$ref`s."""
+    """A python-jsonschema validator with the same draft choice, format checking and offline `$ref`s
+    (its regular expressions run on RE2: see _regex)."""
     cls = choose_draft(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER, registry=_OFFLINE)
+    return _safe(cls)(schema, format_checker=format_checker(cls), registry=_OFFLINE)
 
 
 _WEAK = frozenset({"anyOf", "oneOf", "not", "if", "then", "else", "allOf", "contains"})
@@ -295,11 +413,7 @@ def _between_quotes(message: str) -> str:
 def _extras(error: _JSError, value: Mapping[str, Any]) -> list[str]:
     """The properties `additionalProperties` rejected: not declared and not matched by a pattern."""
     schema = error.schema if isinstance(error.schema, Mapping) else {}
-    declared = schema.get("properties", {})
-    patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
-    return [
-        str(key) for key in value if key not in declared and not any(p.search(str(key)) for p in patterns)
-    ]
+    return [str(key) for key in _additional(value, schema)]
 
 
 def _explain_alternatives(error: _JSError, path: str, got: str) -> Iterator[tuple[str, str]]:
@@ -490,7 +604,7 @@ class Validator:
     validator class chosen for a JSON Schema (None for pydantic types).
     """
 
-    __slots__ = ("_adapter", "_fast", "_js", "draft", "schema")
+    __slots__ = ("_adapter", "_fast", "_js", "_recursive", "draft", "schema")
 
     def __init__(
         self,
@@ -499,12 +613,15 @@ class Validator:
         js: _JSValidator | None = None,
         fast: Check | None = None,
         adapter: pydantic.TypeAdapter[Any] | None = None,
+        draft: str | None = None,
+        recursive: bool = False,
     ) -> None:
         self.schema = schema
         self._js = js
         self._fast = fast
         self._adapter = adapter
-        self.draft = type(js).__name__ if js is not None else None
+        self._recursive = recursive  # walkers recurse per level of the value: bound its depth first
+        self.draft = draft if draft is not None or js is None else type(js).__name__
 
     def __repr__(self) -> str:
         target = self.draft or getattr(self.schema, "__name__", None) or repr(self.schema)
@@ -517,6 +634,7 @@ class Validator:
         """A validator for a JSON Schema (draft-04 to 2020-12); SchemaError if jsonschema rejects the schema."""
         if not isinstance(schema, (Mapping, bool)):
             raise SchemaError(f"a JSON Schema must be an object or a boolean, got {json_type(schema)}")
+        check_document(schema)
         try:
             key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
         except TypeError:
@@ -557,6 +675,19 @@ class Validator:
 
     def validate_value(self, obj: Any) -> Any:
         """Like `validate`, but a str is a string value, never JSON text (for already-parsed replies)."""
+        self._check_depth(obj)
+        try:
+            return self._validate_value(obj)
+        except RecursionError:
+            raise _recursion_error(obj) from None
+
+    def _check_depth(self, obj: Any) -> None:
+        if self._recursive:
+            where = too_deep(obj)
+            if where is not None:
+                raise ValidationFailed([_nested_too_deep(where)])
+
+    def _validate_value(self, obj: Any) -> Any:
         if self._js is not None:
             if self._js_ok(obj):
                 return obj
@@ -578,13 +709,20 @@ class Validator:
                 obj = _parse_json(obj)
             except ValidationFailed:
                 return False
-        if self._js is not None:
-            return self._js_ok(obj)
-        if self._adapter is None:  # pragma: no cover
-            raise RuntimeError("Validator built without a back end")
+        if self._recursive and too_deep(obj) is not None:
+            return False
         try:
+            if self._js is not None:
+                return self._js_ok(obj)
+            if self._adapter is None:  # pragma: no cover
+                raise RuntimeError("Validator built without a back end")
             self._validate_pydantic(self._adapter, obj)
         except pydantic.ValidationError:
+            return False
+        except RecursionError:
+            error = _recursion_error(obj)
+            if isinstance(error, SchemaError):
+                raise error from None
             return False
         return True
 
@@ -632,6 +770,27 @@ class Validator:
 _JSON_SHAPES = frozenset({dict, list, int, float, bool, type(None)})
 
 
+def _recursion_error(obj: Any) -> ValidationFailed | SchemaError:
+    """What a RecursionError while validating means: a value too deep to walk, or, when the value is
+    shallow, a schema that loops (a cycle the compile-time check cannot see, e.g. through `$dynamicRef`)."""
+    where = too_deep(obj)
+    if where is not None:
+        return ValidationFailed([_nested_too_deep(where)])
+    return SchemaError(
+        "validating never ends: the schema refers to itself without descending into the value "
+        "(through $ref, $dynamicRef or $recursiveRef); make each recursive reference go through "
+        "`properties` or `items`"
+    )
+
+
+def _nested_too_deep(where: list[str | int]) -> Violation:
+    return Violation(
+        format_path(where),
+        f"the value is nested too deeply to check (more than {MAX_INSTANCE_DEPTH} levels); "
+        "return a flatter structure",
+    )
+
+
 def _unresolvable(exc: referencing.exceptions.Unresolvable) -> SchemaError:
     ref = getattr(exc, "ref", None) or getattr(getattr(exc, "_wrapped", None), "ref", "?")
     return SchemaError(
@@ -646,10 +805,11 @@ def _json_schema_validator(key: bytes) -> Validator:
 
 
 def _build_json_schema(schema: Any) -> Validator:
-    js = build_jsonschema_validator(schema)
-    return Validator(
-        schema, js=js, fast=compile_fast(schema, type(js)) if type(js) in _DRAFTS_NEWEST_FIRST else None
-    )
+    cls = choose_draft(schema)
+    check_ref_cycles(schema)
+    js = _safe(cls)(schema, format_checker=format_checker(cls), registry=_OFFLINE)
+    fast = compile_fast(schema, cls, format_checker(cls)) if cls in _DRAFTS_NEWEST_FIRST else None
+    return Validator(schema, js=js, fast=fast, draft=cls.__name__, recursive=has_ref_cycle(schema))
 
 
 @functools.lru_cache(maxsize=512)
