@@ -3,7 +3,7 @@
     python benchmarks/bench_hostile_schema.py [--repeat N]
 
 Table 1: time to check a catastrophic pattern against a 10 KB and a 1 MB string that does not match, with
-extract's engine (RE2 through `extract.schema._regex`, and a whole `Validator.is_valid` call), next to
+extract's engine (RE2 through `extract._ecma_regex`, and a whole `Validator.is_valid` call), next to
 Python's `re` (what python-jsonschema uses) on strings of only 18-22 characters: each extra character
 doubles its time, so it is measured on small inputs only.
 Table 2: compile time of deep and cyclic schemas (the refusals are SchemaError, measured to the raise), and
@@ -25,9 +25,9 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from extract._ecma_regex import compile_ecma
 from extract.errors import SchemaError, ValidationFailed
 from extract.schema import clear_cache, compile_schema
-from extract.schema._regex import compile_ecma
 from extract.schema._validate import Validator, _json_schema_validator
 
 PATTERNS = {

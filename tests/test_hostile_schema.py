@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from extract._ecma_regex import RegexError, compile_ecma, is_ecma_regex
 from extract.errors import SchemaError, ValidationFailed
 from extract.schema import clear_cache, compile_schema, strict_violations
 from extract.schema._guard import MAX_INSTANCE_DEPTH, MAX_SCHEMA_DEPTH
-from extract.schema._regex import RegexError, compile_ecma, is_ecma_regex
 from extract.schema._validate import Validator
 
 EVIL = "^(a+)+$"

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from extract._ecma_regex import RegexError, compile_ecma
 from extract.errors import SchemaError, ValidationFailed
 from extract.schema._codec import IDENTITY, Codec, Unrepresentable, Wrap, same_json, wire_match
 from extract.schema._compact import expanded_size, hoist_repeats, strip_annotations
@@ -15,7 +16,6 @@ from extract.schema._load import Source
 from extract.schema._normalise import normalise
 from extract.schema._options import Options, Relaxation, TooBig
 from extract.schema._profiles import Profile
-from extract.schema._regex import RegexError, compile_ecma
 from extract.schema._subset import strict_violations
 from extract.schema._transform import transform
 from extract.schema._validate import Validator, choose_draft

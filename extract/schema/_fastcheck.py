@@ -18,7 +18,7 @@ import jsonschema
 from jsonschema._utils import equal as _js_equal  # the equality jsonschema itself uses for enum/const
 from jsonschema.protocols import Validator as _JSValidator
 
-from extract.schema._regex import RegexError, compile_ecma
+from extract._ecma_regex import RegexError, compile_ecma
 
 __all__ = ["Check", "compile_fast"]
 

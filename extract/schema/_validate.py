@@ -25,6 +25,7 @@ import referencing.jsonschema
 from jsonschema.exceptions import ValidationError as _JSError
 from jsonschema.protocols import Validator as _JSValidator
 
+from extract._ecma_regex import RegexError, compile_ecma, is_ecma_regex
 from extract.errors import SchemaError, ValidationFailed, Violation
 from extract.schema._fastcheck import Check, compile_fast
 from extract.schema._guard import (
@@ -35,7 +36,6 @@ from extract.schema._guard import (
     too_deep,
 )
 from extract.schema._json import json_type
-from extract.schema._regex import RegexError, compile_ecma, is_ecma_regex
 
 __all__ = ["Validator", "choose_draft", "format_path", "show_value"]
 

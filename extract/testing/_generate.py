@@ -3,7 +3,7 @@
 The test server answers every structured request with a value made here. It must be valid for the strict
 subset (so happy-path tests pass without a model) and, where it can, for the user's full schema: the server
 only sees the wire schema, so constraints the compiler moved into descriptions are read back
-(_generate_hints) and honoured like keywords. Strings are checked against their pattern (`re.search`),
+(_generate_hints) and honoured like keywords. Strings are checked against their pattern (the library's linear-time ECMA-262 engine),
 length and format before they are used; numbers, arrays and objects are built inside their bounds. Where a
 constraint cannot be met (a pattern beyond _regex, a truncated hint) the value is best effort. The same
 (schema, words, seed) always gives the same value.
@@ -16,9 +16,10 @@ import math
 import random
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from extract._ecma_regex import RegexError, compile_ecma
 from extract.testing._generate_hints import UNREADABLE, hinted_keywords
 from extract.testing._regex import example_for
 
@@ -270,8 +271,8 @@ class _Generator:
             fitted = _fit(candidate, low, high, fmt, pattern)
             if fitted is not None:
                 return fitted
-        if pattern is not None:
-            example = example_for(pattern.pattern, min_length=low, max_length=high)
+        if pattern is not None and isinstance(raw_pattern, str):
+            example = example_for(raw_pattern, min_length=low, max_length=high)
             if example is not None:
                 return example
         # Best effort: the constraints could not all be met (or not verified); keep the first candidate
@@ -419,10 +420,12 @@ def _formatted(fmt: str, word: str, rng: random.Random) -> str | None:
     return None
 
 
-def _compiled(pattern: str) -> re.Pattern[str] | None:
+def _compiled(pattern: str) -> Callable[[str], bool] | None:
+    """The pattern's search, in time linear in the text (the library's ECMA-262 engine): a catastrophic
+    pattern must not stall the server."""
     try:
-        return re.compile(pattern)
-    except (re.error, RecursionError, OverflowError):
+        return compile_ecma(pattern).search
+    except (RegexError, RecursionError, OverflowError):
         return None
 
 
@@ -438,7 +441,7 @@ def _pad(text: str, low: int) -> str:
 
 
 def _fit(
-    text: str, low: int, high: int | None, fmt: str | None, pattern: re.Pattern[str] | None
+    text: str, low: int, high: int | None, fmt: str | None, pattern: Callable[[str], bool] | None
 ) -> str | None:
     """`text`, or it stretched/cut to fit [low, high], when the result still passes pattern and format."""
     options = [text]
@@ -455,7 +458,7 @@ def _fit(
     for option in options:
         if len(option) < low or (high is not None and len(option) > high):
             continue
-        if pattern is not None and pattern.search(option) is None:
+        if pattern is not None and not pattern(option):
             continue
         return option
     return None

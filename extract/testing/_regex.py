@@ -13,6 +13,8 @@ import re
 import warnings
 from typing import Any
 
+from extract._ecma_regex import RegexError, compile_ecma
+
 __all__ = ["example_for"]
 
 with warnings.catch_warnings():
@@ -40,9 +42,9 @@ _STRETCHES = (0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144)
 def example_for(pattern: str, *, min_length: int = 0, max_length: int | None = None) -> str | None:
     """A string `re.search(pattern, s)` accepts, with min_length <= len(s) <= max_length; None if none found."""
     try:
-        compiled = re.compile(pattern)
+        search = compile_ecma(pattern).search  # linear time: a catastrophic pattern must not stall the server
         tree = _parser.parse(pattern)
-    except (re.error, RecursionError, OverflowError):
+    except (re.error, RegexError, RecursionError, OverflowError):
         return None
     high = _MAX_LENGTH if max_length is None else min(max_length, _MAX_LENGTH)
     if min_length > high:
@@ -58,7 +60,7 @@ def example_for(pattern: str, *, min_length: int = 0, max_length: int | None = N
         seen.add(base)
         need = max(min_length - len(base), 0)
         for text in (base, base + "x" * need, "x" * need + base, base + " " * need):
-            if min_length <= len(text) <= high and compiled.search(text):
+            if min_length <= len(text) <= high and search(text):
                 return text
     return None
 
