@@ -20,6 +20,7 @@ import orjson
 
 from extract import modes
 from extract._engine.drive import drive_async, drive_sync
+from extract._engine.features import feature_params, service_fields
 from extract._engine.inputs import (
     check_extra_body,
     check_options,
@@ -72,6 +73,7 @@ _EXTRACTOR_OPTIONS = frozenset(
         "extra_body",
         "max_response_bytes",
         "max_server_wait",
+        "queue_threshold",
     }
 )
 _CALL_OPTIONS = frozenset({"instructions", "full", "model", "max_attempts", "token_budget", "extra_body"})
@@ -124,6 +126,7 @@ class Extractor:
         extra_body: Mapping[str, Any] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_server_wait: float = DEFAULT_MAX_WAIT_S,
+        queue_threshold: int | None = None,
         **params: Any,
     ) -> None:
         check_options(params, _EXTRACTOR_OPTIONS | _PARAMS, "Extractor()")
@@ -138,6 +141,11 @@ class Extractor:
         resolved = resolve(
             provider=provider, base_url=base_url, api_key=api_key, model=model, transport=transport
         )
+        if queue_threshold is not None:
+            # a header on every request (flex/auto tiers only): checked against the default model's row
+            row = resolved.provider.row(resolved.model or "*")
+            _, queue_headers = service_fields(row, params.get("service_tier"), queue_threshold)
+            headers = {**(headers or {}), **queue_headers}
         self._transport, own_model = _open(resolved, headers, max_response_bytes)
         self._base_url = resolved.base_url or (_IN_PROCESS if resolved.in_process else resolved.provider.name)
         self._api_key = resolved.api_key
@@ -156,6 +164,9 @@ class Extractor:
         self.limiter = limiter
         self._retry = RetryPolicy(max_retries=max_retries, max_server_wait=max_server_wait)
         self._params = dict(params)
+        feature_params(
+            self.record.row(chosen), self._params, {}
+        )  # a feature the model refuses fails here, early
         self._demoted: dict[tuple[str, str], set[str]] = {}
         self._rows: dict[str, ModelRow] = {}
         self._warned: set[tuple[str, str, str]] = set()
@@ -257,6 +268,9 @@ class Extractor:
         if "max_tokens" in merged and row.max_tokens_field != "max_tokens":
             merged = dict(merged)
             merged.setdefault(row.max_tokens_field, merged.pop("max_tokens"))
+        merged = feature_params(
+            row, merged, compiled.wire_schema, instructions, default_effort=row.reasoning_effort
+        )
         with self._lock:
             demoted = self._demoted.setdefault((self._base_url, use_model), set())
         return Job(
@@ -354,6 +368,7 @@ _CONFIG_KEYS = (
     "limiter",
     "transport",
     "headers",
+    "queue_threshold",
 )
 _MODULE_OPTIONS = frozenset(_CONFIG_KEYS) | _CALL_OPTIONS | _PARAMS
 _ENV_NAMES = tuple(
@@ -366,6 +381,8 @@ _defaults_lock = threading.Lock()
 def _default_extractor(model: str | None, options: dict[str, Any]) -> Extractor:
     """The shared Extractor for this configuration (and the current environment), built on first use."""
     config = {k: options.pop(k) for k in _CONFIG_KEYS if k in options}
+    if "queue_threshold" in config and "service_tier" in options:
+        config["service_tier"] = options["service_tier"]  # the threshold header is checked against the tier
     config["model"] = model
     key = (
         tuple((k, _freeze(config[k])) for k in sorted(config)),
