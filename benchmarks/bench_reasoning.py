@@ -40,15 +40,15 @@ _LAST: dict[str, Any] = {}
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--docs", type=int, default=None, help="documents per effort (default 40; 4 with --quick)")
-    p.add_argument("--budget", type=int, default=512, help="the tight max_completion_tokens of the second run")
+    p.add_argument(
+        "--budget", type=int, default=512, help="the tight max_completion_tokens of the second run"
+    )
     p.add_argument("--max-attempts", type=int, default=4)
     p.add_argument("--quick", action="store_true")
     return p
 
 
-def measure(
-    base_url: str, effort: str | None, docs: int, budget: int | None, max_attempts: int
-) -> Row:
+def measure(base_url: str, effort: str | None, docs: int, budget: int | None, max_attempts: int) -> Row:
     """One effort (None: no reasoning_effort sent) over `docs` documents, fresh Extractor."""
     options: dict[str, Any] = {"reasoning_effort": effort}  # None: no effort sent (not the row's default)
     if budget is not None:
