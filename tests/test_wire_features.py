@@ -355,3 +355,54 @@ def test_time_info_per_attempt_and_summed(server: TestServer, call: Call) -> Non
     assert result.time_info is not None
     for key in ("queue_time", "prompt_time", "completion_time", "total_time"):
         assert result.time_info[key] == pytest.approx(sum(i[key] for i in infos if i is not None))
+
+
+# ---- the reasoning benchmark (quick run: what must hold whatever the speed) -----------------------------
+
+
+def test_bench_reasoning_quick() -> None:
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from benchmarks import bench_reasoning
+
+    rows = bench_reasoning.main(["--docs", "2", "--budget", "512"])
+    by = {(r["effort"], r["budget"]): r for r in rows}
+    assert len(rows) == 8 and all(r["success %"] == 100.0 for r in rows)
+    assert by[("low", "none")]["reasoning tok/success"] == 64
+    assert by[("high", "none")]["reasoning tok/success"] == 1024
+    assert by[("high", 512)]["attempts/doc"] > 1  # the budget ran out inside the reasoning and grew
+    assert bench_reasoning.choose(rows) == "low"
+    from extract.providers import PROVIDERS
+
+    assert PROVIDERS["cerebras"].row(REASONING).reasoning_effort == bench_reasoning.choose(rows)
+
+
+# ---- extract run: --service-tier / --queue-threshold, and the cached tokens in the end summary ----------
+
+
+def test_cli_run_service_tier_and_cached_summary(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from extract.cli import main
+
+    for name in ("CEREBRAS_API_KEY", "CEREBRAS_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    schema = tmp_path / "person.json"
+    schema.write_bytes(orjson.dumps(Person.model_json_schema()))
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    lines = [orjson.dumps({"id": f"d{i}", "text": f"Ada {i} is {30 + i}."}) + b"\n" for i in range(3)]
+    inp.write_bytes(b"".join(lines))
+    with TestServer() as server:  # no key: the CLI never takes one on the command line
+        args = ["run", str(schema), "--input", str(inp), "--output", str(out), "--concurrency", "1"]
+        args += ["--base-url", server.base_url, "--model", REASONING, "--provider", "cerebras"]
+        args += ["--service-tier", "flex", "--queue-threshold", "500", "--instructions", LONG_INSTRUCTIONS]
+        assert main(args) == 0
+        assert len(server.requests) == 3
+        assert all(r["service_tier"] == "flex" for r in server.requests)
+        assert all(r.headers["queue_threshold"] == "500" for r in server.requests)
+    summary = capsys.readouterr().err
+    assert " cached)" in summary and "(0 cached)" not in summary, summary
