@@ -12,13 +12,22 @@ from typing import Any
 import orjson
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from extract import modes
-from extract._engine.features import FeatureError, cache_prefix_report
+from extract._engine.features import (
+    PREDICTION_MAX_BYTES,
+    FeatureError,
+    cache_prefix_report,
+    prediction_fields,
+)
 from extract.batch import extract_many
 from extract.core import Extractor, Result
 from extract.errors import RateLimitError
+from extract.providers import PROVIDERS
 from extract.ratelimit import RateLimiter
+from extract.schema import compile_schema
 from extract.testing import Fault, TestServer
 from extract.transports import RetryPolicy
 
@@ -36,6 +45,7 @@ class Person(pydantic.BaseModel):
 
 
 Call = Callable[..., Result]
+_COMPILED = compile_schema(Person, provider=PROVIDERS["cerebras"].profile)
 
 
 @pytest.fixture
@@ -376,8 +386,6 @@ def test_bench_reasoning_quick() -> None:
     assert by[("high", "none")]["reasoning tok/success"] == 1024
     assert by[("high", 512)]["attempts/doc"] > 1  # the budget ran out inside the reasoning and grew
     assert bench_reasoning.choose(rows) == "low"
-    from extract.providers import PROVIDERS
-
     assert PROVIDERS["cerebras"].row(REASONING).reasoning_effort == bench_reasoning.choose(rows)
 
 
@@ -406,3 +414,63 @@ def test_cli_run_service_tier_and_cached_summary(
         assert all(r.headers["queue_threshold"] == "500" for r in server.requests)
     summary = capsys.readouterr().err
     assert " cached)" in summary and "(0 cached)" not in summary, summary
+
+
+# ---- module-level entry points take the options too -----------------------------------------------------
+
+
+def test_module_extract_takes_the_feature_options(server: TestServer) -> None:
+    from extract import aextract, extract
+
+    options = {"base_url": server.base_url, "api_key": "sk-test", "provider": "cerebras"}
+    extract(Person, TEXT, model=REASONING, service_tier="flex", queue_threshold=300, logprobs=True, **options)
+    asyncio.run(aextract(Person, TEXT, model=REASONING, reasoning_effort="medium", **options))
+    first, second = server.requests
+    assert first["service_tier"] == "flex" and first.headers["queue_threshold"] == "300" and first["logprobs"]
+    assert second["reasoning_effort"] == "medium" and "queue_threshold" not in second.headers
+
+
+# ---- properties of the pure parts -----------------------------------------------------------------------
+
+_texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=200)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    instructions=st.one_of(st.none(), _texts), mode=st.sampled_from(["json_schema", "json_object", "prompt"])
+)
+def test_layout_keeps_the_document_last_and_the_prefix_constant(instructions: str | None, mode: str) -> None:
+    compiled = _COMPILED
+    system = modes.system_prompt(mode, compiled, instructions)
+
+    def build(document: str) -> list[dict[str, str]]:
+        return [{"role": "system", "content": system}, modes.document_message(document)]
+
+    report = cache_prefix_report(build)
+    assert report.ok, report.problems
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=_texts, b=_texts, mode=st.sampled_from(["json_schema", "json_object", "prompt"]))
+def test_instruction_variants_share_every_constant_byte(a: str, b: str, mode: str) -> None:
+    constant = modes.system_prompt(mode, _COMPILED, "x")[:-1]  # everything before the instructions
+    for instructions in (a, b):
+        system = modes.system_prompt(mode, _COMPILED, instructions)
+        assert system.startswith(constant)
+
+
+_large = st.tuples(st.sampled_from(["a", "é", "€", "😀", " "]), st.integers(4000, 17_000)).map(
+    lambda t: t[0] * t[1]
+)
+
+
+@given(reply=st.one_of(st.none(), _texts, _large))
+def test_prediction_is_the_reply_only_when_non_blank_and_small(reply: str | None) -> None:
+    row = PROVIDERS["cerebras"].row(REASONING)
+    fields = prediction_fields(row, reply)
+    small = reply is not None and len(reply.encode("utf-8", "surrogatepass")) <= PREDICTION_MAX_BYTES
+    if reply is not None and reply.strip() and small:
+        assert fields == {"prediction": {"type": "content", "content": reply}}
+    else:
+        assert fields == {}
+    assert prediction_fields(PROVIDERS["cerebras"].row(PLAIN), reply) == {}
