@@ -28,7 +28,7 @@ from extract._engine.inputs import (
     check_schema_argument,
     check_text,
 )
-from extract._engine.loop import Job, Prepared, run
+from extract._engine.loop import FIELD_REFUSED, Job, Prepared, run
 from extract.errors import ConfigurationError, redact
 from extract.providers import PROVIDERS, REQUEST_FIELDS, ModelRow, Resolved, error_fields, resolve
 from extract.results import Attempt, Result, Usage
@@ -268,11 +268,15 @@ class Extractor:
         if "max_tokens" in merged and row.max_tokens_field != "max_tokens":
             merged = dict(merged)
             merged.setdefault(row.max_tokens_field, merged.pop("max_tokens"))
-        merged = feature_params(
+        featured = feature_params(
             row, merged, compiled.wire_schema, instructions, default_effort=row.reasoning_effort
         )
         with self._lock:
             demoted = self._demoted.setdefault((self._base_url, use_model), set())
+            refused = {m[len(FIELD_REFUSED) :] for m in demoted if m.startswith(FIELD_REFUSED)}
+        # what the row added on the caller's behalf may be dropped if a server refuses it (never the caller's)
+        optional = frozenset(k for k in featured if k not in merged)
+        merged = {k: v for k, v in featured.items() if not (k in optional and k in refused)}
         return Job(
             compiled=compiled,
             source=text,
@@ -290,6 +294,7 @@ class Extractor:
             token_budget=self.token_budget if token_budget is None else token_budget,
             limiter=self.limiter,
             secrets=(self._api_key,),
+            optional=optional,
         )
 
     # -- public ---------------------------------------------------------------------------------------

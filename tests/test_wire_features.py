@@ -24,7 +24,7 @@ from extract._engine.features import (
 )
 from extract.batch import extract_many
 from extract.core import Extractor, Result
-from extract.errors import RateLimitError
+from extract.errors import BadRequestError, RateLimitError
 from extract.providers import PROVIDERS
 from extract.ratelimit import RateLimiter
 from extract.schema import compile_schema
@@ -233,6 +233,32 @@ def test_prompt_cache_key_only_where_the_row_accepts_it(server: TestServer, call
     with pytest.raises(FeatureError, match="prompt_cache_key"):
         call(make(server, model=PLAIN, provider="llamacpp"), prompt_cache_key="k")
     assert server.request_count == count
+
+
+_NOT_ENABLED = {
+    "message": "prompt_cache_key is not enabled for this organization.",
+    "type": "invalid_request_error",
+    "param": "prompt_cache_key",
+    "code": "wrong_api_format",
+}
+
+
+def test_a_refused_derived_cache_key_is_dropped_once_and_remembered(server: TestServer, call: Call) -> None:
+    server.script(Fault.http_error(400, _NOT_ENABLED))
+    ex = make(server)
+    result = call(ex)
+    assert server.request_count == 2 and len(result.attempts) == 1
+    assert "prompt_cache_key" in server.requests[0] and "prompt_cache_key" not in server.requests[1]
+    assert result.mode == "json_schema"  # not mistaken for a refusal of the output mode
+    call(ex, "Alan Turing was 41.")
+    assert "prompt_cache_key" not in server.requests[2] and server.request_count == 3
+
+
+def test_a_refused_caller_cache_key_is_an_error(server: TestServer, call: Call) -> None:
+    server.script(Fault.http_error(400, _NOT_ENABLED))
+    with pytest.raises(BadRequestError, match="not enabled"):
+        call(make(server), prompt_cache_key="mine")
+    assert server.request_count == 1
 
 
 def test_second_document_reads_cached_tokens(server: TestServer, call: Call) -> None:

@@ -24,7 +24,7 @@ from extract.errors import (
     ExtractionFailed,
     redact,
 )
-from extract.providers import ModelRow, Provider
+from extract.providers import ModelRow, Provider, error_fields
 from extract.results import Attempt, Result, Usage, sum_time_info
 from extract.transports import (
     RetryPolicy,
@@ -81,6 +81,21 @@ class Job:
     token_budget: int | None
     limiter: Limiter | None
     secrets: tuple[str | None, ...]
+    # request fields the engine added on the caller's behalf (a default reasoning effort, the derived
+    # prompt_cache_key): a server that refuses one gets the request again without it, remembered in `demoted`
+    optional: frozenset[str] = frozenset()
+
+
+# How a field refused by a server is remembered in Job.demoted (beside the refused modes).
+FIELD_REFUSED = "field:"
+
+
+def _refused_field(job: Job, response: WireResponse, body: Mapping[str, Any]) -> str | None:
+    """The optional field a 4xx refuses (its `param` names a field the engine added and sent), else None."""
+    if not job.optional or not 400 <= response.status_code < 500 or response.status_code == 429:
+        return None
+    param = error_fields(response.data).get("param")
+    return param if param in job.optional and param in body else None
 
 
 def _conversation(job: Job, prepared: Prepared, document: dict[str, str] | None) -> list[Mapping[str, Any]]:
@@ -165,6 +180,8 @@ def _exchange(
                     used = usage.get("total_tokens") if isinstance(usage, dict) else None
                     limiter.observe(status, headers, used if isinstance(used, int) else None, reserved)
             if 200 <= status < 300 and isinstance(outcome.data, dict):
+                return outcome, latency
+            if _refused_field(job, outcome, body) is not None:
                 return outcome, latency
             if mode != "prompt" and job.provider.refuses_mode(status, outcome.data, outcome.body):
                 return outcome, latency
@@ -253,6 +270,12 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("request: model=%s mode=%s attempt=%d", job.model, mode, len(attempts) + 1)
         response, latency = yield from _exchange(job, mode, body, reserved)
+        refused = _refused_field(job, response, body) if response.status_code >= 300 else None
+        if refused is not None:  # a field we added is refused: drop it, remember, retry at once, uncounted
+            logger.info("%s refused %s; sending requests without it", job.model, refused)
+            params.pop(refused, None)
+            job.demoted.add(FIELD_REFUSED + refused)
+            continue
         if response.status_code >= 300:  # the server refused the mode: demote, retry at once, uncounted
             job.demoted.add(mode)
             job.on_demote(mode, response)
