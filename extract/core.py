@@ -107,6 +107,11 @@ def _open(
 class Extractor:
     """A reusable client: one pooled connection set, cached compiled schemas and prompts, and the
     memory of which output modes each (server, model) refused. Safe to share across threads and tasks.
+
+    Provider features are request fields checked against the model's row before anything is sent:
+    `reasoning_effort` / `reasoning_format`, `logprobs` / `top_logprobs`, `service_tier`,
+    `prompt_cache_key` (derived per schema and instructions where the row takes it) and `prediction`;
+    `queue_threshold` (milliseconds, with service_tier "flex" or "auto") is the provider's header.
     """
 
     def __init__(

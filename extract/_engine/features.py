@@ -3,6 +3,8 @@ effort and format, prompt cache key, predicted outputs, service tier, logprobs) 
 from a reply (reasoning text, token logprobs of chat and text completions, time_info, usage details), plus two predicates (a refusal
 for queue or capacity is transient; a message layout keeps the constant part a cacheable prefix).
 
+`feature_params` applies them all to one call's request fields, the engine's single entry point.
+
 No I/O. Each builder takes the few capabilities it needs (`FeatureSupport`, or any object with the same
 attributes, such as a provider record's model row) and returns a fragment to merge into the body, so the
 engine's wiring is a dict update. A capability of None means "not known": what the caller asks for
