@@ -20,6 +20,7 @@ import orjson
 
 from extract import modes
 from extract._engine.drive import drive_async, drive_sync
+from extract._engine.features import feature_params, service_fields
 from extract._engine.inputs import (
     check_extra_body,
     check_options,
@@ -27,7 +28,7 @@ from extract._engine.inputs import (
     check_schema_argument,
     check_text,
 )
-from extract._engine.loop import Job, Prepared, run
+from extract._engine.loop import FIELD_REFUSED, Job, Prepared, run
 from extract.errors import ConfigurationError, redact
 from extract.providers import PROVIDERS, REQUEST_FIELDS, ModelRow, Resolved, error_fields, resolve
 from extract.results import Attempt, Result, Usage
@@ -72,6 +73,7 @@ _EXTRACTOR_OPTIONS = frozenset(
         "extra_body",
         "max_response_bytes",
         "max_server_wait",
+        "queue_threshold",
     }
 )
 _CALL_OPTIONS = frozenset({"instructions", "full", "model", "max_attempts", "token_budget", "extra_body"})
@@ -105,6 +107,11 @@ def _open(
 class Extractor:
     """A reusable client: one pooled connection set, cached compiled schemas and prompts, and the
     memory of which output modes each (server, model) refused. Safe to share across threads and tasks.
+
+    Provider features are request fields checked against the model's row before anything is sent:
+    `reasoning_effort` / `reasoning_format`, `logprobs` / `top_logprobs`, `service_tier`,
+    `prompt_cache_key` (derived per schema and instructions where the row takes it) and `prediction`;
+    `queue_threshold` (milliseconds, with service_tier "flex" or "auto") is the provider's header.
     """
 
     def __init__(
@@ -124,6 +131,7 @@ class Extractor:
         extra_body: Mapping[str, Any] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_server_wait: float = DEFAULT_MAX_WAIT_S,
+        queue_threshold: int | None = None,
         **params: Any,
     ) -> None:
         check_options(params, _EXTRACTOR_OPTIONS | _PARAMS, "Extractor()")
@@ -138,6 +146,11 @@ class Extractor:
         resolved = resolve(
             provider=provider, base_url=base_url, api_key=api_key, model=model, transport=transport
         )
+        if queue_threshold is not None:
+            # a header on every request (flex/auto tiers only): checked against the default model's row
+            row = resolved.provider.row(resolved.model or "*")
+            _, queue_headers = service_fields(row, params.get("service_tier"), queue_threshold)
+            headers = {**(headers or {}), **queue_headers}
         self._transport, own_model = _open(resolved, headers, max_response_bytes)
         self._base_url = resolved.base_url or (_IN_PROCESS if resolved.in_process else resolved.provider.name)
         self._api_key = resolved.api_key
@@ -156,6 +169,9 @@ class Extractor:
         self.limiter = limiter
         self._retry = RetryPolicy(max_retries=max_retries, max_server_wait=max_server_wait)
         self._params = dict(params)
+        feature_params(
+            self.record.row(chosen), self._params, {}
+        )  # a feature the model refuses fails here, early
         self._demoted: dict[tuple[str, str], set[str]] = {}
         self._rows: dict[str, ModelRow] = {}
         self._warned: set[tuple[str, str, str]] = set()
@@ -257,8 +273,15 @@ class Extractor:
         if "max_tokens" in merged and row.max_tokens_field != "max_tokens":
             merged = dict(merged)
             merged.setdefault(row.max_tokens_field, merged.pop("max_tokens"))
+        featured = feature_params(
+            row, merged, compiled.wire_schema, instructions, default_effort=row.reasoning_effort
+        )
         with self._lock:
             demoted = self._demoted.setdefault((self._base_url, use_model), set())
+            refused = {m[len(FIELD_REFUSED) :] for m in demoted if m.startswith(FIELD_REFUSED)}
+        # what the row added on the caller's behalf may be dropped if a server refuses it (never the caller's)
+        optional = frozenset(k for k in featured if k not in merged)
+        merged = {k: v for k, v in featured.items() if not (k in optional and k in refused)}
         return Job(
             compiled=compiled,
             source=text,
@@ -276,6 +299,7 @@ class Extractor:
             token_budget=self.token_budget if token_budget is None else token_budget,
             limiter=self.limiter,
             secrets=(self._api_key,),
+            optional=optional,
         )
 
     # -- public ---------------------------------------------------------------------------------------
@@ -354,6 +378,7 @@ _CONFIG_KEYS = (
     "limiter",
     "transport",
     "headers",
+    "queue_threshold",
 )
 _MODULE_OPTIONS = frozenset(_CONFIG_KEYS) | _CALL_OPTIONS | _PARAMS
 _ENV_NAMES = tuple(
@@ -366,6 +391,8 @@ _defaults_lock = threading.Lock()
 def _default_extractor(model: str | None, options: dict[str, Any]) -> Extractor:
     """The shared Extractor for this configuration (and the current environment), built on first use."""
     config = {k: options.pop(k) for k in _CONFIG_KEYS if k in options}
+    if "queue_threshold" in config and "service_tier" in options:
+        config["service_tier"] = options["service_tier"]  # the threshold header is checked against the tier
     config["model"] = model
     key = (
         tuple((k, _freeze(config[k])) for k in sorted(config)),

@@ -108,7 +108,7 @@ def test_result_tells_the_story(server: TestServer) -> None:
 
 
 def test_provider_parameters_pass_through(server: TestServer) -> None:
-    ex = make(server, temperature=0.2, seed=7)
+    ex = make(server, temperature=0.2, seed=7, model="gpt-oss-120b")  # a model that takes reasoning_effort
     ex.extract(person_schema(), TEXT, top_p=0.9, reasoning_effort="low", max_completion_tokens=500)
     body = server.requests[0]
     assert (body["temperature"], body["seed"], body["top_p"]) == (0.2, 7, 0.9)

@@ -47,7 +47,9 @@ def test_records_are_immutable_typed_data(record: Provider) -> None:
     for row in record.rows:
         assert isinstance(row, ModelRow)
         assert set(row.modes) <= set(MODES) and row.modes[-1] == "prompt"
-        assert set(row.reasoning_efforts) <= {"none", "minimal", "low", "medium", "high"}
+        # None: not known (the generic row); a default effort must be one the row takes
+        assert set(row.reasoning_efforts or ()) <= {"none", "minimal", "low", "medium", "high"}
+        assert row.reasoning_effort is None or row.reasoning_effort in (row.reasoning_efforts or ())
         assert row.encodings <= {"gzip", "msgpack"}
         assert not row.reasoning_efforts or row.reasoning
         assert row.request_fields <= REQUEST_FIELDS

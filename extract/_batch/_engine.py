@@ -177,6 +177,7 @@ class _Runner:
         else:
             stats.failed += 1
         stats.tokens += outcome.usage.total_tokens
+        stats.cached_tokens += outcome.usage.cached_tokens
         if self.limiter is not None:
             throttled = self.limiter.stats().throttled
             if throttled > self.throttled_seen:

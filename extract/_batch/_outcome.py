@@ -79,6 +79,7 @@ class BatchStats:
     failed: int = 0
     skipped: int = 0
     tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens the provider billed from its prompt cache
     throttled: int = 0
     concurrency: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -97,5 +98,5 @@ class BatchStats:
         rate = self.completed / self.elapsed if self.elapsed > 0 else 0.0
         return (
             f"{self.done} done, {self.failed} failed, {self.skipped} skipped (already in the output), "
-            f"{self.tokens:,} tokens, {self.elapsed:.1f}s ({rate:.1f} docs/s), {self.throttled} rate-limited (429)"
+            f"{self.tokens:,} tokens ({self.cached_tokens:,} cached), {self.elapsed:.1f}s ({rate:.1f} docs/s), {self.throttled} rate-limited (429)"
         )

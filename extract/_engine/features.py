@@ -3,6 +3,8 @@ effort and format, prompt cache key, predicted outputs, service tier, logprobs) 
 from a reply (reasoning text, token logprobs of chat and text completions, time_info, usage details), plus two predicates (a refusal
 for queue or capacity is transient; a message layout keeps the constant part a cacheable prefix).
 
+`feature_params` applies them all to one call's request fields, the engine's single entry point.
+
 No I/O. Each builder takes the few capabilities it needs (`FeatureSupport`, or any object with the same
 attributes, such as a provider record's model row) and returns a fragment to merge into the body, so the
 engine's wiring is a dict update. A capability of None means "not known": what the caller asks for
@@ -24,6 +26,8 @@ from extract.errors import ConfigurationError
 
 __all__ = [
     "CACHE_KEY_MAX_CHARS",
+    "FEATURE_PARAMS",
+    "PREDICTION_MAX_BYTES",
     "QUEUE_THRESHOLD_HEADER",
     "QUEUE_THRESHOLD_RANGE_MS",
     "REASONING_EFFORTS",
@@ -37,6 +41,7 @@ __all__ = [
     "UsageDetails",
     "add_time_info",
     "cache_prefix_report",
+    "feature_params",
     "is_capacity_refusal",
     "logprob_fields",
     "prediction_fields",
@@ -50,6 +55,7 @@ __all__ = [
     "read_time_info",
     "read_usage_details",
     "reasoning_fields",
+    "reasoning_reserve",
     "service_fields",
 ]
 
@@ -65,6 +71,25 @@ MAX_TOP_LOGPROBS: Final = 20
 # "raw" puts the reasoning inside the content, which a JSON response_format cannot hold.
 _RAW_FORMAT: Final = "raw"
 TIME_FIELDS: Final = ("queue_time", "prompt_time", "completion_time", "total_time")
+# A re-ask's prediction is the whole previous reply, so it is only sent while that stays small: a large
+# prediction costs more rejected tokens than the accepted ones save.
+PREDICTION_MAX_BYTES: Final = 16 * 1024
+# Reasoning tokens the limiter reserves per effort when the caller sets no completion budget (a guess on
+# the high side of what the provider's reasoning models spend; the response's usage corrects it).
+_REASONING_RESERVE: Final = {"none": 0, "minimal": 256, "low": 512, "medium": 2048, "high": 8192}
+_DEFAULT_EFFORT: Final = "medium"  # what the provider's reasoning models use when no effort is sent
+# The request fields `feature_params` checks against the model's row.
+FEATURE_PARAMS: Final = frozenset(
+    {
+        "reasoning_effort",
+        "reasoning_format",
+        "logprobs",
+        "top_logprobs",
+        "service_tier",
+        "prompt_cache_key",
+        "prediction",
+    }
+)
 
 
 class FeatureError(ConfigurationError):
@@ -167,7 +192,9 @@ def prompt_cache_fields(
 ) -> dict[str, str]:
     """`prompt_cache_key` where the row says it is accepted (never on a guess: an account without it
     enabled may refuse the field). `key` overrides the derived one and is checked for length."""
-    if caps.prompt_cache_key is not True:
+    if key is not None and caps.prompt_cache_key is False:
+        raise FeatureError("this model takes no prompt_cache_key; leave it unset or pick another model")
+    if caps.prompt_cache_key is not True and key is None:
         return {}
     if key is not None:
         if not isinstance(key, str) or not key or len(key) > CACHE_KEY_MAX_CHARS:
@@ -178,12 +205,49 @@ def prompt_cache_fields(
     return {"prompt_cache_key": prompt_cache_key(schema, instructions)}
 
 
-def prediction_fields(caps: SupportsFeatures, last_reply: str | None) -> dict[str, dict[str, str]]:
+def prediction_fields(
+    caps: SupportsFeatures, last_reply: str | None, *, max_bytes: int = PREDICTION_MAX_BYTES
+) -> dict[str, dict[str, str]]:
     """On a re-ask, the previous reply as a predicted output (the corrected answer is mostly the same
-    text), where the row allows predictions; nothing for an empty reply."""
+    text), where the row allows predictions; nothing for an empty reply or one over `max_bytes`."""
     if caps.predicted_outputs is not True or not isinstance(last_reply, str) or not last_reply.strip():
         return {}
+    if len(last_reply) > max_bytes or len(last_reply.encode("utf-8", "surrogatepass")) > max_bytes:
+        return {}
     return {"prediction": {"type": "content", "content": last_reply}}
+
+
+def reasoning_reserve(reasoning: bool, effort: str | None) -> int:
+    """Completion tokens to reserve for a reasoning model's thinking when no budget bounds it."""
+    if not reasoning:
+        return 0
+    return _REASONING_RESERVE.get(effort or _DEFAULT_EFFORT, _REASONING_RESERVE[_DEFAULT_EFFORT])
+
+
+def feature_params(
+    caps: SupportsFeatures,
+    params: Mapping[str, Any],
+    schema: Mapping[str, Any],
+    instructions: str | None = None,
+    *,
+    default_effort: str | None = None,
+) -> dict[str, Any]:
+    """The caller's request fields with every optional feature checked against the model's row (a
+    FeatureError before anything is sent), plus what the row adds itself: the default reasoning effort
+    (unless the caller passed `reasoning_effort=None`) and a prompt_cache_key per (schema, instructions).
+    """
+    out = {k: v for k, v in params.items() if k not in FEATURE_PARAMS}
+    effort = params.get("reasoning_effort", default_effort)
+    out.update(reasoning_fields(caps, effort, params.get("reasoning_format")))
+    out.update(logprob_fields(caps, params.get("logprobs"), params.get("top_logprobs")))
+    out.update(service_fields(caps, params.get("service_tier"))[0])
+    out.update(prompt_cache_fields(caps, schema, instructions, key=params.get("prompt_cache_key")))
+    prediction = params.get("prediction")
+    if prediction is not None:
+        if caps.predicted_outputs is False:
+            raise FeatureError("this model takes no prediction; leave it unset or pick another model")
+        out["prediction"] = prediction
+    return out
 
 
 def service_fields(

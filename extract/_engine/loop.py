@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from extract import modes
 from extract._engine.drive import Action, Outcome, Send, Sleep
+from extract._engine.features import is_capacity_refusal, prediction_fields, reasoning_reserve
 from extract._engine.judge import Verdict, correction, judge
 from extract.errors import (
     APIConnectionError,
@@ -23,7 +24,7 @@ from extract.errors import (
     ExtractionFailed,
     redact,
 )
-from extract.providers import ModelRow, Provider
+from extract.providers import ModelRow, Provider, error_fields
 from extract.results import Attempt, Result, Usage, sum_time_info
 from extract.transports import (
     RetryPolicy,
@@ -80,6 +81,21 @@ class Job:
     token_budget: int | None
     limiter: Limiter | None
     secrets: tuple[str | None, ...]
+    # request fields the engine added on the caller's behalf (a default reasoning effort, the derived
+    # prompt_cache_key): a server that refuses one gets the request again without it, remembered in `demoted`
+    optional: frozenset[str] = frozenset()
+
+
+# How a field refused by a server is remembered in Job.demoted (beside the refused modes).
+FIELD_REFUSED = "field:"
+
+
+def _refused_field(job: Job, response: WireResponse, body: Mapping[str, Any]) -> str | None:
+    """The optional field a 4xx refuses (its `param` names a field the engine added and sent), else None."""
+    if not job.optional or not 400 <= response.status_code < 500 or response.status_code == 429:
+        return None
+    param = error_fields(response.data).get("param")
+    return param if param in job.optional and param in body else None
 
 
 def _conversation(job: Job, prepared: Prepared, document: dict[str, str] | None) -> list[Mapping[str, Any]]:
@@ -100,12 +116,16 @@ def _conversation(job: Job, prepared: Prepared, document: dict[str, str] | None)
     return given
 
 
-def _estimate(messages: Sequence[Mapping[str, Any]], prepared: Prepared, max_tokens: int | None) -> int:
+def _estimate(
+    messages: Sequence[Mapping[str, Any]], prepared: Prepared, max_tokens: int | None, reasoning: int = 0
+) -> int:
+    """Tokens to reserve: the prompt, and the completion budget (or, without one, a default reply plus
+    the reasoning a reasoning model is expected to spend first)."""
     chars = prepared.chars
     for message in messages:
         content = message.get("content")
         chars += len(content) if isinstance(content, str) else 64
-    return chars // 4 + (max_tokens or DEFAULT_RESERVED_COMPLETION)
+    return chars // 4 + (max_tokens or DEFAULT_RESERVED_COMPLETION + reasoning)
 
 
 def _exchange(
@@ -147,18 +167,28 @@ def _exchange(
         else:
             status = outcome.status_code
             headers = outcome.headers
+            # "queue too long": the provider is busy, not this account over quota; retried with backoff,
+            # and not shown to the limiter as a 429 (that would pace every request as if over quota)
+            busy = status >= 400 and is_capacity_refusal(
+                status, outcome.data if outcome.data is not None else outcome.body
+            )
             if limiter is not None:
-                usage = outcome.data.get("usage") if isinstance(outcome.data, dict) else None
-                used = usage.get("total_tokens") if isinstance(usage, dict) else None
-                limiter.observe(status, headers, used if isinstance(used, int) else None, reserved)
+                if busy:
+                    limiter.observe(0, {}, None, reserved)
+                else:
+                    usage = outcome.data.get("usage") if isinstance(outcome.data, dict) else None
+                    used = usage.get("total_tokens") if isinstance(usage, dict) else None
+                    limiter.observe(status, headers, used if isinstance(used, int) else None, reserved)
             if 200 <= status < 300 and isinstance(outcome.data, dict):
+                return outcome, latency
+            if _refused_field(job, outcome, body) is not None:
                 return outcome, latency
             if mode != "prompt" and job.provider.refuses_mode(status, outcome.data, outcome.body):
                 return outcome, latency
             if 200 <= status < 300:  # HTML, invalid UTF-8, not JSON: a server fault, retried, never re-asked
                 if retry >= policy.max_retries:
                     raise unreadable_reply_error(outcome, secrets=job.secrets)
-            elif retry >= policy.max_retries or not should_retry(status, headers):
+            elif retry >= policy.max_retries or not (busy or should_retry(status, headers)):
                 raise _refine(job, outcome, error_from_response(outcome, secrets=job.secrets))
             delay = retry_delay(retry, status, headers, policy)
             logger.debug("HTTP %d; retry %d in %.2fs", status, retry + 1, delay)
@@ -222,6 +252,8 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
     attempts: list[Attempt] = []
     usage = Usage()
     tail: list[Mapping[str, Any]] = []
+    predicted: dict[str, Any] = {}  # the last reply as a predicted output, on a re-ask
+    thinking = reasoning_reserve(job.row.reasoning, params.get("reasoning_effort"))
     refusals = 0
     why = "every attempt was used"
     while True:
@@ -229,12 +261,21 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
         prepared = job.prepare(mode)
         messages = _conversation(job, prepared, document)
         messages.extend(tail)
-        body = modes.build_body(mode, job.model, messages, prepared.response_format, params, job.extra_body)
+        fields = {**params, **predicted} if predicted else params
+        body = modes.build_body(mode, job.model, messages, prepared.response_format, fields, job.extra_body)
         max_tokens = params.get(tokens_field)
-        reserved = _estimate(messages, prepared, max_tokens if isinstance(max_tokens, int) else None)
+        reserved = _estimate(
+            messages, prepared, max_tokens if isinstance(max_tokens, int) else None, thinking
+        )
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("request: model=%s mode=%s attempt=%d", job.model, mode, len(attempts) + 1)
         response, latency = yield from _exchange(job, mode, body, reserved)
+        refused = _refused_field(job, response, body) if response.status_code >= 300 else None
+        if refused is not None:  # a field we added is refused: drop it, remember, retry at once, uncounted
+            logger.info("%s refused %s; sending requests without it", job.model, refused)
+            params.pop(refused, None)
+            job.demoted.add(FIELD_REFUSED + refused)
+            continue
         if response.status_code >= 300:  # the server refused the mode: demote, retry at once, uncounted
             job.demoted.add(mode)
             job.on_demote(mode, response)
@@ -276,6 +317,8 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
             if grown is not None:
                 params[tokens_field] = grown
                 continue  # same conversation, more room
+        params.pop("prediction", None)  # a caller's prediction is for the first reply only
+        predicted = prediction_fields(job.row, reply.content)
         tail = []
         if reply.content and reply.content.strip():
             tail.append({"role": "assistant", "content": reply.content})

@@ -200,6 +200,7 @@ def make_extractor(args: argparse.Namespace) -> Extractor:
         model=model,
         provider=getattr(args, "provider", None),
         **({} if timeout is None else {"timeout": timeout}),
+        **{k: v for k in ("service_tier", "queue_threshold") if (v := getattr(args, k, None)) is not None},
     )
     if extractor.in_process:
         note(args, local_note())

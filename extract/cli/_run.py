@@ -97,6 +97,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="on rerun, do not retry ids whose earlier result is an error",
     )
     parser.add_argument("--instructions", metavar="TEXT", help="extra instructions for the model")
+    parser.add_argument(
+        "--service-tier",
+        choices=("auto", "default", "flex", "priority"),
+        help="the provider's service tier (flex: cheaper, may queue or be refused when busy)",
+    )
+    parser.add_argument(
+        "--queue-threshold",
+        type=int,
+        metavar="MS",
+        help="with --service-tier flex/auto: refuse early (retried) when the queue is longer than MS",
+    )
     add_global_options(parser, suppress=True)
     parser.set_defaults(handler=handler)
 

@@ -44,7 +44,11 @@ class ModelRow:
     `max_tokens`); `retry_timeouts` is False where a timeout is the computation itself (the embedded
     model), not a network fault. The wire capabilities (`request_fields`, `encodings`, `logprobs`,
     `predicted_outputs`, `prompt_cache_key`, `service_tiers`, `streaming`) say what a request may carry;
-    nothing is sent that the row does not allow.
+    nothing is sent that the row does not allow. For the optional features (`reasoning_efforts`,
+    `reasoning_formats`, `logprobs`, `predicted_outputs`, `prompt_cache_key`, `service_tiers`) None means
+    "not known": what the caller asks for explicitly passes within the documented values, nothing is
+    added on the caller's behalf (the row satisfies `extract._engine.features.SupportsFeatures`).
+    `reasoning_effort` is the effort sent when the caller names none.
     """
 
     pattern: str
@@ -52,16 +56,18 @@ class ModelRow:
     context_window: int | None = None
     max_output_tokens: int = 16384
     reasoning: bool = False
-    reasoning_efforts: tuple[str, ...] = ()
+    reasoning_efforts: tuple[str, ...] | None = ()
+    reasoning_formats: tuple[str, ...] | None = ()
+    reasoning_effort: str | None = None  # sent when the caller names no effort (chosen by measurement)
     max_tokens_field: str = "max_completion_tokens"
     retry_timeouts: bool = True
     request_fields: frozenset[str] = frozenset()
     encodings: frozenset[str] = frozenset()  # request body encodings beyond plain JSON: "gzip", "msgpack"
     streaming: bool = True
-    logprobs: bool = False
-    predicted_outputs: bool = False
-    prompt_cache_key: bool = False
-    service_tiers: tuple[str, ...] = ()
+    logprobs: bool | None = False
+    predicted_outputs: bool | None = False
+    prompt_cache_key: bool | None = False
+    service_tiers: tuple[str, ...] | None = ()
 
     def accepts(self, field: str) -> bool:
         """Whether a request for this model may carry `field` (an empty set means: not known, allow)."""
