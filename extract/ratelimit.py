@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from extract.errors import ConfigurationError
 from extract.transports.waits import DEFAULT_MAX_WAIT_S, check_cap, parse_duration, retry_after
 
 __all__ = ["Limiter", "LimiterStats", "RateLimiter", "parse_duration"]
@@ -202,7 +203,7 @@ class RateLimiter:
             ("requests_per_day", requests_per_day),
         ):
             if value is not None and value <= 0:
-                raise ValueError(f"{name} must be a positive number or None, not {value!r}")
+                raise ConfigurationError(f"{name} must be a positive number or None, not {value!r}")
         self._max_wait = check_cap(max_wait, "max_wait")
         self._clock = clock
         self._lock = threading.Lock()
@@ -250,7 +251,7 @@ class RateLimiter:
         A positive answer records nothing: sleep that long and ask again.
         """
         if tokens < 0:
-            raise ValueError(f"tokens must be >= 0, not {tokens}")
+            raise ConfigurationError(f"tokens must be >= 0, not {tokens}")
         with self._lock:
             now = self._clock()
             if now < self._blocked_until:

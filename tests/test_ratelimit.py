@@ -169,9 +169,9 @@ def test_requests_per_day_budget() -> None:
 
 
 def test_rejects_nonsense_configuration() -> None:
-    with pytest.raises(ValueError, match="tokens_per_minute"):
+    with pytest.raises(ConfigurationError, match="tokens_per_minute"):
         RateLimiter(tokens_per_minute=0)
-    with pytest.raises(ValueError, match="tokens"):
+    with pytest.raises(ConfigurationError, match="tokens"):
         RateLimiter().reserve(-1)
 
 

@@ -78,7 +78,7 @@ def test_response_formats_are_built_once() -> None:
     assert c.response_format("json_schema") is first
     assert c.response_format("json_object") == {"type": "json_object"}
     assert c.response_format("json_object_schema") == {"type": "json_object", "schema": c.wire_schema}
-    with pytest.raises(ValueError, match="json_object_schema"):
+    with pytest.raises(ConfigurationError, match="json_object_schema"):
         c.response_format("tools")
 
 

@@ -10,6 +10,7 @@ import httpx
 import jsonschema
 import pytest
 
+from extract.errors import ConfigurationError
 from extract.testing import FAULT_NAMES, Fault, TestServer
 
 PERSON = {
@@ -201,7 +202,7 @@ def test_every_named_fault_is_accepted(server: TestServer) -> None:
 
 
 def test_unknown_fault_name_lists_the_valid_ones(server: TestServer) -> None:
-    with pytest.raises(ValueError, match="invalid_json"):
+    with pytest.raises(ConfigurationError, match="invalid_json"):
         server.script("explode")
 
 
@@ -241,9 +242,9 @@ def test_fault_rate_injects_transient_faults(make_server: Callable[..., TestServ
 
 
 def test_fault_constructors_reject_nonsense() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         Fault.server_error(404)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         Fault.truncated(1.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         Fault.slow(-1)

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from extract.errors import ConfigurationError
 from extract.testing import TestServer
 from extract.testing._limits import Limits
 
@@ -87,9 +88,9 @@ def test_admissions_never_exceed_capacity_plus_refill(rpm: int, steps: list[tupl
 
 
 def test_bad_settings_are_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         Limits(rpm=0, rpd=None, tpm=None, clock=FakeClock())
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         Limits(rpm=None, rpd=None, tpm=None, time_scale=0, clock=FakeClock())
 
 

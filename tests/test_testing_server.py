@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from extract.errors import ConfigurationError
 from extract.testing import Fault, TestServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,9 +112,9 @@ def test_introspection_is_thread_safe(server: TestServer) -> None:
 def test_unknown_setting_is_a_type_error() -> None:
     with pytest.raises(TypeError):
         TestServer(latencyy=1)
-    with pytest.raises(ValueError, match="flavor"):
+    with pytest.raises(ConfigurationError, match="flavor"):
         TestServer(flavor="vllm")
-    with pytest.raises(ValueError, match="invalid_rate"):
+    with pytest.raises(ConfigurationError, match="invalid_rate"):
         TestServer(invalid_rate=2)
 
 
@@ -190,5 +191,5 @@ def test_command_line_wire_options() -> None:
     assert settings.prompt_cache is False
     assert _server(_parser().parse_args(["--accept-encodings"])).settings.encodings == frozenset()
     assert _server(_parser().parse_args([])).settings.encodings == frozenset({"gzip", "msgpack"})
-    with pytest.raises(ValueError, match="MODEL=TOKENS"):
+    with pytest.raises(ConfigurationError, match="MODEL=TOKENS"):
         _server(_parser().parse_args(["--context-window", "llama3.1-8b"]))

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from extract.errors import ConfigurationError
 from extract.testing import Fault, TestServer
 from extract.testing._cache import PromptCache
 from extract.testing._msgpack import MsgpackError, packb, unpackb
@@ -190,7 +191,7 @@ def test_the_llamacpp_flavor_accepts_plain_json_only(make_server: Callable[..., 
 
 
 def test_unknown_encoding_setting_is_refused() -> None:
-    with pytest.raises(ValueError, match="accept_encodings"):
+    with pytest.raises(ConfigurationError, match="accept_encodings"):
         TestServer(accept_encodings={"brotli"})
 
 
@@ -544,7 +545,7 @@ def test_default_windows_follow_the_model_table(server: TestServer) -> None:
 
 
 def test_bad_context_window_setting_is_refused() -> None:
-    with pytest.raises(ValueError, match="context_windows"):
+    with pytest.raises(ConfigurationError, match="context_windows"):
         TestServer(context_windows={"llama3.1-8b": 0})
 
 

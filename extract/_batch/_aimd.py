@@ -7,6 +7,8 @@ is queueing), and climbs back by one slot per window of successes.
 
 from __future__ import annotations
 
+from extract.errors import ConfigurationError
+
 __all__ = ["AdaptiveLimit"]
 
 _LATENCY_FACTOR = 3.0
@@ -20,7 +22,7 @@ class AdaptiveLimit:
 
     def __init__(self, maximum: int, minimum: int = 1) -> None:
         if maximum < 1:
-            raise ValueError(f"concurrency must be at least 1, not {maximum}")
+            raise ConfigurationError(f"concurrency must be at least 1, not {maximum}")
         self.maximum = maximum
         self.minimum = max(1, min(minimum, maximum))
         self._limit = float(maximum)

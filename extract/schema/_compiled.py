@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from extract._ecma_regex import RegexError, compile_ecma
-from extract.errors import SchemaError, ValidationFailed
+from extract.errors import ConfigurationError, SchemaError, ValidationFailed
 from extract.schema._codec import IDENTITY, Codec, Unrepresentable, Wrap, same_json, wire_match
 from extract.schema._compact import expanded_size, hoist_repeats, strip_annotations
 from extract.schema._guard import MAX_INSTANCE_DEPTH, check_ref_cycles, has_ref_cycle, too_deep
@@ -89,7 +89,7 @@ class CompiledSchema:
         """The request's `response_format` for `mode` (json_schema | json_object | json_object_schema)."""
         found = self._formats.get(mode)
         if found is None:
-            raise ValueError(f"unknown response_format mode {mode!r}; use one of {list(_MODES)}")
+            raise ConfigurationError(f"unknown response_format mode {mode!r}; use one of {list(_MODES)}")
         return found
 
     @property

@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from extract.errors import ConfigurationError
 from extract.testing._body import ENCODINGS
 from extract.testing._faults import FAULT_NAMES
 from extract.testing._server import TestServer
@@ -88,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         server = _server(args)
-    except ValueError as exc:
+    except ConfigurationError as exc:
         parser.error(str(exc))
     _warm_up()
     with contextlib.suppress(KeyboardInterrupt):
@@ -132,7 +133,7 @@ def _windows(pairs: Sequence[str]) -> dict[str, int]:
     for pair in pairs:
         model, sep, tokens = pair.rpartition("=")
         if not sep or not model or not tokens.isdigit():
-            raise ValueError(f"--context-window takes MODEL=TOKENS, got {pair!r}")
+            raise ConfigurationError(f"--context-window takes MODEL=TOKENS, got {pair!r}")
         windows[model] = int(tokens)
     return windows
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from extract.errors import ConfigurationError
 from extract.testing._body import ENCODINGS, Decoded, decode_body
 from extract.testing._cache import PromptCache
 from extract.testing._completions import TextPlan, continuation, plan_completion, raw_token_ids
@@ -119,15 +120,15 @@ class ServerSettings:
 
     def __post_init__(self) -> None:
         if self.flavor not in _FLAVORS:
-            raise ValueError(f"flavor must be one of {_FLAVORS}, got {self.flavor!r}")
+            raise ConfigurationError(f"flavor must be one of {_FLAVORS}, got {self.flavor!r}")
         for name in ("invalid_rate", "fault_rate"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, got {rate!r}")
+                raise ConfigurationError(f"{name} must be between 0 and 1, got {rate!r}")
         if self.latency < 0:
-            raise ValueError(f"latency must be >= 0 seconds, got {self.latency!r}")
+            raise ConfigurationError(f"latency must be >= 0 seconds, got {self.latency!r}")
         if self.json_object_only_status not in (400, 422):
-            raise ValueError("json_object_only_status must be 400 or 422")
+            raise ConfigurationError("json_object_only_status must be 400 or 422")
         for name in self.fault_kinds:
             Fault.named(name)  # raises ValueError naming the valid ones
         if not isinstance(self.json_object_only, bool):
@@ -138,21 +139,23 @@ class ServerSettings:
         if self.accept_encodings is not None:
             unknown = set(self.accept_encodings) - ENCODINGS
             if unknown:
-                raise ValueError(
+                raise ConfigurationError(
                     f"accept_encodings: unknown {sorted(unknown)}; use a subset of {sorted(ENCODINGS)}"
                 )
             object.__setattr__(self, "accept_encodings", frozenset(self.accept_encodings))
         for model, window in dict(self.context_windows).items():
             if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-                raise ValueError(f"context_windows[{model!r}] must be a positive integer, got {window!r}")
+                raise ConfigurationError(
+                    f"context_windows[{model!r}] must be a positive integer, got {window!r}"
+                )
         object.__setattr__(self, "context_windows", dict(self.context_windows))  # a copy (picklable)
         object.__setattr__(self, "service_tiers", frozenset(self.service_tiers))
         if self.queue_ms < 0:
-            raise ValueError(f"queue_ms must be >= 0, got {self.queue_ms!r}")
+            raise ConfigurationError(f"queue_ms must be >= 0, got {self.queue_ms!r}")
         if self.prompt_cache_blocks < 1:
-            raise ValueError(f"prompt_cache_blocks must be >= 1, got {self.prompt_cache_blocks!r}")
+            raise ConfigurationError(f"prompt_cache_blocks must be >= 1, got {self.prompt_cache_blocks!r}")
         if not self.reasoning_text:
-            raise ValueError("reasoning_text must not be empty")
+            raise ConfigurationError("reasoning_text must not be empty")
 
     @property
     def encodings(self) -> frozenset[str]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 
+from extract.errors import ConfigurationError
+
 __all__ = ["BLOCK_TOKENS", "PromptCache"]
 
 BLOCK_TOKENS = 128
@@ -20,7 +22,7 @@ _CHARS_PER_TOKEN = 4
 class PromptCache:
     def __init__(self, capacity: int = 100_000) -> None:
         if capacity < 1:
-            raise ValueError(f"prompt cache capacity must be >= 1 block, got {capacity!r}")
+            raise ConfigurationError(f"prompt cache capacity must be >= 1 block, got {capacity!r}")
         self.capacity = capacity
         self._blocks: OrderedDict[bytes, None] = OrderedDict()
 

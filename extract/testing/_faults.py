@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from extract.errors import ConfigurationError
+
 __all__ = ["CONTENT_KINDS", "FAULT_NAMES", "Fault"]
 
 CONTENT_KINDS = frozenset(
@@ -76,7 +78,7 @@ class Fault:
     def truncated(cls, fraction: float = 0.5) -> Fault:
         """The normal reply cut to `fraction` of its length, finish_reason "length"."""
         if not 0.0 <= fraction < 1.0:
-            raise ValueError(f"fraction must be in [0, 1), got {fraction!r}")
+            raise ConfigurationError(f"fraction must be in [0, 1), got {fraction!r}")
         return cls("truncated", fraction=fraction)
 
     @classmethod
@@ -109,7 +111,7 @@ class Fault:
     def server_error(cls, status: int = 500, message: str | None = None) -> Fault:
         """A 5xx in the provider's envelope shape."""
         if not 500 <= status <= 599:
-            raise ValueError(f"server_error needs a 5xx status, got {status}")
+            raise ConfigurationError(f"server_error needs a 5xx status, got {status}")
         return cls("status", status=status, text=message or _SERVER_MESSAGES.get(status, "Server error."))
 
     @classmethod
@@ -161,7 +163,7 @@ class Fault:
     def slow(cls, seconds: float) -> Fault:
         """Wait `seconds` (without blocking the server), then answer normally."""
         if seconds < 0:
-            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+            raise ConfigurationError(f"seconds must be >= 0, got {seconds!r}")
         return cls("slow", delay=seconds)
 
     @classmethod
@@ -175,7 +177,7 @@ class Fault:
         """The fault called `name` with default arguments (see FAULT_NAMES)."""
         factory = _BY_NAME.get(name)
         if factory is None:
-            raise ValueError(f"unknown fault {name!r}; use one of: {', '.join(sorted(_BY_NAME))}")
+            raise ConfigurationError(f"unknown fault {name!r}; use one of: {', '.join(sorted(_BY_NAME))}")
         return factory()
 
     @property

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from extract.errors import ConfigurationError
+
 __all__ = ["Bucket", "Limits", "Verdict"]
 
 _UNLIMITED_REQUESTS_DAY = 1_000_000_000
@@ -61,10 +63,10 @@ class Limits:
         clock: Callable[[], float],
     ) -> None:
         if time_scale <= 0:
-            raise ValueError(f"time_scale must be > 0, got {time_scale!r}")
+            raise ConfigurationError(f"time_scale must be > 0, got {time_scale!r}")
         for name, value in (("rpm", rpm), ("rpd", rpd), ("tpm", tpm)):
             if value is not None and value <= 0:
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+                raise ConfigurationError(f"{name} must be a positive integer or None, got {value!r}")
         self._rpm, self._rpd, self._tpm = rpm, rpd, tpm
         self._scale = time_scale
         self._clock = clock
