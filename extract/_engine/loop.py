@@ -26,10 +26,12 @@ from extract.errors import (
 from extract.providers import ModelRow, Provider
 from extract.results import Attempt, Result, Usage, sum_time_info
 from extract.transports import (
+    PayloadPolicy,
     RetryPolicy,
     WireRequest,
     WireResponse,
     error_from_response,
+    is_encoding_refusal,
     retry_delay,
     should_retry,
     unreadable_reply_error,
@@ -80,6 +82,9 @@ class Job:
     token_budget: int | None
     limiter: Limiter | None
     secrets: tuple[str | None, ...]
+    # how bodies are encoded on the wire (None: JSON), and who hears that a server refused an encoding
+    payload: PayloadPolicy | None = None
+    on_encoding_refused: Callable[[str, WireResponse], None] | None = None
 
 
 def _conversation(job: Job, prepared: Prepared, document: dict[str, str] | None) -> list[Mapping[str, Any]]:
@@ -112,7 +117,7 @@ def _exchange(
     job: Job, mode: str, body: dict[str, Any], reserved: int
 ) -> Generator[Action, Outcome, tuple[WireResponse, float]]:
     """Send one body until it gets an answer worth reading: transport faults retried with backoff here."""
-    request = WireRequest(CHAT_PATH, body, reserved)
+    request = WireRequest(CHAT_PATH, body, reserved, job.payload)
     policy = job.retry
     limiter = job.limiter
     retry = 0
@@ -153,6 +158,9 @@ def _exchange(
                 limiter.observe(status, headers, used if isinstance(used, int) else None, reserved)
             if 200 <= status < 300 and isinstance(outcome.data, dict):
                 return outcome, latency
+            if _encoding_refused(job, outcome):  # before the mode check: "not valid JSON" is not a mode
+                request = WireRequest(CHAT_PATH, body, reserved)  # plain JSON, at once and uncounted
+                continue
             if mode != "prompt" and job.provider.refuses_mode(status, outcome.data, outcome.body):
                 return outcome, latency
             if 200 <= status < 300:  # HTML, invalid UTF-8, not JSON: a server fault, retried, never re-asked
@@ -164,6 +172,20 @@ def _exchange(
             logger.debug("HTTP %d; retry %d in %.2fs", status, retry + 1, delay)
         retry += 1
         yield Sleep(delay)
+
+
+def _encoding_refused(job: Job, response: WireResponse) -> bool:
+    """Whether the server refused the body's encoding (then it is remembered for this server and model)."""
+    encoding = response.encoding
+    if encoding == "json" or job.payload is None:
+        return False
+    said = response.data if isinstance(response.data, Mapping) else response.body
+    if not is_encoding_refusal(response.status_code, said):
+        return False
+    job.payload.refuse(encoding)
+    if job.on_encoding_refused is not None:
+        job.on_encoding_refused(encoding, response)
+    return True
 
 
 def _refine(job: Job, response: WireResponse, error: APIError) -> APIError:

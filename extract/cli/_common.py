@@ -118,6 +118,7 @@ def make_extractor(args: argparse.Namespace) -> Extractor:
         base_url=getattr(args, "base_url", None),
         model=getattr(args, "model", None),
         provider=getattr(args, "provider", None),
+        payload=getattr(args, "payload", "auto"),
     )
     if extractor.base_url == "local":
         note(args, LOCAL_NOTE)

@@ -28,6 +28,7 @@ from extract.cli._common import (
     make_extractor,
     note,
 )
+from extract.transports.encoding import PAYLOAD_SETTINGS
 
 __all__ = ["add_parser", "handler"]
 
@@ -90,6 +91,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="on rerun, do not retry ids whose earlier result is an error",
     )
     parser.add_argument("--instructions", metavar="TEXT", help="extra instructions for the model")
+    parser.add_argument(
+        "--payload",
+        choices=PAYLOAD_SETTINGS,
+        default="auto",
+        help="request body encoding where the provider accepts it (default auto: gzip above a few KB)",
+    )
     add_global_options(parser, suppress=True)
     parser.set_defaults(handler=handler)
 
