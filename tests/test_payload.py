@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from extract import Extractor
 from extract.cli import main
 from extract.core import aextract, extract
-from extract.errors import ConfigurationError, InputError
+from extract.errors import ConfigurationError, ExtractError, InputError
 from extract.providers import PROVIDERS
 from extract.testing import TestServer
 from extract.transports.encoding import (
@@ -211,7 +211,7 @@ def test_what_arrives_is_always_what_the_record_accepts(
     log = open_server.request_log[before:]
     bodies = open_server.requests[before:]
     assert log and len(log) == len(bodies)
-    for entry, body in zip(log, bodies):
+    for entry, body in zip(log, bodies, strict=True):
         json_size = len(orjson.dumps(dict(body)))  # the size the client measured before choosing
         assert entry.encoding == choose_encoding(setting, json_size, accepted)
         if not accepted:
@@ -228,13 +228,15 @@ def test_what_arrives_is_always_what_the_record_accepts(
 def test_a_415_demotes_to_json_once_and_is_remembered(
     use_async: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with TestServer(accept_encodings=frozenset()) as server:
-        with Extractor(base_url=server.base_url, model=MODEL, provider="cerebras", payload="gzip") as ex:
-            with caplog.at_level(logging.WARNING, logger="extract"):
-                first = _run(ex, LONG, use_async)
-                assert _arrived(server) == [("gzip", 415), ("json", 200)]  # exactly one extra request
-                second = _run(ex, LONG, use_async)
-                assert _arrived(server)[2:] == [("json", 200)]  # straight to JSON
+    with (
+        TestServer(accept_encodings=frozenset()) as server,
+        Extractor(base_url=server.base_url, model=MODEL, provider="cerebras", payload="gzip") as ex,
+        caplog.at_level(logging.WARNING, logger="extract"),
+    ):
+        first = _run(ex, LONG, use_async)
+        assert _arrived(server) == [("gzip", 415), ("json", 200)]  # exactly one extra request
+        second = _run(ex, LONG, use_async)
+        assert _arrived(server)[2:] == [("json", 200)]  # straight to JSON
     assert len(first.attempts) == 1 and first.attempts[0].status_code == 200
     assert len(second.attempts) == 1
     warnings = [r for r in caplog.records if "refused gzip" in r.getMessage()]
@@ -302,19 +304,25 @@ def test_a_not_valid_json_400_is_an_encoding_refusal_not_a_mode_refusal(use_asyn
     assert all(b["response_format"]["type"] == "json_schema" for b in bodies)
 
 
-def test_a_json_body_refused_as_invalid_is_not_resent() -> None:
-    # a 400 "not valid JSON" to a body that WAS JSON is the request's fault: no demotion loop
+@pytest.mark.parametrize("setting", ["json", "gzip"])
+def test_a_json_body_refused_as_invalid_ends_without_a_loop(setting: str) -> None:
+    # a 400 "not valid JSON" to a body that WAS JSON is the request's fault: no second demotion, no loop
     error = {"message": "The request body is not valid JSON.", "code": "wrong_api_format"}
 
     def refuse_all(conn: socket.socket, request: bytes) -> None:
         conn.sendall(response(400, orjson.dumps(error)))
 
     with RawServer(refuse_all) as server:
-        with Extractor(base_url=server.base_url, model="m", provider="cerebras", payload="json") as ex:
-            with pytest.raises(Exception):  # noqa: B017 - whichever error: the point is the request count
-                ex.extract(Name, SHORT)
-        assert len(server.requests) <= 3  # mode demotions at most (json_schema -> json_object -> prompt)
-        assert all(b"content-encoding" not in r.partition(b"\r\n\r\n")[0].lower() for r in server.requests)
+        with (
+            Extractor(base_url=server.base_url, model="m", provider="cerebras", payload=setting) as ex,
+            pytest.raises(ExtractError),
+        ):
+            ex.extract(Name, LONG)
+        heads = [r.partition(b"\r\n\r\n")[0].lower() for r in server.requests]
+    gzipped = [b"content-encoding: gzip" in h for h in heads]
+    # the encoding demotion at most once, then the output-mode demotions (json_schema, json_object, prompt)
+    assert gzipped == ([True] if setting == "gzip" else []) + [False] * (len(heads) - gzipped.count(True))
+    assert len(heads) <= 3 + (setting == "gzip")
 
 
 # ---- values msgpack cannot carry ------------------------------------------------------------------------
