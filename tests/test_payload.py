@@ -305,24 +305,31 @@ def test_a_not_valid_json_400_is_an_encoding_refusal_not_a_mode_refusal(use_asyn
 
 
 @pytest.mark.parametrize("setting", ["json", "gzip"])
-def test_a_json_body_refused_as_invalid_ends_without_a_loop(setting: str) -> None:
-    # a 400 "not valid JSON" to a body that WAS JSON is the request's fault: no second demotion, no loop
+def test_a_request_refused_as_json_too_keeps_its_encoding_and_ends_without_a_loop(setting: str) -> None:
+    """A 400 "not valid JSON" that the JSON resend gets as well is the request's fault, not the encoding's:
+    nothing is remembered (a later good request is still gzipped), and the attempts stay bounded."""
     error = {"message": "The request body is not valid JSON.", "code": "wrong_api_format"}
+    state = {"broken": True}
 
-    def refuse_all(conn: socket.socket, request: bytes) -> None:
-        conn.sendall(response(400, orjson.dumps(error)))
+    def handler(conn: socket.socket, request: bytes) -> None:
+        conn.sendall(response(400, orjson.dumps(error)) if state["broken"] else response(200, COMPLETION))
 
-    with RawServer(refuse_all) as server:
-        with (
-            Extractor(base_url=server.base_url, model="m", provider="cerebras", payload=setting) as ex,
-            pytest.raises(ExtractError),
-        ):
+    def gzipped(requests: list[bytes]) -> list[bool]:
+        return [b"content-encoding: gzip" in r.partition(b"\r\n\r\n")[0].lower() for r in requests]
+
+    with (
+        RawServer(handler) as server,
+        Extractor(base_url=server.base_url, model="m", provider="cerebras", payload=setting) as ex,
+    ):
+        with pytest.raises(ExtractError):
             ex.extract(Name, LONG)
-        heads = [r.partition(b"\r\n\r\n")[0].lower() for r in server.requests]
-    gzipped = [b"content-encoding: gzip" in h for h in heads]
-    # the encoding demotion at most once, then the output-mode demotions (json_schema, json_object, prompt)
-    assert gzipped == ([True] if setting == "gzip" else []) + [False] * (len(heads) - gzipped.count(True))
-    assert len(heads) <= 3 + (setting == "gzip")
+        # each output mode (json_schema, json_object, prompt): the body as chosen, then once as JSON
+        per_mode = [True, False] if setting == "gzip" else [False]
+        assert gzipped(server.requests) == per_mode * 3
+        state["broken"] = False
+        before = len(server.requests)
+        assert ex.extract(Name, LONG) == Name(name="Ada")
+        assert gzipped(server.requests[before:]) == [setting == "gzip"]
 
 
 # ---- values msgpack cannot carry ------------------------------------------------------------------------

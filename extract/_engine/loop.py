@@ -118,6 +118,7 @@ def _exchange(
 ) -> Generator[Action, Outcome, tuple[WireResponse, float]]:
     """Send one body until it gets an answer worth reading: transport faults retried with backoff here."""
     request = WireRequest(CHAT_PATH, body, reserved, job.payload)
+    refusal: WireResponse | None = None  # an encoding refusal, until the JSON resend confirms it
     policy = job.retry
     limiter = job.limiter
     retry = 0
@@ -152,13 +153,17 @@ def _exchange(
         else:
             status = outcome.status_code
             headers = outcome.headers
+            if refusal is not None:
+                _remember_refusal(job, refusal, outcome)
+                refusal = None
             if limiter is not None:
                 usage = outcome.data.get("usage") if isinstance(outcome.data, dict) else None
                 used = usage.get("total_tokens") if isinstance(usage, dict) else None
                 limiter.observe(status, headers, used if isinstance(used, int) else None, reserved)
             if 200 <= status < 300 and isinstance(outcome.data, dict):
                 return outcome, latency
-            if _encoding_refused(job, outcome):  # before the mode check: "not valid JSON" is not a mode
+            if _refuses_encoding(job, outcome):  # before the mode check: "not valid JSON" is not a mode
+                refusal = outcome
                 request = WireRequest(CHAT_PATH, body, reserved)  # plain JSON, at once and uncounted
                 continue
             if mode != "prompt" and job.provider.refuses_mode(status, outcome.data, outcome.body):
@@ -174,18 +179,24 @@ def _exchange(
         yield Sleep(delay)
 
 
-def _encoding_refused(job: Job, response: WireResponse) -> bool:
-    """Whether the server refused the body's encoding (then it is remembered for this server and model)."""
-    encoding = response.encoding
-    if encoding == "json" or job.payload is None:
+def _refuses_encoding(job: Job, response: WireResponse) -> bool:
+    """Whether the server seems to have refused the body's encoding (then it is resent as JSON)."""
+    if response.encoding == "json" or job.payload is None:
         return False
     said = response.data if isinstance(response.data, Mapping) else response.body
-    if not is_encoding_refusal(response.status_code, said):
-        return False
-    job.payload.refuse(encoding)
+    return is_encoding_refusal(response.status_code, said)
+
+
+def _remember_refusal(job: Job, refusal: WireResponse, resent: WireResponse) -> None:
+    """Remember the refused encoding for this server and model, unless the JSON resend was turned down
+    the same way: then the request itself was at fault, and the encoding stays in use."""
+    said = resent.data if isinstance(resent.data, Mapping) else resent.body
+    if resent.status_code == refusal.status_code and is_encoding_refusal(resent.status_code, said):
+        return
+    if job.payload is not None:
+        job.payload.refuse(refusal.encoding)
     if job.on_encoding_refused is not None:
-        job.on_encoding_refused(encoding, response)
-    return True
+        job.on_encoding_refused(refusal.encoding, refusal)
 
 
 def _refine(job: Job, response: WireResponse, error: APIError) -> APIError:
