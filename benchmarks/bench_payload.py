@@ -18,7 +18,8 @@ of body sizes. `--http` also sends every encoded body to the test server (`http_
 the client CPU of the whole HTTP request per encoding; a server that does not read an encoding yet is
 reported as refusing it.
 
-    python benchmarks/bench_payload.py [--quick] [--kind prose|salad] [--rounds R] [--http] [--no-request]
+    python benchmarks/bench_payload.py [--quick] [--kind prose|salad] [--rounds R] [--http] [--tls]
+                                       [--no-request]
 """
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import os
 import random
 import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -258,6 +262,71 @@ def request_cpu(
     return out
 
 
+# A TLS-terminating forwarder (its own process): the provider is reached over HTTPS, where every byte sent
+# is also encrypted, so the bytes gzip saves save client CPU there too.
+_FORWARDER = r"""
+import asyncio, ssl, sys
+cert, key, host, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(1 << 16):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+
+async def handle(reader, writer):
+    up_reader, up_writer = await asyncio.open_connection(host, port)
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+async def main():
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+
+@contextlib.contextmanager
+def tls_front(base_url: str) -> Iterator[str]:
+    """An https:// base URL in front of `base_url`: a throwaway self-signed certificate (the openssl
+    command) for 127.0.0.1, a forwarder process, and SSL_CERT_FILE pointing httpx at the certificate."""
+    upstream = httpx.URL(base_url)
+    with tempfile.TemporaryDirectory() as tmp:
+        cert, key = str(Path(tmp) / "cert.pem"), str(Path(tmp) / "key.pem")
+        try:
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                 "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                 "-addext", "subjectAltName=IP:127.0.0.1"],
+                check=True, capture_output=True, timeout=60,
+            )  # fmt: skip
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise Unavailable(f"no TLS certificate (the openssl command failed: {exc})") from None
+        command = [sys.executable, "-c", _FORWARDER, cert, key, upstream.host, str(upstream.port)]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        previous = os.environ.get("SSL_CERT_FILE")
+        try:
+            port = proc.stdout.readline().strip().decode() if proc.stdout is not None else ""
+            if not port.isdigit():
+                raise Unavailable("the TLS forwarder did not start")
+            os.environ["SSL_CERT_FILE"] = cert
+            yield f"https://127.0.0.1:{port}{upstream.path.rstrip('/')}"
+        finally:
+            if previous is None:
+                os.environ.pop("SSL_CERT_FILE", None)
+            else:
+                os.environ["SSL_CERT_FILE"] = previous
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
 def extraction_rows(
     bodies: dict[str, dict[str, Any]], cpu: dict[tuple[str, str], float], payloads: Sequence[str]
 ) -> list[Row]:
@@ -403,6 +472,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-request", action="store_true", help="skip the whole-extraction CPU baseline")
     p.add_argument("--http", action="store_true", help="also time full HTTP requests per encoding")
+    p.add_argument(
+        "--tls", action="store_true", help="also time whole extractions over HTTPS (a local TLS forwarder)"
+    )
     p.add_argument("--base-url", help="a running server for --http and the baseline (default: start one)")
     return p
 
@@ -432,6 +504,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
 
     baseline: dict[str, float] = {}
     e2e_rows: list[Row] = []
+    tls_rows: list[Row] = []
     http_rows: list[Row] = []
     if not args.no_request or args.http:
         try:
@@ -443,6 +516,19 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
                     )
                     baseline = {label: cpu for (label, payload), cpu in measured.items() if payload == "json"}
                     e2e_rows = extraction_rows(bodies, measured, E2E_PAYLOADS)
+                if args.tls:
+                    try:
+                        with tls_front(base_url) as https_url:
+                            over_tls = request_cpu(
+                                https_url,
+                                docs,
+                                rounds=max(3, rounds // 2),
+                                calls=calls,
+                                payloads=E2E_PAYLOADS,
+                            )
+                        tls_rows = extraction_rows(bodies, over_tls, E2E_PAYLOADS)
+                    except Unavailable as exc:
+                        print(f"(no TLS variant: {exc})", file=sys.stderr)
                 if args.http:
                     for label, body in bodies.items():
                         for row in http_variant(
@@ -470,6 +556,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         sweep=sweep_lines,
         http=http_rows,
         e2e=e2e_rows,
+        tls=tls_rows,
         gzip=gz_name,
         baseline=baseline,
         msgpack=(enc.msgpack_backend() or ("none",))[0],
@@ -494,12 +581,14 @@ def summary(rows: Sequence[Row]) -> list[str]:
                 f"(target >= {100 * TARGET_SAVED:.0f}% fewer bytes, <= {100 * TARGET_EXTRA_CPU:.0f}% CPU): "
                 + ("met" if met else "NOT met")
             )
-    for row in _LAST.get("e2e", []):
-        if row["document"] == "200 KB" and row["payload"] != "json":
+    for key, over in (("e2e", ""), ("tls", " over TLS")):
+        for row in _LAST.get(key, []):
+            if row["document"] != "200 KB" or row["payload"] == "json":
+                continue
             extra = row["extra CPU % vs json"]
             met = row["saved %"] >= 100 * TARGET_SAVED and extra <= 100 * TARGET_EXTRA_CPU
             lines.append(
-                f"200 KB end to end, payload={row['payload']!r} (sent as {row['sent as']}): "
+                f"200 KB end to end{over}, payload={row['payload']!r} (sent as {row['sent as']}): "
                 f"{row['saved %']:.1f}% fewer bytes, {extra:+.1f}% client CPU per extraction vs json "
                 f"({row['client CPU us / extraction']:,.0f} us): " + ("met" if met else "NOT met")
             )
@@ -537,6 +626,10 @@ def _print(rows: Sequence[Row]) -> None:
     if _LAST.get("e2e"):
         print("### whole extraction per payload setting (client CPU, loopback HTTP)\n")
         print(markdown_table(_LAST["e2e"]))
+        print()
+    if _LAST.get("tls"):
+        print("### whole extraction per payload setting over HTTPS (client CPU, local TLS forwarder)\n")
+        print(markdown_table(_LAST["tls"]))
         print()
     if _LAST.get("http"):
         print("### full HTTP request per encoding (client CPU)\n")

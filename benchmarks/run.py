@@ -65,7 +65,7 @@ BENCHES: tuple[Bench, ...] = (
         "bench_payload",
         "Request body encodings: bytes sent and client CPU per request (json, gzip, msgpack)",
         True,
-        full_args=("--http",),
+        full_args=("--http", "--tls"),
     ),
     Bench("coverage", "bench_coverage", "Strict-schema coverage of JSONSchemaBench, extract vs peers", True),
     Bench("schema", "bench_schema", "Schema compiler over JSONSchemaBench", False, ("--limit", "15")),
