@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,10 @@ def test_coverage_shares_are_percentages() -> None:
 
 
 def test_payload_measures_every_encoding_and_the_whole_extraction() -> None:
-    rows = bench_payload.main(["--quick", "--http", "--rounds", "1", "--calls", "1"])
+    tls = shutil.which("openssl") is not None
+    rows = bench_payload.main(
+        ["--quick", "--http", "--rounds", "1", "--calls", "1", *(["--tls"] if tls else [])]
+    )
     extract_rows = {(r["document"], r["encoding"]): r for r in rows if r["library"] == "extract encode_body"}
     for label in bench_payload.SIZES:
         json_row = extract_rows[label, "json"]
@@ -118,6 +122,10 @@ def test_payload_measures_every_encoding_and_the_whole_extraction() -> None:
     # auto: JSON under the threshold, gzip above it; every whole extraction was timed
     assert e2e["1 KB", "auto"]["sent as"] == "json" and e2e["200 KB", "auto"]["sent as"] == "gzip"
     assert all(math.isfinite(r["client CPU us / extraction"]) for r in e2e.values())
+    if tls:  # the same over HTTPS, through the local TLS forwarder
+        over_tls = bench_payload._LAST["tls"]
+        assert len(over_tls) == len(e2e)
+        assert all(math.isfinite(r["client CPU us / extraction"]) for r in over_tls)
     # the HTTP variant: the test server read every encoding (none refused)
     assert {r["status"] for r in bench_payload._LAST["http"]} == {"200"}
     lines = bench_payload.summary(rows)
