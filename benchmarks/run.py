@@ -6,7 +6,7 @@ Each benchmark starts what it needs (the loopback test server in its own process
 results go to stdout and to benchmarks/results/latest.md (git-ignored), with the machine, the date,
 the package versions and the command, ready to paste into BENCHMARKS.md.
 
-Our benchmarks (overhead, retry, coverage) are imported and return rows; the others (schema, batch,
+Our benchmarks (overhead, retry, payload, coverage) are imported and return rows; the others (schema, batch,
 local) run as their own scripts and their output is kept verbatim. A benchmark whose file does not
 exist yet, or whose dependencies are missing, gets a "not yet" / "skipped" line instead of failing the run.
 """
@@ -60,6 +60,13 @@ BENCHES: tuple[Bench, ...] = (
         "overhead", "bench_overhead", "Client overhead per extraction (loopback server, own process)", True
     ),
     Bench("retry", "bench_retry", "Retry economy at a 30% rate of invalid first replies", True),
+    Bench(
+        "payload",
+        "bench_payload",
+        "Request body encodings: bytes sent and client CPU per request (json, gzip, msgpack)",
+        True,
+        full_args=("--http", "--tls"),
+    ),
     Bench("coverage", "bench_coverage", "Strict-schema coverage of JSONSchemaBench, extract vs peers", True),
     Bench("schema", "bench_schema", "Schema compiler over JSONSchemaBench", False, ("--limit", "15")),
     Bench("batch", "bench_batch", "Batch extraction", False, full_args=("--mem-docs", "100000")),

@@ -36,9 +36,11 @@ from extract.transports import (
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_WAIT_S,
     HttpTransport,
+    PayloadPolicy,
     RetryPolicy,
     Transport,
     WireResponse,
+    check_payload,
 )
 
 if TYPE_CHECKING:
@@ -74,6 +76,7 @@ _EXTRACTOR_OPTIONS = frozenset(
         "max_response_bytes",
         "max_server_wait",
         "queue_threshold",
+        "payload",
     }
 )
 _CALL_OPTIONS = frozenset({"instructions", "full", "model", "max_attempts", "token_budget", "extra_body"})
@@ -132,6 +135,7 @@ class Extractor:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_server_wait: float = DEFAULT_MAX_WAIT_S,
         queue_threshold: int | None = None,
+        payload: str = "auto",
         **params: Any,
     ) -> None:
         check_options(params, _EXTRACTOR_OPTIONS | _PARAMS, "Extractor()")
@@ -142,6 +146,7 @@ class Extractor:
         if timeout <= 0:
             raise ConfigurationError(f"timeout must be positive seconds, got {timeout}")
         check_params(params)
+        self.payload = check_payload(payload)
         self._extra_body = check_extra_body(extra_body)
         resolved = resolve(
             provider=provider, base_url=base_url, api_key=api_key, model=model, transport=transport
@@ -173,6 +178,7 @@ class Extractor:
             self.record.row(chosen), self._params, {}
         )  # a feature the model refuses fails here, early
         self._demoted: dict[tuple[str, str], set[str]] = {}
+        self._payloads: dict[tuple[str, str], PayloadPolicy] = {}
         self._rows: dict[str, ModelRow] = {}
         self._warned: set[tuple[str, str, str]] = set()
         self._compiled: dict[tuple[Any, str], CompiledSchema] = {}
@@ -250,6 +256,35 @@ class Extractor:
             redact(said, self._api_key),
         )
 
+    def _payload(self, model: str, row: ModelRow) -> PayloadPolicy | None:
+        """How bodies for `model` are encoded, with the encodings this server refused so far; None: JSON."""
+        if self.payload == "json" or not row.encodings:
+            return None
+        key = (self._base_url, model)
+        policy = self._payloads.get(key)
+        if policy is None:
+            with self._lock:
+                policy = self._payloads.setdefault(key, PayloadPolicy(self.payload, row.encodings))
+        return policy
+
+    def _on_encoding_refused(self, model: str, encoding: str, response: WireResponse) -> None:
+        warn_key = (self._base_url, model, f"payload:{encoding}")
+        with self._lock:
+            if warn_key in self._warned:
+                return
+            self._warned.add(warn_key)
+        said = error_fields(response.data).get("message") or response.body[:200].decode("utf-8", "replace")
+        logger.warning(
+            "%s refused %s request bodies for model %s (HTTP %d: %s); resent as plain JSON, and %s is not "
+            "used again for this Extractor (pass payload='json' to skip the attempt)",
+            self._base_url,
+            encoding,
+            model,
+            response.status_code,
+            redact(said, self._api_key),
+            encoding,
+        )
+
     def _job(
         self,
         schema: Any,
@@ -300,6 +335,10 @@ class Extractor:
             limiter=self.limiter,
             secrets=(self._api_key,),
             optional=optional,
+            payload=self._payload(use_model, row),
+            on_encoding_refused=lambda encoding, response: self._on_encoding_refused(
+                use_model, encoding, response
+            ),
         )
 
     # -- public ---------------------------------------------------------------------------------------
@@ -379,6 +418,7 @@ _CONFIG_KEYS = (
     "transport",
     "headers",
     "queue_threshold",
+    "payload",
 )
 _MODULE_OPTIONS = frozenset(_CONFIG_KEYS) | _CALL_OPTIONS | _PARAMS
 _ENV_NAMES = tuple(

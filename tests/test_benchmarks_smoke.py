@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_coverage, bench_overhead, bench_retry, run  # noqa: E402
+from benchmarks import bench_coverage, bench_overhead, bench_payload, bench_retry, run  # noqa: E402
 from benchmarks._harness import CORPUS, markdown_table  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
@@ -103,6 +104,33 @@ def test_coverage_shares_are_percentages() -> None:
     for row in rows:
         value = row["extract % strict-ready"]
         assert isinstance(value, float) and 0 <= value <= 100, row
+
+
+def test_payload_measures_every_encoding_and_the_whole_extraction() -> None:
+    tls = shutil.which("openssl") is not None
+    rows = bench_payload.main(
+        ["--quick", "--http", "--rounds", "1", "--calls", "1", *(["--tls"] if tls else [])]
+    )
+    extract_rows = {(r["document"], r["encoding"]): r for r in rows if r["library"] == "extract encode_body"}
+    for label in bench_payload.SIZES:
+        json_row = extract_rows[label, "json"]
+        assert json_row["saved %"] == 0
+        gzip_row = extract_rows[label, "gzip"]
+        assert 0 < gzip_row["body bytes"] < json_row["body bytes"]
+        assert math.isfinite(gzip_row["encode CPU us"]) and gzip_row["encode CPU us"] > 0
+    e2e = {(r["document"], r["payload"]): r for r in bench_payload._LAST["e2e"]}
+    # auto: JSON under the threshold, gzip above it; every whole extraction was timed
+    assert e2e["1 KB", "auto"]["sent as"] == "json" and e2e["200 KB", "auto"]["sent as"] == "gzip"
+    assert all(math.isfinite(r["client CPU us / extraction"]) for r in e2e.values())
+    if tls:  # the same over HTTPS, through the local TLS forwarder
+        over_tls = bench_payload._LAST["tls"]
+        assert len(over_tls) == len(e2e)
+        assert all(math.isfinite(r["client CPU us / extraction"]) for r in over_tls)
+    # the HTTP variant: the test server read every encoding (none refused)
+    assert {r["status"] for r in bench_payload._LAST["http"]} == {"200"}
+    lines = bench_payload.summary(rows)
+    assert any(line.startswith("200 KB end to end, payload='auto'") for line in lines), lines
+    assert any(line.startswith("auto threshold derived:") for line in lines), lines
 
 
 def test_runner_writes_results_and_reports_missing_benchmarks(tmp_path: Path) -> None:

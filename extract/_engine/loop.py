@@ -27,10 +27,12 @@ from extract.errors import (
 from extract.providers import ModelRow, Provider, error_fields
 from extract.results import Attempt, Result, Usage, sum_time_info
 from extract.transports import (
+    PayloadPolicy,
     RetryPolicy,
     WireRequest,
     WireResponse,
     error_from_response,
+    is_encoding_refusal,
     retry_delay,
     should_retry,
     unreadable_reply_error,
@@ -84,6 +86,9 @@ class Job:
     # request fields the engine added on the caller's behalf (a default reasoning effort, the derived
     # prompt_cache_key): a server that refuses one gets the request again without it, remembered in `demoted`
     optional: frozenset[str] = frozenset()
+    # how bodies are encoded on the wire (None: JSON), and who hears that a server refused an encoding
+    payload: PayloadPolicy | None = None
+    on_encoding_refused: Callable[[str, WireResponse], None] | None = None
 
 
 # How a field refused by a server is remembered in Job.demoted (beside the refused modes).
@@ -132,7 +137,8 @@ def _exchange(
     job: Job, mode: str, body: dict[str, Any], reserved: int
 ) -> Generator[Action, Outcome, tuple[WireResponse, float]]:
     """Send one body until it gets an answer worth reading: transport faults retried with backoff here."""
-    request = WireRequest(CHAT_PATH, body, reserved)
+    request = WireRequest(CHAT_PATH, body, reserved, job.payload)
+    refusal: WireResponse | None = None  # an encoding refusal, until the JSON resend confirms it
     policy = job.retry
     limiter = job.limiter
     retry = 0
@@ -172,6 +178,9 @@ def _exchange(
             busy = status >= 400 and is_capacity_refusal(
                 status, outcome.data if outcome.data is not None else outcome.body
             )
+            if refusal is not None:
+                _remember_refusal(job, refusal, outcome)
+                refusal = None
             if limiter is not None:
                 if busy:
                     limiter.observe(0, {}, None, reserved)
@@ -181,6 +190,10 @@ def _exchange(
                     limiter.observe(status, headers, used if isinstance(used, int) else None, reserved)
             if 200 <= status < 300 and isinstance(outcome.data, dict):
                 return outcome, latency
+            if _refuses_encoding(job, outcome):  # before the mode check: "not valid JSON" is not a mode
+                refusal = outcome
+                request = WireRequest(CHAT_PATH, body, reserved)  # plain JSON, at once and uncounted
+                continue
             if _refused_field(job, outcome, body) is not None:
                 return outcome, latency
             if mode != "prompt" and job.provider.refuses_mode(status, outcome.data, outcome.body):
@@ -194,6 +207,26 @@ def _exchange(
             logger.debug("HTTP %d; retry %d in %.2fs", status, retry + 1, delay)
         retry += 1
         yield Sleep(delay)
+
+
+def _refuses_encoding(job: Job, response: WireResponse) -> bool:
+    """Whether the server seems to have refused the body's encoding (then it is resent as JSON)."""
+    if response.encoding == "json" or job.payload is None:
+        return False
+    said = response.data if isinstance(response.data, Mapping) else response.body
+    return is_encoding_refusal(response.status_code, said)
+
+
+def _remember_refusal(job: Job, refusal: WireResponse, resent: WireResponse) -> None:
+    """Remember the refused encoding for this server and model, unless the JSON resend was turned down
+    the same way: then the request itself was at fault, and the encoding stays in use."""
+    said = resent.data if isinstance(resent.data, Mapping) else resent.body
+    if resent.status_code == refusal.status_code and is_encoding_refusal(resent.status_code, said):
+        return
+    if job.payload is not None:
+        job.payload.refuse(refusal.encoding)
+    if job.on_encoding_refused is not None:
+        job.on_encoding_refused(refusal.encoding, refusal)
 
 
 def _refine(job: Job, response: WireResponse, error: APIError) -> APIError:

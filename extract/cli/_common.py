@@ -201,6 +201,7 @@ def make_extractor(args: argparse.Namespace) -> Extractor:
         provider=getattr(args, "provider", None),
         **({} if timeout is None else {"timeout": timeout}),
         **{k: v for k in ("service_tier", "queue_threshold") if (v := getattr(args, k, None)) is not None},
+        payload=getattr(args, "payload", "auto"),
     )
     if extractor.in_process:
         note(args, local_note())

@@ -27,6 +27,7 @@ from extract.cli._common import (
     note,
     urgent,
 )
+from extract.transports.encoding import PAYLOAD_SETTINGS
 
 __all__ = ["add_parser", "handler"]
 
@@ -107,6 +108,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=int,
         metavar="MS",
         help="with --service-tier flex/auto: refuse early (retried) when the queue is longer than MS",
+    )
+    parser.add_argument(
+        "--payload",
+        choices=PAYLOAD_SETTINGS,
+        default="auto",
+        help="request body encoding where the provider accepts it (default auto: gzip above a few KB)",
     )
     add_global_options(parser, suppress=True)
     parser.set_defaults(handler=handler)

@@ -2,12 +2,20 @@
 
 - `base`: the interface the engine codes against (Transport, WireRequest, WireResponse);
 - `http`: the pooled httpx implementation, with a whole-call deadline and a response size cap;
+- `encoding`: request body encodings (gzip, msgpack), the choice of one per body and the refusal test;
 - `retry`: which failures are retried, how long to wait, and the status -> error map;
 - `waits`: the one parser of every server-given wait (`retry-after`, `retry-after-ms`,
   `x-ratelimit-reset-*`), shared with `extract.ratelimit`.
 """
 
 from extract.transports.base import Transport, WireRequest, WireResponse
+from extract.transports.encoding import (
+    PAYLOAD_SETTINGS,
+    PayloadPolicy,
+    PayloadSetting,
+    check_payload,
+    is_encoding_refusal,
+)
 from extract.transports.http import (
     CEREBRAS_BASE_URL,
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -28,15 +36,20 @@ __all__ = [
     "CEREBRAS_BASE_URL",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_MAX_WAIT_S",
+    "PAYLOAD_SETTINGS",
     "RETRY_AFTER_CAP_S",
     "HttpTransport",
+    "PayloadPolicy",
+    "PayloadSetting",
     "RetryPolicy",
     "Transport",
     "WireRequest",
     "WireResponse",
     "check_base_url",
+    "check_payload",
     "error_fields",
     "error_from_response",
+    "is_encoding_refusal",
     "parse_duration",
     "retry_delay",
     "server_wait",

@@ -5,28 +5,41 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from extract.transports.encoding import PayloadPolicy
 
 __all__ = ["Transport", "WireRequest", "WireResponse"]
 
 
 @dataclass(slots=True)
 class WireRequest:
-    """One chat-completions call as data: the engine builds it, a Transport sends it."""
+    """One chat-completions call as data: the engine builds it, a Transport sends it.
+
+    `payload` says how an HTTP transport may encode the body (gzip, msgpack; see
+    `extract.transports.encoding`); None means plain JSON. Transports without a wire body ignore it.
+    """
 
     path: str
     body: dict[str, Any]
     reserved_tokens: int = 0
+    payload: PayloadPolicy | None = None
 
 
 @dataclass(slots=True)
 class WireResponse:
-    """What came back, whatever the status; `data` is the decoded JSON body when it was JSON."""
+    """What came back, whatever the status; `data` is the decoded JSON body when it was JSON.
+
+    `encoding` is how the request body was sent ("json", "gzip", "msgpack", "msgpack+gzip"), so the engine
+    can tell a refused encoding from a refused request.
+    """
 
     status_code: int
     headers: Mapping[str, str]
     body: bytes
     data: Any | None = None
+    encoding: str = "json"
 
 
 @runtime_checkable

@@ -29,6 +29,7 @@ from extract.errors import (
 )
 from extract.transports._deadline import DEADLINE, DeadlineBackend
 from extract.transports.base import WireRequest, WireResponse
+from extract.transports.encoding import encode_body
 
 __all__ = ["CEREBRAS_BASE_URL", "DEFAULT_MAX_RESPONSE_BYTES", "HttpTransport", "check_base_url"]
 
@@ -92,6 +93,23 @@ def _encode(body: dict[str, Any]) -> bytes:
             "carry, such as a lone surrogate ('\\udcff', from bytes decoded with errors='surrogateescape'): "
             "decode the input with errors='replace' or pass only str, numbers, lists and dicts"
         ) from None
+
+
+def _wire_body(request: WireRequest) -> tuple[bytes, dict[str, str] | None, str]:
+    """The bytes to send, the headers that differ from the client's JSON defaults, and the encoding's name.
+
+    The body is serialised to JSON once: its size picks the encoding (`request.payload`), and the same bytes
+    are sent, or compressed, when the choice is JSON or gzip.
+    """
+    data = _encode(request.body)
+    policy = request.payload
+    if policy is None:
+        return data, None, "json"
+    chosen = policy.choose(len(data))
+    if chosen == "json":
+        return data, None, "json"
+    encoded = encode_body(request.body, chosen, json_bytes=data)
+    return encoded.content, {k.lower(): v for k, v in encoded.headers.items()}, chosen
 
 
 class _NoCookies(http.cookiejar.CookieJar):
@@ -350,18 +368,21 @@ class HttpTransport:
             secrets=(self._api_key,),
         )
 
-    def _finish(self, status: int, headers: dict[str, str], body: _Body) -> WireResponse:
+    def _finish(self, status: int, headers: dict[str, str], body: _Body, encoding: str) -> WireResponse:
         content = body.content()
-        return WireResponse(status, headers, content, _decode(content, headers.get("content-type", "")))
+        data = _decode(content, headers.get("content-type", ""))
+        return WireResponse(status, headers, content, data, encoding)
 
     def send(self, request: WireRequest, timeout: float) -> WireResponse:
         client = self._sync_client()  # built before the clock starts: a one-off local cost, not the server's
+        content, extra_headers, encoding = _wire_body(request)
         token = DEADLINE.set(time.monotonic() + timeout)
         try:
             with client.stream(
                 "POST",
                 self.base_url + request.path,
-                content=_encode(request.body),
+                content=content,
+                headers=extra_headers,
                 timeout=self._timeout(timeout),
             ) as response:
                 headers = _wire_headers(response)
@@ -373,13 +394,15 @@ class HttpTransport:
             raise self._failure(exc, timeout) from None
         finally:
             DEADLINE.reset(token)
-        return self._finish(response.status_code, headers, body)
+        return self._finish(response.status_code, headers, body, encoding)
 
     async def _apost(self, client: httpx.AsyncClient, request: WireRequest, timeout: float) -> WireResponse:
+        content, extra_headers, encoding = _wire_body(request)
         async with client.stream(
             "POST",
             self.base_url + request.path,
-            content=_encode(request.body),
+            content=content,
+            headers=extra_headers,
             timeout=self._timeout(timeout),
         ) as response:
             headers = _wire_headers(response)
@@ -387,7 +410,7 @@ class HttpTransport:
             chunks: AsyncIterator[bytes] = response.aiter_raw()
             async for chunk in chunks:
                 body.feed(chunk)
-        return self._finish(response.status_code, headers, body)
+        return self._finish(response.status_code, headers, body, encoding)
 
     async def asend(self, request: WireRequest, timeout: float) -> WireResponse:
         shards = self._shards()
