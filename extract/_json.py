@@ -60,7 +60,9 @@ def loads(data: str | bytes | bytearray) -> Any:
     try:
         return json.loads(text, parse_float=lambda s: _exact_float(s, text), parse_constant=_refuse)
     except _Refused as exc:
-        raise json.JSONDecodeError(f"{exc.args[0]} is not a JSON value", text, text.find(exc.args[0])) from None
+        raise json.JSONDecodeError(
+            f"{exc.args[0]} is not a JSON value", text, text.find(exc.args[0])
+        ) from None
     except RecursionError:
         raise json.JSONDecodeError("the JSON is nested too deeply to parse", text, 0) from None
     except ValueError as exc:  # the json module's digit limit for int() conversion
@@ -79,6 +81,8 @@ def _refuse(name: str) -> Any:
 
 def _exact_float(literal: str, doc: str) -> float:
     value = float(literal)
-    if math.isinf(value) or (value == 0.0 and any(c in "123456789" for c in literal.split("e")[0].split("E")[0])):
+    if math.isinf(value) or (
+        value == 0.0 and any(c in "123456789" for c in literal.split("e")[0].split("E")[0])
+    ):
         raise InexactNumber(literal, doc, max(doc.find(literal), 0))
     return value

@@ -37,7 +37,14 @@ from typing import Any
 
 from extract._json import InexactNumber, loads
 
-__all__ = ["MAX_RECOVERY_CHARS", "ReplyKind", "ReplyParse", "looks_like_schema", "parse_reply", "unwrap_candidates"]
+__all__ = [
+    "MAX_RECOVERY_CHARS",
+    "ReplyKind",
+    "ReplyParse",
+    "looks_like_schema",
+    "parse_reply",
+    "unwrap_candidates",
+]
 
 MAX_RECOVERY_CHARS = 1 << 20
 """Replies longer than this (in characters, 1 MiB) are read as strict JSON only: no fence, prose or repair
@@ -351,7 +358,7 @@ def _balanced_spans(text: str, position: int, spans: _Spans) -> int | None:
             expected = "".join(kinds[-m:])[::-1].translate(_CLOSER_OF)
             matched = m if expected == text[i : i + m] else _common_prefix(expected, text[i : i + m])
             if matched:
-                ends.update(zip(reversed(stack[-matched:]), range(i + 1, i + matched + 1)))
+                ends.update(zip(reversed(stack[-matched:]), range(i + 1, i + matched + 1), strict=True))
                 del stack[-matched:], kinds[-matched:]
             if matched == m and stack:
                 continue

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from extract import modes
 from extract._engine.drive import Action, Outcome, Send, Sleep
-from extract._engine.judge import Verdict, correction, judge
+from extract._engine.judge import Verdict, correction, judge, quoted_reply
 from extract._engine.results import Attempt, Result, Usage
 from extract.errors import APIConnectionError, APIError, APITimeoutError, ExtractionFailed, redact
 from extract.models import Capabilities
@@ -230,6 +230,6 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
                 continue  # same conversation, more room
         tail = []
         if reply.content and reply.content.strip():
-            tail.append({"role": "assistant", "content": reply.content})
+            tail.append({"role": "assistant", "content": quoted_reply(reply.content)})
         tail.append({"role": "user", "content": correction(verdict)})
     raise ExtractionFailed(_failure_message(job, attempts, why), attempts=attempts, usage=usage)
