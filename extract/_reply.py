@@ -379,6 +379,9 @@ def _scan(text: str) -> tuple[tuple[Any, list[str], list[str]] | None, bool]:
     is part of a cut-off value, so the scan stops there instead of returning a fragment of it. An unclosed
     opener that does not look like JSON ("{ see below") is prose: the scan goes on just after it.
     """
+    whole = _whole_span(text)
+    if whole is not None:
+        return whole, False
     spans = _Spans([], {})
     position, truncated = 0, False
     for attempt in range(_MAX_PASSES):
@@ -394,12 +397,32 @@ def _scan(text: str) -> tuple[tuple[Any, list[str], list[str]] | None, bool]:
     if best is None:
         return None, truncated
     start, end, value, fixes = best
+    return (value, _where(text, start, end), fixes), truncated
+
+
+def _whole_span(text: str) -> tuple[Any, list[str], list[str]] | None:
+    """From the first opener to the last closer, when that parses: no span can be longer, and prose
+    around one big answer is the usual case, so this C-speed try spares the tokenising pass."""
+    first = _OPENER.search(text)
+    if first is None:
+        return None
+    start, end = first.start(), max(text.rfind("}"), text.rfind("]")) + 1
+    if end <= start or _JSON_START.match(text, start) is None:
+        return None
+    parsed = _parse_span(text[start:end])
+    if parsed is None:
+        return None
+    value, fixes = parsed
+    return value, _where(text, start, end), fixes
+
+
+def _where(text: str, start: int, end: int) -> list[str]:
     where: list[str] = []
     if text[:start].strip():
         where.append("ignored text before the JSON")
     if text[end:].strip():
         where.append("ignored text after the JSON")
-    return (value, where, fixes), truncated
+    return where
 
 
 def _longest_parsing(text: str, spans: _Spans) -> tuple[int, int, Any, list[str]] | None:
