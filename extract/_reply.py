@@ -299,6 +299,7 @@ _OPENER = re.compile(r"[\[{]")
 # inside a container: a whole string (closed or running to the end), or a bracket
 _IN_JSON = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|[\[{]++|[\]}]++', re.DOTALL)
 _CLOSER_OF = str.maketrans("[{", "]}")
+_OUTSIDE_NOISE = re.compile(r'["\]}]')  # between containers, what the inside token stream would misread
 # what JSON (or a repairable Python literal) can put right after an opening bracket
 _JSON_START = re.compile(r'\{\s*+["}]|\[\s*+[\[{"\]\d\-tfnTFN]')
 _JSON_AFTER_BRACE = re.compile(r'\{\s*+(?:"|\}|\Z)')
@@ -323,7 +324,7 @@ def _balanced_spans(text: str, position: int, spans: _Spans) -> int | None:
     every open container: none of them is JSON.
     """
     starts, ends = spans.starts, spans.ends
-    find_opener, tokens = _OPENER.search, _IN_JSON.finditer
+    find_opener, tokens, not_prose = _OPENER.search, _IN_JSON.finditer, _OUTSIDE_NOISE.search
     while True:
         first = find_opener(text, position)
         if first is None:
@@ -345,6 +346,13 @@ def _balanced_spans(text: str, position: int, spans: _Spans) -> int | None:
                 if (kinds.pop() == "{") == (ch == "}"):
                     ends[opener] = j
                     if stack:
+                        continue
+                    # back outside: when only blanks and prose without quotes or closers come before
+                    # the next opener, the same token stream goes on (no restart per sibling container)
+                    after = find_opener(text, j)
+                    if after is None:
+                        return None
+                    if not_prose(text, j, after.start()) is None:
                         continue
                 position = j
                 break
