@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["InexactNumber", "loads"]
+__all__ = ["InexactNumber", "dumps", "loads"]
 
 # Literals orjson cannot carry exactly: > 18 digits in a row (beyond int64 / uint64 or beyond a double's
 # 17 significant digits) or an exponent of 3+ digits (beyond the double range, or underflow to zero).
@@ -86,3 +86,27 @@ def _exact_float(literal: str, doc: str) -> float:
     ):
         raise InexactNumber(literal, doc, max(doc.find(literal), 0))
     return value
+
+
+def dumps(value: Any, option: int = 0) -> bytes:
+    """orjson's bytes, or the json module's when an integer is beyond 64 bits (orjson refuses those, so a
+    value `loads` returned can always be written back). Honours OPT_INDENT_2, OPT_APPEND_NEWLINE,
+    OPT_SORT_KEYS and OPT_NON_STR_KEYS on the fallback path; raises TypeError for non-JSON values."""
+    try:
+        return orjson.dumps(value, option=option)
+    except TypeError as exc:
+        if "64-bit" not in str(exc) and "Integer" not in str(exc):
+            raise
+    try:
+        text = json.dumps(
+            value,
+            ensure_ascii=False,
+            allow_nan=False,
+            indent=2 if option & orjson.OPT_INDENT_2 else None,
+            separators=(",", ": ") if option & orjson.OPT_INDENT_2 else (",", ":"),
+            sort_keys=bool(option & orjson.OPT_SORT_KEYS),
+        )
+    except ValueError as exc:
+        raise TypeError(f"not JSON-serialisable: {exc}") from None
+    newline = "\n" if option & orjson.OPT_APPEND_NEWLINE else ""
+    return (text + newline).encode()

@@ -7,11 +7,13 @@ scripted with exact reply content.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pydantic
 import pytest
 from hypothesis import given, settings
@@ -20,6 +22,7 @@ from hypothesis import strategies as st
 import extract._reply as reply_module
 from extract._engine.judge import MAX_ERROR_CHARS, REASK_EXCERPT_CHARS, Verdict, correction, quoted_reply
 from extract._json import InexactNumber, loads
+from extract._json import dumps as exact_dumps
 from extract._reply import MAX_RECOVERY_CHARS, ReplyKind, parse_reply
 from extract.core import Extractor
 from extract.errors import ExtractionFailed
@@ -52,7 +55,7 @@ def dumps(value: Any, indent: int | None = None) -> str:
 
 def same(a: Any, b: Any) -> bool:
     """Equal as JSON text: an int that turned into a float (or back) is a difference."""
-    return dumps(a) == dumps(b)
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 # ---- exact values ------------------------------------------------------------------------------------
@@ -112,6 +115,18 @@ def test_numbers_beyond_a_double_are_refused_not_rounded(literal: str) -> None:
         result = parse_reply(content)
         assert result.kind is ReplyKind.NOT_JSON and result.value is None, content
         assert "outside the range of a 64-bit float" in result.message
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    EXACT_VALUES, st.sampled_from([0, orjson.OPT_INDENT_2, orjson.OPT_APPEND_NEWLINE | orjson.OPT_SORT_KEYS])
+)
+def test_exact_dumps_writes_back_what_loads_read(value: Any, option: int) -> None:
+    written = exact_dumps(value, option)
+    assert same(loads(written), value)
+    assert written.endswith(b"\n") == bool(option & orjson.OPT_APPEND_NEWLINE)
+    with contextlib.suppress(TypeError):  # an integer beyond 64 bits: only the fallback can write it
+        assert written == orjson.dumps(value, option=option)  # else orjson's own bytes
 
 
 def test_zero_with_a_big_exponent_is_zero() -> None:
