@@ -405,3 +405,18 @@ def test_inexact_numbers_are_failures_not_rounded(
         ex.extract(schema, TEXT)
     errors = failed.value.attempts[0].errors
     assert any(why in e for e in errors), errors
+
+
+def test_schema_entry_points_read_json_text_exactly() -> None:
+    from extract.errors import ValidationFailed
+    from extract.schema import compile_schema
+    from extract.schema._validate import Validator
+
+    text = f'{{"n": {BIG}}}'
+    assert compile_schema(INT_SCHEMA).parse(text) == {"n": BIG}
+    assert Validator.for_json_schema(INT_SCHEMA).validate(text) == {"n": BIG}
+    assert Validator.for_pydantic(Count).validate(text) == Count(n=BIG)
+    any_json = {"type": "object", "properties": {"v": {}}, "required": ["v"], "additionalProperties": False}
+    assert compile_schema(any_json).parse({"v": text}) == {"v": {"n": BIG}}  # carried as JSON text
+    with pytest.raises(ValidationFailed, match="outside the range of a 64-bit float"):
+        Validator.for_json_schema(INT_SCHEMA).validate('{"n": 1e400}')
