@@ -28,8 +28,8 @@ __all__ = ["InexactNumber", "dumps", "loads"]
 
 # Literals orjson cannot carry exactly: > 18 digits in a row (beyond int64 / uint64 or beyond a double's
 # 17 significant digits) or an exponent of 3+ digits (beyond the double range, or underflow to zero).
-_RISKY = re.compile(r"\d{19}|[eE][+-]?\d{3}")
-_RISKY_BYTES = re.compile(rb"\d{19}|[eE][+-]?\d{3}")
+_RISKY = re.compile(r"[\deE](?:(?<=\d)\d{18}|(?<=[eE])[+-]?\d{3})")  # one class first: faster
+_RISKY_BYTES = re.compile(rb"[\deE](?:(?<=\d)\d{18}|(?<=[eE])[+-]?\d{3})")
 _SHOWN = 40  # characters of an offending literal quoted in a message
 
 

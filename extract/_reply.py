@@ -27,7 +27,6 @@ limit (1,024 levels) are not JSON this parser recovers.
 
 from __future__ import annotations
 
-import bisect
 import enum
 import heapq
 import re
@@ -54,7 +53,7 @@ worst case of the pure-Python recovery scan to a fraction of a second per attemp
 _SCAN_WORK = 4  # parse attempts on prose-wrapped spans read at most this many times the reply's length
 _SCAN_SLACK = 1 << 16  # ... plus this many characters, so short replies are never starved
 _ATTEMPT_COST = 64  # ... where each parse attempt also costs this many characters' worth of fixed overhead
-_MAX_PASSES = 4  # tokenising passes over a reply whose unclosed brackets are prose ("{ see below")
+_MAX_PASSES = 3  # tokenising passes over a reply whose unclosed brackets are prose ("{ see below")
 
 
 class ReplyKind(str, enum.Enum):
@@ -264,7 +263,7 @@ def _parse_span(span: str) -> tuple[Any, list[str]] | None:
 
 
 _PY_LITERALS = {"True": "true", "False": "false", "None": "null"}
-_MAYBE_REPAIR = re.compile(r",\s*+[}\]]|True|False|None")
+_MAYBE_REPAIR = re.compile(r"[,TFN](?:(?<=,)\s*+[}\]]|(?<=T)rue|(?<=F)alse|(?<=N)one)")
 # a string (kept as it is, closed or not), a trailing comma, or a Python literal standing alone
 _REPAIRABLE = re.compile(
     r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|,(?=\s*+[}\]])|(?<!\w)(?:True|False|None)(?!\w)', re.DOTALL
@@ -306,24 +305,15 @@ _JSON_AFTER_BRACE = re.compile(r'\{\s*+(?:"|\}|\Z)')
 _JSON_AFTER_BRACKET = re.compile(r'\[\s*+(?:[\[{"\]\d\-tfn]|\Z)')
 
 
-@dataclass(slots=True)
-class _Spans:
-    """Balanced object/array spans: `starts` in text order, `ends[start]` just past each one's closer."""
-
-    starts: list[int]
-    ends: dict[int, int]
-
-
-def _balanced_spans(text: str, position: int, spans: _Spans) -> int | None:
-    """Record every balanced object/array span from `position` on; return the outermost opener that
-    never closes (None when all close).
+def _balanced_spans(text: str, position: int, ends: dict[int, int]) -> int | None:
+    """Record every balanced object/array span from `position` on (`ends[start]` is just past its
+    closer); return the outermost opener that never closes (None when all close).
 
     Outside containers only openers matter (quotes there are prose); inside, strings are skipped whole
     and runs of brackets are handled a run at a time (C-level list and string operations), so deep
     nesting costs no Python step per bracket. A closer that does not match the innermost opener ends
     every open container: none of them is JSON.
     """
-    starts, ends = spans.starts, spans.ends
     find_opener, tokens, not_prose = _OPENER.search, _IN_JSON.finditer, _OUTSIDE_NOISE.search
     while True:
         first = find_opener(text, position)
@@ -339,7 +329,6 @@ def _balanced_spans(text: str, position: int, spans: _Spans) -> int | None:
             if j == i + 1:  # a single bracket: the common case, kept cheap
                 if ch == "{" or ch == "[":
                     stack.append(i)
-                    starts.append(i)
                     kinds.append(ch)
                     continue
                 opener = stack.pop()
@@ -357,9 +346,7 @@ def _balanced_spans(text: str, position: int, spans: _Spans) -> int | None:
                 position = j
                 break
             if ch == "{" or ch == "[":
-                opened = range(i, j)
-                stack.extend(opened)
-                starts.extend(opened)
+                stack.extend(range(i, j))
                 kinds.extend(text[i:j])
                 continue
             m = min(j - i, len(stack))
@@ -390,18 +377,19 @@ def _scan(text: str) -> tuple[tuple[Any, list[str], list[str]] | None, bool]:
     whole = _whole_span(text)
     if whole is not None:
         return whole, False
-    spans = _Spans([], {})
+    ends: dict[int, int] = {}
     position, truncated = 0, False
     for attempt in range(_MAX_PASSES):
-        unclosed = _balanced_spans(text, position, spans)
+        unclosed = _balanced_spans(text, position, ends)
         if unclosed is None or attempt == _MAX_PASSES - 1:
             break
-        del spans.starts[bisect.bisect_left(spans.starts, unclosed) :]  # inside the unclosed container
+        for inside in [start for start in ends if start > unclosed]:  # part of the unclosed container
+            del ends[inside]
         if _opens_json(text, unclosed):
             truncated = True
             break
         position = unclosed + 1
-    best = _longest_parsing(text, spans)
+    best = _longest_parsing(text, ends)
     if best is None:
         return None, truncated
     start, end, value, fixes = best
@@ -433,23 +421,21 @@ def _where(text: str, start: int, end: int) -> list[str]:
     return where
 
 
-def _longest_parsing(text: str, spans: _Spans) -> tuple[int, int, Any, list[str]] | None:
+def _longest_parsing(text: str, ends: dict[int, int]) -> tuple[int, int, Any, list[str]] | None:
     """The longest span that parses (the leftmost among equals), trying the longest first: a real answer
     is found at once, before any fragment inside it or beside it.
 
-    Spans that cannot start JSON are not tried at all; the attempts stop once they have cost `_SCAN_WORK`
+    Spans that cannot start JSON are skipped unparsed; the attempts stop once they have cost `_SCAN_WORK`
     times the text (each attempt counts its length twice, strict and repaired, plus a fixed overhead).
     """
-    ends, json_start = spans.ends, _JSON_START.match
-    candidates = [
-        (start - end, start)
-        for start in spans.starts
-        if (end := ends.get(start)) is not None and json_start(text, start) is not None
-    ]
+    candidates = [(start - end, start) for start, end in ends.items()]
     heapq.heapify(candidates)
+    json_start = _JSON_START.match
     budget = _SCAN_WORK * len(text) + _SCAN_SLACK
     while candidates:
         negative_length, start = heapq.heappop(candidates)
+        if json_start(text, start) is None:
+            continue
         end = start - negative_length
         budget -= 2 * (end - start) + _ATTEMPT_COST
         if budget < 0:
