@@ -325,6 +325,18 @@ def test_reask_after_a_huge_bad_reply_stays_small(server: TestServer, bad: str) 
     assert result.attempts[0].content == bad  # the Attempt keeps the raw reply for the caller
 
 
+@pytest.mark.timeout(120)
+async def test_async_reask_after_a_huge_bad_reply_stays_small(server: TestServer) -> None:
+    bad = "z" * 3_000_000
+    server.script(Fault.content(bad))
+    async with make(server) as ex:
+        value = await ex.aextract(Person, TEXT)
+    assert isinstance(value, Person)
+    first, second = server.requests
+    assert len(second.raw) - len(first.raw) < 4 * REASK_EXCERPT_CHARS + 2000
+    assert len(second["messages"][-2]["content"]) <= REASK_EXCERPT_CHARS + 80
+
+
 # ---- exact numbers end to end -----------------------------------------------------------------------
 
 INT_SCHEMA = {
