@@ -432,3 +432,32 @@ def test_schema_entry_points_read_json_text_exactly() -> None:
     assert compile_schema(any_json).parse({"v": text}) == {"v": {"n": BIG}}  # carried as JSON text
     with pytest.raises(ValidationFailed, match="outside the range of a 64-bit float"):
         Validator.for_json_schema(INT_SCHEMA).validate('{"n": 1e400}')
+
+
+# ---- the benchmark runs ------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(300)
+def test_bench_hostile_quick_prints_every_section(
+    capsys: pytest.CaptureFixture[str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from benchmarks import bench_hostile
+
+    transport = tmp_path / "bench_hostile_transport.py"
+    transport.write_text(
+        "def main(argv):\n    return [{'case': 'endless body', 'quick': '--quick' in argv}]\n"
+    )
+    monkeypatch.setattr(bench_hostile, "TRANSPORT_FILE", transport)
+    assert bench_hostile.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "### Reply parser" in out and "### Re-ask request size" in out and "### Transport" in out
+    assert "| endless body | True |" in out
+    assert out.count("ok after a re-ask") == 2
+    monkeypatch.setattr(bench_hostile, "TRANSPORT_FILE", tmp_path / "missing.py")
+    assert bench_hostile._load_transport_section() is None
