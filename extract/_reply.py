@@ -301,6 +301,7 @@ _CLOSER_OF = str.maketrans("[{", "]}")
 _OUTSIDE_NOISE = re.compile(r'["\]}]')  # between containers, what the inside token stream would misread
 # what JSON (or a repairable Python literal) can put right after an opening bracket
 _JSON_START = re.compile(r'\{\s*+["}]|\[\s*+[\[{"\]\d\-tfnTFN]')
+_MAY_FOLLOW = frozenset(' \t\r\n"{}[]-0123456789tfnTFN')  # characters _JSON_START allows after a bracket
 _JSON_AFTER_BRACE = re.compile(r'\{\s*+(?:"|\}|\Z)')
 _JSON_AFTER_BRACKET = re.compile(r'\[\s*+(?:[\[{"\]\d\-tfn]|\Z)')
 
@@ -428,7 +429,8 @@ def _longest_parsing(text: str, ends: dict[int, int]) -> tuple[int, int, Any, li
     Spans that cannot start JSON are skipped unparsed; the attempts stop once they have cost `_SCAN_WORK`
     times the text (each attempt counts its length twice, strict and repaired, plus a fixed overhead).
     """
-    candidates = [(start - end, start) for start, end in ends.items()]
+    # a cheap look at the character after each opener drops most non-JSON spans before the heap
+    candidates = [(start - end, start) for start, end in ends.items() if text[start + 1] in _MAY_FOLLOW]
     heapq.heapify(candidates)
     json_start = _JSON_START.match
     budget = _SCAN_WORK * len(text) + _SCAN_SLACK
