@@ -166,6 +166,7 @@ def adversarial(n: int) -> Iterator[tuple[str, str]]:
     yield "python literals", "[True, " * (n // 7)
     yield "think tags", "<think>" * (n // 7)
     yield "mismatched", "[}" * (n // 2)
+    yield "distinct broken fences", "".join(f"```\n[-{i}x]\n```\n" for i in range(n // 16))
 
 
 class Counting:
@@ -201,8 +202,9 @@ def test_adversarial_replies_cost_linear_work(monkeypatch: pytest.MonkeyPatch, s
         return real_loads(text)
 
     monkeypatch.setattr(reply_module, "_loads", counting_loads)
+    in_json, opener = reply_module._IN_JSON, reply_module._OPENER
     for name, content in adversarial(size):
-        tokens, openers = Counting(reply_module._IN_JSON), Counting(reply_module._OPENER)
+        tokens, openers = Counting(in_json), Counting(opener)
         monkeypatch.setattr(reply_module, "_IN_JSON", tokens)
         monkeypatch.setattr(reply_module, "_OPENER", openers)
         parsed_chars[0] = 0
