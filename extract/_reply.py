@@ -47,8 +47,9 @@ __all__ = [
 
 MAX_RECOVERY_CHARS = 1 << 20
 """Replies longer than this (in characters, 1 MiB) are read as strict JSON only: no fence, prose or repair
-recovery. Far above what a model writes in one answer (tens of thousands of tokens), and it keeps the
-worst case of the pure-Python recovery scan to a fraction of a second per attempt."""
+recovery. It covers the largest output limit in the capability table (65,536 tokens) at 16 characters a
+token, and caps the pure-Python recovery scan's worst case at about one CPU second per attempt (measured
+by benchmarks/bench_hostile.py on a shared 2-core machine: at most ~1 s per MB of adversarial reply)."""
 
 _SCAN_WORK = 4  # parse attempts on prose-wrapped spans read at most this many times the reply's length
 _SCAN_SLACK = 1 << 16  # ... plus this many characters, so short replies are never starved
@@ -187,7 +188,10 @@ def _number_refused(exc: InexactNumber) -> ReplyParse:
 def _oversize(content: str, error: ValueError, limit: int) -> ReplyParse:
     """The verdict for a long reply that failed the strict parse: cut off if the parser ran out of text."""
     pos = getattr(error, "pos", None)
-    if isinstance(pos, int) and pos >= len(content.rstrip()) and content.lstrip()[:1] in ("{", "["):
+    ran_out = (isinstance(pos, int) and pos >= len(content.rstrip())) or str(error).startswith(
+        "Unterminated string"  # the json module (used for big numbers) names the string's start instead
+    )
+    if ran_out and content.lstrip()[:1] in ("{", "["):
         return ReplyParse(ReplyKind.TRUNCATED, message=_TRUNCATED_MESSAGE)
     return ReplyParse(ReplyKind.NOT_JSON, message=_OVERSIZE_MESSAGE.format(size=len(content), limit=limit))
 

@@ -253,6 +253,9 @@ def test_over_the_bound_only_the_strict_parse_runs() -> None:
     assert f"{MAX_RECOVERY_CHARS:,}" in wrapped.message and "strict JSON" in wrapped.message
     cut = parse_reply(text[: len(text) - 10])
     assert cut.kind is ReplyKind.TRUNCATED
+    with_big_number = f'{{"n": {BIG}, ' + text[1:]
+    assert parse_reply(with_big_number).value == {"n": BIG, **big}
+    assert parse_reply(with_big_number[:-10]).kind is ReplyKind.TRUNCATED  # cut inside a string
 
 
 def test_the_bound_is_a_parameter() -> None:
