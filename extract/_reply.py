@@ -304,8 +304,8 @@ _IN_JSON = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|[\[{]++|[\]}]++', re.DOTA
 _CLOSER_OF = str.maketrans("[{", "]}")
 _OUTSIDE_NOISE = re.compile(r'["\]}]')  # between containers, what the inside token stream would misread
 # what JSON (or a repairable Python literal) can put right after an opening bracket
-_JSON_START = re.compile(r'\{\s*+["}]|\[\s*+[\[{"\]\d\-tfnTFN]')
-_MAY_FOLLOW = frozenset(' \t\r\n"{}[]-0123456789tfnTFN')  # characters _JSON_START allows after a bracket
+_JSON_START = re.compile(r'\{\s*+[",}]|\[\s*+[\[{",\]\d\-tfnTFN]')  # "," for "{,}": a repair gives {}
+_MAY_FOLLOW = frozenset(' \t\r\n",{}[]-0123456789tfnTFN')  # characters _JSON_START allows after a bracket
 _JSON_AFTER_BRACE = re.compile(r'\{\s*+(?:"|\}|\Z)')
 _JSON_AFTER_BRACKET = re.compile(r'\[\s*+(?:[\[{"\]\d\-tfn]|\Z)')
 
@@ -386,12 +386,13 @@ def _scan(text: str) -> tuple[tuple[Any, list[str], list[str]] | None, bool]:
     position, truncated = 0, False
     for attempt in range(_MAX_PASSES):
         unclosed = _balanced_spans(text, position, ends)
-        if unclosed is None or attempt == _MAX_PASSES - 1:
+        if unclosed is None:
             break
-        for inside in [start for start in ends if start > unclosed]:  # part of the unclosed container
-            del ends[inside]
-        if _opens_json(text, unclosed):
-            truncated = True
+        truncated = _opens_json(text, unclosed)
+        if truncated or attempt < _MAX_PASSES - 1:  # (the last pass keeps what it found inside)
+            for inside in [start for start in ends if start > unclosed]:  # part of the unclosed container
+                del ends[inside]
+        if truncated:
             break
         position = unclosed + 1
     best = _longest_parsing(text, ends)

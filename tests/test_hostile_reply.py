@@ -235,6 +235,19 @@ def test_longest_span_wins_over_many_small_ones() -> None:
     assert result.ok and result.value == {"rows": [1, 2, 3]}
 
 
+@pytest.mark.parametrize(
+    ("content", "kind", "value"),
+    [
+        ('{ a { b {"k": [1', ReplyKind.TRUNCATED, None),  # two prose braces, then a cut-off value
+        ("I'm sorry. [,]", ReplyKind.OK, []),  # a repair that leaves an empty container
+        ('x {,} y {"a": 1,}', ReplyKind.OK, {"a": 1}),
+    ],
+)
+def test_scan_edge_cases(content: str, kind: ReplyKind, value: Any) -> None:
+    result = parse_reply(content)
+    assert result.kind is kind and result.value == value
+
+
 def test_unclosed_prose_bracket_before_the_json_is_skipped() -> None:
     result = parse_reply('{ see below, it is 5" wide } {"a": 1}')
     assert result.ok and result.value == {"a": 1}
