@@ -300,7 +300,12 @@ def _repair(span: str) -> tuple[str, list[str]]:
 
 _OPENER = re.compile(r"[\[{]")
 # inside a container: a whole string (closed or running to the end), or a bracket
-_IN_JSON = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|[\[{]++|[\]}]++', re.DOTALL)
+_IN_JSON = re.compile(
+    r'[\[{][^\[\]{}"]*+[\]}]'  # a flat container (no brackets or strings inside): one token
+    r'|"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)'  # a string, closed or running to the end
+    r"|[\[{]++|[\]}]++",  # a run of openers, a run of closers
+    re.DOTALL,
+)
 _CLOSER_OF = str.maketrans("[{", "]}")
 _OUTSIDE_NOISE = re.compile(r'["\]}]')  # between containers, what the inside token stream would misread
 # what JSON (or a repairable Python literal) can put right after an opening bracket
@@ -331,6 +336,21 @@ def _balanced_spans(text: str, position: int, ends: dict[int, int]) -> int | Non
             ch = text[i]
             if ch == '"':
                 continue
+            last = text[j - 1]
+            if (ch == "[" or ch == "{") and (last == "]" or last == "}"):  # flat: "[1, 2]", "{x}"
+                if (ch == "{") != (last == "}"):  # "[1}": the closer does not match
+                    position = j
+                    break
+                ends[i] = j
+                if stack:
+                    continue
+                after = find_opener(text, j)
+                if after is None:
+                    return None
+                if not_prose(text, j, after.start()) is None:
+                    continue
+                position = j
+                break
             if j == i + 1:  # a single bracket: the common case, kept cheap
                 if ch == "{" or ch == "[":
                     stack.append(i)
