@@ -14,7 +14,16 @@ from extract._reply import ReplyKind, parse_reply, unwrap_candidates
 from extract.errors import ValidationFailed
 from extract.modes import Reply
 
-__all__ = ["Verdict", "correction", "judge"]
+__all__ = ["REASK_EXCERPT_CHARS", "Verdict", "correction", "judge", "quoted_reply"]
+
+REASK_EXCERPT_CHARS = 2000
+"""At most this many characters of a failed reply are quoted back to the model in a re-ask (its head and
+its tail, with a marker saying how much was left out): enough to show the model what it wrote and where it
+stopped, while a runaway reply of megabytes costs the next request a few kilobytes (at most ~8 KB of
+UTF-8, ~12 KB if every character needs a JSON escape), not its own size again."""
+
+MAX_ERROR_CHARS = 300  # one error line (a violation, a refusal) as listed in a correction or an Attempt
+_MAX_LISTED = 20  # errors listed in one correction
 
 Kind = Literal["ok", "refusal", "length", "empty", "json", "echo", "invalid"]
 
@@ -54,7 +63,7 @@ def _first_valid(compiled: Any, candidates: list[Any]) -> Verdict | None:
 def judge(compiled: Any, reply: Reply) -> Verdict:
     """Read, decode and validate one reply against the compiled schema."""
     if reply.refusal:
-        return Verdict("refusal", errors=(f"$: the model refused: {reply.refusal}",))
+        return Verdict("refusal", errors=(_clip(f"$: the model refused: {reply.refusal}"),))
     if reply.finish_reason == "content_filter":
         return Verdict("refusal", errors=("$: the provider's content filter stopped the reply",))
     truncated = reply.finish_reason == "length"
@@ -69,7 +78,7 @@ def judge(compiled: Any, reply: Reply) -> Verdict:
         if unwrapped is not None:
             return unwrapped
         if parsed.kind is ReplyKind.OK:
-            errors = tuple(str(v) for v in failure.violations) or (str(failure),)
+            errors = tuple(_clip(str(v)) for v in failure.violations) or (_clip(str(failure)),)
             return Verdict("length" if truncated else "invalid", errors=errors)
     kind = _BY_REPLY_KIND.get(parsed.kind, "json")
     if truncated and kind in ("json", "empty"):
@@ -78,9 +87,30 @@ def judge(compiled: Any, reply: Reply) -> Verdict:
     return Verdict(kind, errors=(f"$: {detail}",), advice=parsed.message)
 
 
+def quoted_reply(content: str, limit: int = REASK_EXCERPT_CHARS) -> str:
+    """A failed reply as quoted back in a re-ask: whole when short, else its head and tail around a marker
+    (the result is at most `limit` characters plus the marker's ~50)."""
+    if len(content) <= limit:
+        return content
+    head = limit * 3 // 4
+    tail = limit - head
+    omitted = len(content) - head - tail
+    return f"{content[:head]}\n[... {omitted:,} characters of this reply left out ...]\n{content[-tail:]}"
+
+
+def _clip(line: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """One error line, bounded: a message quoting a huge value must not grow every later request."""
+    if len(line) <= limit:
+        return line
+    return f"{line[: limit - 30]}… ({len(line):,} characters in all)"
+
+
 def correction(verdict: Verdict) -> str:
-    """The one short user message sent after a failed reply; it names every failing path."""
-    listed = "\n".join(f"- {e}" for e in verdict.errors[:20])
+    """The one short user message sent after a failed reply; it names every failing path (up to 20),
+    each line at most MAX_ERROR_CHARS long, so its size is bounded whatever the reply was."""
+    listed = "\n".join(f"- {_clip(e)}" for e in verdict.errors[:_MAX_LISTED])
+    if len(verdict.errors) > _MAX_LISTED:
+        listed += f"\n- ... and {len(verdict.errors) - _MAX_LISTED} more"
     if verdict.kind == "json" and verdict.advice:
         return f"Your reply could not be used: {verdict.advice}."
     if verdict.kind == "echo":

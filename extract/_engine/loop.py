@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from extract import modes
 from extract._engine.drive import Action, Outcome, Send, Sleep
 from extract._engine.features import is_capacity_refusal, prediction_fields, reasoning_reserve
-from extract._engine.judge import Verdict, correction, judge
+from extract._engine.judge import Verdict, correction, judge, quoted_reply
 from extract.errors import (
     APIConnectionError,
     APIError,
@@ -354,6 +354,6 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
         predicted = prediction_fields(job.row, reply.content)
         tail = []
         if reply.content and reply.content.strip():
-            tail.append({"role": "assistant", "content": reply.content})
+            tail.append({"role": "assistant", "content": quoted_reply(reply.content)})
         tail.append({"role": "user", "content": correction(verdict)})
     raise ExtractionFailed(_failure_message(job, attempts, why), attempts=attempts, usage=usage)

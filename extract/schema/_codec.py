@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from extract._json import loads
 from extract.errors import Unrepresentable
 
 __all__ = [
@@ -64,7 +65,7 @@ def dump_json(value: Any, *, sort_keys: bool = False) -> str:
 class JsonText(Codec):
     """Any value carried as a JSON-encoded string (the wire cannot express "any JSON" in strict mode).
 
-    The json module parses it: orjson would turn integers beyond 64 bits into floats.
+    Parsed by the exact loader: orjson alone would turn integers beyond 64 bits into floats.
     """
 
     identity = False
@@ -72,7 +73,7 @@ class JsonText(Codec):
     def decode(self, w: Any) -> Any:
         if isinstance(w, str):
             try:
-                return json.loads(w)
+                return loads(w)
             except ValueError:
                 return w  # a bare string is itself a JSON value; validation decides
         return w

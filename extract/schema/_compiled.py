@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
-
 from extract._ecma_regex import RegexError, compile_ecma
+from extract._json import loads
 from extract.errors import ConfigurationError, SchemaError, ValidationFailed
 from extract.schema._codec import IDENTITY, Codec, Unrepresentable, Wrap, same_json, wire_match
 from extract.schema._compact import expanded_size, hoist_repeats, strip_annotations
@@ -141,8 +140,8 @@ class CompiledSchema:
         as happens in json_object and prompt modes) is accepted too. Raises the first ValidationFailed."""
         if isinstance(obj, (str, bytes, bytearray)):
             try:
-                obj = orjson.loads(obj)
-            except orjson.JSONDecodeError:
+                obj = loads(obj)  # exact numbers: integers of any size stay int
+            except ValueError:
                 return self.validate(obj)  # raises a located "not valid JSON" violation
         # from here on a str is a value (a string-rooted schema's answer), not JSON text
         decoded = self.decode(obj)

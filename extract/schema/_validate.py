@@ -26,6 +26,7 @@ from jsonschema.exceptions import ValidationError as _JSError
 from jsonschema.protocols import Validator as _JSValidator
 
 from extract._ecma_regex import RegexError, compile_ecma, is_ecma_regex
+from extract._json import loads
 from extract.errors import SchemaError, ValidationFailed, Violation
 from extract.schema._fastcheck import Check, compile_fast
 from extract.schema._guard import (
@@ -97,8 +98,8 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
 def _parse_json(data: str | bytes | bytearray) -> Any:
     """Parse reply text; a failure is a violation at the root, located so the model can see where."""
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
+        return loads(data)  # exact numbers: integers of any size stay int
+    except json.JSONDecodeError as exc:
         where = f" at line {exc.lineno} column {exc.colno}" if exc.lineno else ""
         raise ValidationFailed(
             [Violation("$", f"the reply is not valid JSON: {exc.msg.lower()}{where}")]
@@ -761,8 +762,11 @@ class Validator:
         if type(obj) in _JSON_SHAPES:
             try:
                 raw = orjson.dumps(obj)
-            except TypeError:  # holds non-JSON Python objects: validate them as they are
-                return adapter.validate_python(obj)
+            except TypeError:  # integers beyond 64 bits (exact in the json module), or non-JSON objects
+                try:
+                    raw = json.dumps(obj, ensure_ascii=False, allow_nan=False).encode()
+                except (TypeError, ValueError):  # non-JSON Python objects: validate them as they are
+                    return adapter.validate_python(obj)
             return adapter.validate_json(raw)
         return adapter.validate_python(obj)
 
