@@ -13,6 +13,7 @@ error lines so those ids rerun) happens only under that lock, atomically.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from extract import _json
 from extract._batch._guard import Job, OutputLock, check_meta, fsync_dir, write_meta
 from extract._batch._outcome import DocId
 from extract.errors import ConfigurationError
@@ -43,8 +45,8 @@ class Resumed:
 
 def _line_id(raw: bytes, path: Path, number: int) -> tuple[DocId, bool]:
     try:
-        obj: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        obj: Any = _json.loads(raw)
+    except json.JSONDecodeError as exc:  # orjson's and the exact loader's errors alike
         obj = exc
     if (
         not isinstance(obj, dict)
@@ -131,7 +133,7 @@ class Checkpoint:
         tmp = self.path.with_name(self.path.name + f".{os.getpid()}.rewrite")
         with open(self.path, "rb") as src, open(tmp, "wb") as dst:
             for raw in src:
-                if raw.strip() and b'"value"' in raw and "value" in orjson.loads(raw):
+                if raw.strip() and b'"value"' in raw and "value" in _json.loads(raw):
                     dst.write(raw)
             dst.flush()
             os.fsync(dst.fileno())
@@ -150,7 +152,7 @@ class Checkpoint:
         fd = self._fd
         if fd is None:  # pragma: no cover - open() always sets it
             raise RuntimeError("checkpoint is not open")
-        payload = orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
+        payload = _json.dumps(line, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
         view = memoryview(payload)
         while view:
             n = os.write(fd, view)

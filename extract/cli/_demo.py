@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from extract import _json
 from extract.cli._common import (
     EXIT_CODES_HELP,
     EXIT_OK,
@@ -60,5 +61,5 @@ def handler(args: argparse.Namespace) -> int:
     with make_extractor(args) as extractor:
         # temperature 0: the demo should print the same answer every time.
         value = extractor.extract(schema, text, temperature=0)
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.write(_json.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
     return EXIT_OK

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from extract import _json
 from extract.cli._common import (
     EXIT_CODES_HELP,
     EXIT_FAILED,
@@ -195,7 +196,7 @@ def _handle(args: argparse.Namespace, state: _State) -> int:
                 if not noted and run.resumed is not None:
                     noted = _note_resume(args, run.resumed, total)
                 if args.output is None:
-                    sys.stdout.buffer.write(orjson.dumps(outcome.to_json(), option=orjson.OPT_APPEND_NEWLINE))
+                    sys.stdout.buffer.write(_json.dumps(outcome.to_json(), option=orjson.OPT_APPEND_NEWLINE))
                     sys.stdout.flush()
     except SourceError as exc:
         raise BadInput(str(exc)) from None

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from extract import _json
 from extract._json import loads
 from extract.errors import Unrepresentable
 
@@ -52,7 +53,7 @@ IDENTITY = Codec()
 def dump_json(value: Any, *, sort_keys: bool = False) -> str:
     """Compact JSON text; integers beyond 64 bits (which orjson refuses) go through the json module."""
     try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None).decode()
+        return _json.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0).decode()
     except TypeError:
         try:
             return json.dumps(
