@@ -8,7 +8,8 @@ Sections (add one by appending to SECTIONS: a function taking `quick` and return
   fences, long strings, many small fragments, valid big JSON bare and wrapped in prose) at 200 KB, 1 MiB
   (the recovery bound, the worst case), 2 MB and 8 MB. Past the bound only the strict parse runs.
 - re-ask size: the request body that follows a 20 MB bad reply, over real HTTP to a loopback TestServer.
-- transport: `benchmarks/bench_hostile_transport.py`'s `main()`, when that file exists.
+- transport: `bench_hostile_transport.py` (peak RSS per request under endless bodies, deadline overshoot).
+- schema: `bench_hostile_schema.py` (catastrophic patterns on RE2 vs Python re; deep and cyclic schemas).
 
 CPU time (`time.process_time`) is reported rather than wall time: the machine may be shared.
 """
@@ -16,14 +17,12 @@ CPU time (`time.process_time`) is reported rather than wall time: the machine ma
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,7 +33,6 @@ from extract._reply import MAX_RECOVERY_CHARS, parse_reply
 
 Section = Callable[[bool], str]
 MB = 1_000_000
-TRANSPORT_FILE = Path(__file__).resolve().parent / "bench_hostile_transport.py"
 
 
 def _valid_rows(size: int) -> str:
@@ -135,35 +133,31 @@ def reask_section(quick: bool) -> str:
     )
 
 
-def _load_transport_section() -> Section | None:
-    """The transport benchmark's `main()` as a section, when its file exists (written separately)."""
-    if not TRANSPORT_FILE.exists():
-        return None
-    spec = importlib.util.spec_from_file_location("bench_hostile_transport", TRANSPORT_FILE)
-    if spec is None or spec.loader is None:
-        return None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    run: Callable[..., Any] | None = getattr(module, "main", None)
-    if run is None:
-        return None
+def _captured(run: Callable[[list[str]], object], argv: list[str]) -> str:
+    """A sibling benchmark's `main(argv)` as a section: what it prints."""
+    out = io.StringIO()
+    with redirect_stdout(out):
+        run(argv)
+    return out.getvalue().rstrip()
 
-    def transport_section(quick: bool) -> str:
-        out = io.StringIO()
-        with redirect_stdout(out):
-            returned = run(["--quick"] if quick else [])
-        if isinstance(returned, str):
-            return out.getvalue() + returned
-        if isinstance(returned, list) and all(isinstance(row, dict) for row in returned):
-            return out.getvalue() + markdown_table(returned)
-        return out.getvalue().rstrip()
 
-    return transport_section
+def transport_section(quick: bool) -> str:
+    from benchmarks.bench_hostile_transport import main as run
+
+    return _captured(run, ["--requests", "1", "--timeout", "1"] if quick else [])
+
+
+def schema_section(quick: bool) -> str:
+    from benchmarks.bench_hostile_schema import main as run
+
+    return _captured(run, ["--repeat", "1"] if quick else [])
 
 
 SECTIONS: list[tuple[str, Section]] = [
     ("Reply parser: CPU time per MB on adversarial replies", parser_section),
     ("Re-ask request size after a huge bad reply", reask_section),
+    ("Transport: hostile servers (memory per request, deadline)", transport_section),
+    ("Schemas: catastrophic patterns, deep and cyclic schemas", schema_section),
 ]
 
 
@@ -171,13 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small sizes: proves every section runs")
     args = parser.parse_args(argv)
-    sections = list(SECTIONS)
-    transport = _load_transport_section()
-    if transport is not None:
-        sections.append(("Transport: hostile servers", transport))
-    else:
-        print(f"(transport section skipped: {TRANSPORT_FILE.name} does not exist)\n")
-    for title, section in sections:
+    for title, section in SECTIONS:
         print(f"### {title}\n")
         print(section(args.quick))
         print()

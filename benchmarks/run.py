@@ -71,6 +71,8 @@ BENCHES: tuple[Bench, ...] = (
     Bench("schema", "bench_schema", "Schema compiler over JSONSchemaBench", False, ("--limit", "15")),
     Bench("batch", "bench_batch", "Batch extraction", False, full_args=("--mem-docs", "100000")),
     Bench("local", "bench_local", "Embedded model", False),
+    Bench("hostile", "bench_hostile", "Hostile inputs: replies, servers, schemas", False),
+    Bench("reasoning", "bench_reasoning", "Reasoning effort: tokens and success per effort", True),
 )
 
 
