@@ -155,3 +155,13 @@ def test_markdown_table_has_one_line_per_row_and_equal_cell_counts(rows: list[di
     assert len(lines) == len(rows) + 2
     widths = {line.replace("\\|", "").count("|") for line in lines}
     assert len(widths) == 1
+
+
+def test_hostile_transport_and_schema_sections_run_quick() -> None:
+    from benchmarks import bench_hostile
+
+    transport = bench_hostile.transport_section(True)
+    assert "| endless body |" in transport and "ResponseTooLargeError" in transport
+    assert "APITimeoutError" in transport
+    schema = bench_hostile.schema_section(True)
+    assert "SchemaError" in schema and "^(a+)+$" in schema

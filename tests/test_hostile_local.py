@@ -362,7 +362,7 @@ def test_paper_metadata_with_the_local_model_does_not_crash() -> None:
 _HOSTILE_SCHEMAS = """
 import json
 from extract.local import LocalTransport, _GRAMMARS
-from extract.transport import WireRequest
+from extract.transports import WireRequest
 
 schemas = [
     # the converter writes this enum value as "\\\\b", an escape llama.cpp's grammar parser does not know
