@@ -107,6 +107,11 @@ def _open(
     return transport, None
 
 
+def _refusal_text(response: WireResponse) -> str:
+    """What a server said when it refused something: its error message, else the start of its body."""
+    return error_fields(response.data).get("message") or response.body[:200].decode("utf-8", "replace")
+
+
 class Extractor:
     """A reusable client: one pooled connection set, cached compiled schemas and prompts, and the
     memory of which output modes each (server, model) refused. Safe to share across threads and tasks.
@@ -240,13 +245,18 @@ class Extractor:
         self._prepared[key] = (compiled, prepared)
         return prepared
 
-    def _on_demote(self, model: str, mode: str, response: WireResponse) -> None:
-        warn_key = (self._base_url, model, mode)
+    def _first_warning(self, key: tuple[str, str, str]) -> bool:
+        """True once per key: a refusal is worth one warning per Extractor, not one per request."""
         with self._lock:
-            if warn_key in self._warned:
-                return
-            self._warned.add(warn_key)
-        said = error_fields(response.data).get("message") or response.body[:200].decode("utf-8", "replace")
+            if key in self._warned:
+                return False
+            self._warned.add(key)
+            return True
+
+    def _on_demote(self, model: str, mode: str, response: WireResponse) -> None:
+        if not self._first_warning((self._base_url, model, mode)):
+            return
+        said = _refusal_text(response)
         logger.warning(
             "%s refused output mode %s for model %s (HTTP %d: %s); using the next mode for this Extractor",
             self._base_url,
@@ -268,12 +278,9 @@ class Extractor:
         return policy
 
     def _on_encoding_refused(self, model: str, encoding: str, response: WireResponse) -> None:
-        warn_key = (self._base_url, model, f"payload:{encoding}")
-        with self._lock:
-            if warn_key in self._warned:
-                return
-            self._warned.add(warn_key)
-        said = error_fields(response.data).get("message") or response.body[:200].decode("utf-8", "replace")
+        if not self._first_warning((self._base_url, model, f"payload:{encoding}")):
+            return
+        said = _refusal_text(response)
         logger.warning(
             "%s refused %s request bodies for model %s (HTTP %d: %s); resent as plain JSON, and %s is not "
             "used again for this Extractor (pass payload='json' to skip the attempt)",

@@ -10,26 +10,9 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from extract.errors import error_fields
+
 __all__ = ["ContextOverflow", "ErrorSignature", "error_fields", "parse_context_overflow"]
-
-
-def error_fields(data: object) -> dict[str, str | None]:
-    """message/type/param/code from any of the error shapes seen: flat (Cerebras 4xx), enveloped
-    (`{"error": {...}}`, Cerebras 5xx and OpenAI), a bare string error, or FastAPI's `detail`."""
-    if not isinstance(data, dict):
-        return {}
-    inner = data.get("error")
-    if isinstance(inner, dict):
-        data = inner
-    elif isinstance(inner, str) and "message" not in data:
-        data = {"message": inner}
-    elif "detail" in data and "message" not in data:
-        data = {"message": str(data["detail"])}
-    out: dict[str, str | None] = {}
-    for key in ("message", "type", "param", "code"):
-        value = data.get(key)
-        out[key] = str(value) if value not in (None, "") else None
-    return out
 
 
 @dataclass(frozen=True, slots=True)

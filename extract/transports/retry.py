@@ -11,7 +11,6 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from extract.errors import (
     APIError,
@@ -23,6 +22,7 @@ from extract.errors import (
     RateLimitError,
     ServerError,
     UnreadableResponseError,
+    error_fields,
 )
 from extract.transports.base import WireResponse
 from extract.transports.waits import DEFAULT_MAX_WAIT_S, check_cap, server_wait
@@ -86,24 +86,6 @@ def retry_delay(
         return hinted
     base = min(policy.initial_delay * (2.0 ** min(retry_index, 64)), policy.max_delay)
     return base * (1.0 - 0.25 * policy.rng.random())
-
-
-def error_fields(data: Any) -> dict[str, str | None]:
-    """Pull message/type/param/code from either Cerebras shape (flat 4xx, enveloped 5xx) or OpenAI's."""
-    if not isinstance(data, dict):
-        return {}
-    inner = data.get("error")
-    if isinstance(inner, dict):
-        data = inner
-    elif isinstance(inner, str) and "message" not in data:
-        data = {"message": inner}
-    elif "detail" in data and "message" not in data:
-        data = {"message": str(data["detail"])}
-    out: dict[str, str | None] = {}
-    for key in ("message", "type", "param", "code"):
-        value = data.get(key)
-        out[key] = str(value) if value not in (None, "") else None
-    return out
 
 
 _ADVICE: dict[int, tuple[type[APIError], str]] = {
