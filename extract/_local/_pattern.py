@@ -21,19 +21,15 @@ Pure: no llama.cpp import.
 
 from __future__ import annotations
 
-import importlib
 import re
 import warnings
 from typing import Any
 
+from extract._sre import sre_parser
+
 __all__ = ["MAX_REPEAT", "translate_pattern"]
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    try:
-        _parser: Any = importlib.import_module("re._parser")  # Python 3.11+
-    except ImportError:  # Python 3.10
-        _parser = importlib.import_module("sre_parse")
+_parser = sre_parser
 
 # The converter unrolls {m,n} into nested optional groups: bounds above this become open (`{m,}`), and a
 # minimum above it is not translated (the grammar would hold thousands of rules).

@@ -8,21 +8,15 @@ it is returned; None means no verified example (lookarounds, back-references to 
 
 from __future__ import annotations
 
-import importlib
 import re
-import warnings
 from typing import Any
 
 from extract._ecma_regex import RegexError, compile_ecma
+from extract._sre import sre_parser
 
 __all__ = ["example_for"]
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    try:
-        _parser: Any = importlib.import_module("re._parser")  # Python 3.11+
-    except ImportError:  # Python 3.10
-        _parser = importlib.import_module("sre_parse")
+_parser = sre_parser
 
 _MAX_LENGTH = 2000
 _CATEGORY_CHAR = {
