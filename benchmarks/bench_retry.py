@@ -137,6 +137,23 @@ def _figure(row: Row, key: str) -> float:
     return float(value) if isinstance(value, int | float) else float("nan")
 
 
+def _breakdown(row: Row) -> str:
+    """Where a system's uncached prompt tokens per success go: first requests (the document, then the rest:
+    the constant prefix's last part block, which no cache can hold, and message framing) and re-asks."""
+    successes = _figure(row, "success %") * _figure(row, "docs") / 100
+    first = _figure(row, "requests") - _figure(row, "re-asks")
+    per_first = _figure(row, "uncached prompt tokens / first request")
+    doc = _figure(row, "document tokens / document")
+    reasks = _figure(row, "re-asks") / successes if successes else float("nan")
+    per_reask = _figure(row, "uncached prompt tokens / re-ask")
+    reask_part = reasks * per_reask if reasks else 0.0
+    return (
+        f"{row['system']} uncached tokens / success = {first / successes * per_first:,.0f} on first requests "
+        f"({per_first:,.0f} each: {doc:,.0f} document + {per_first - doc:,.0f} prefix remainder and framing) "
+        f"+ {reask_part:,.0f} on re-asks ({reasks:.2f} per success x {per_reask:,.0f})"
+    )
+
+
 def summary(rows: Sequence[Row]) -> list[str]:
     """Per document size: the target verdict (fewest uncached prompt tokens per success by >= 20% over the
     next best of every other system measured, extract-plain excluded), then extract vs today and latency."""
@@ -177,6 +194,7 @@ def summary(rows: Sequence[Row]) -> list[str]:
                     f"{floor:,.0f} tokens of the document itself (new text, uncached on any first request): "
                     f"out of reach for any client that sends the whole document"
                 )
+        lines.append(f"{docs}: {_breakdown(ours)}")
         plain = by.get(BASELINE)
         if plain is not None:
             p_uncached, p_wall = _figure(plain, key), _figure(plain, "wall ms / success")
