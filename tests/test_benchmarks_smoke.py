@@ -101,6 +101,13 @@ def test_retry_libraries_recover_from_first_reply_faults(
     assert 0 <= cached <= row["prompt tokens / success"]
     assert uncached == pytest.approx(row["prompt tokens / success"] - cached)
     assert math.isfinite(row["wall ms / success"]) and row["wall ms / success"] > 0
+    # first requests and re-asks account for every uncached token
+    successes = row["docs"] * row["success %"] / 100
+    first, reasks = row["requests"] - row["re-asks"], row["re-asks"]
+    parts = first * row["uncached prompt tokens / first request"]
+    if reasks:
+        parts += reasks * row["uncached prompt tokens / re-ask"]
+    assert parts / successes == pytest.approx(uncached)
 
 
 def test_retry_extract_predicts_its_re_asks_and_the_plain_baseline_does_not(
@@ -122,6 +129,7 @@ def test_retry_summary_states_the_uncached_token_target(retry_rows: dict[str, di
     assert len(verdicts) == 1, lines
     assert verdicts[0].endswith(("met", "MISSED")), verdicts[0]
     assert any("vs extract-plain" in line for line in lines), lines
+    assert any("extract uncached tokens / success = " in line for line in lines), lines
 
 
 def _invoice_request(**extra: Any) -> dict[str, Any]:
