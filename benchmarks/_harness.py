@@ -38,8 +38,8 @@ Row = dict[str, Any]
 SERVER_ENV = "EXTRACT_BENCH_SERVER"
 """Command that starts another OpenAI-compatible server instead of `python -m extract.testing`.
 
-It must accept the same flags (`--port 0`, `--latency-ms`, `--invalid-rate`, `--seed`) and print its
-base URL on the first line of stdout.
+It must accept the same flags (`--port 0`, `--latency-ms`, `--invalid-rate`, `--seed`, and the token
+latency flags of bench_retry's `LATENCY_FLAGS`) and print its base URL on the first line of stdout.
 """
 
 
