@@ -6,6 +6,7 @@ only the client's work: that is the figure the overhead benchmark is about.
 
 from __future__ import annotations
 
+import gzip
 import importlib.metadata
 import json
 import os
@@ -18,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,8 +38,8 @@ Row = dict[str, Any]
 SERVER_ENV = "EXTRACT_BENCH_SERVER"
 """Command that starts another OpenAI-compatible server instead of `python -m extract.testing`.
 
-It must accept the same flags (`--port 0`, `--latency-ms`, `--invalid-rate`, `--seed`) and print its
-base URL on the first line of stdout.
+It must accept the same flags (`--port 0`, `--latency-ms`, `--invalid-rate`, `--seed`, and the token
+latency flags of bench_retry's `LATENCY_FLAGS`) and print its base URL on the first line of stdout.
 """
 
 
@@ -82,9 +83,12 @@ def server_processes(
     invalid_rate: float = 0.0,
     seed: int | None = None,
     startup_timeout: float = 60.0,
+    extra_flags: Sequence[str] = (),
 ) -> Iterator[list[str]]:
-    """`count` identical servers, started together (their start-up, mostly imports, overlaps)."""
-    flags = ["--port", "0"]
+    """`count` identical servers, started together (their start-up, mostly imports, overlaps).
+
+    `extra_flags` go to every server as they are (e.g. the token latency model's `--completion-token-ms`)."""
+    flags = ["--port", "0", *extra_flags]
     if latency_ms:
         flags += ["--latency-ms", str(latency_ms)]
     if invalid_rate:
@@ -225,22 +229,50 @@ def median(values: Sequence[float]) -> float:
 
 @dataclass
 class Tally:
-    """What one client sent through a `CountingProxy`: requests and the usage the server reported."""
+    """What one client sent through a `CountingProxy`: requests and the usage the server reported.
+
+    `cached_prompt_tokens` is `usage.prompt_tokens_details.cached_tokens` (the provider's prompt cache);
+    prompt minus cached is what the provider meters as uncached input. The `reask_` figures cover the
+    follow-up requests only, so the first requests are the totals minus them.
+    """
 
     requests: int = 0
     prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
     completion_tokens: int = 0
+    accepted_prediction_tokens: int = 0
+    rejected_prediction_tokens: int = 0
+    predictions_sent: int = 0
     reasks: int = 0
     reask_prompt_tokens: int = 0
+    reask_cached_prompt_tokens: int = 0
     formats: set[str] = field(default_factory=set)
+
+    @property
+    def uncached_prompt_tokens(self) -> int:
+        return self.prompt_tokens - self.cached_prompt_tokens
+
+
+def decoded_json(body: bytes, headers: Mapping[str, str] | None = None) -> Any:
+    """The JSON value of a request body, gunzipped first when it says `Content-Encoding: gzip` (or
+    starts with the gzip magic); None when it is not JSON (msgpack bodies are not inspected)."""
+    encoding = ""
+    if headers is not None:
+        encoding = next((v for k, v in headers.items() if k.lower() == "content-encoding"), "")
+    if encoding.lower() == "gzip" or body[:2] == b"\x1f\x8b":
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError):
+            return None
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
 
 
 def is_reask(body: bytes) -> bool:
     """A request that carries an assistant turn is a follow-up (a re-ask), not a first attempt."""
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return False
+    data = decoded_json(body)
     messages = data.get("messages") if isinstance(data, dict) else None
     return isinstance(messages, list) and any(
         isinstance(m, dict) and m.get("role") == "assistant" for m in messages
@@ -249,10 +281,7 @@ def is_reask(body: bytes) -> bool:
 
 def wire_format(body: bytes) -> str:
     """How a request asked for structure: `json_schema strict=true`, `json_object`, `tools`, `text`."""
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return "unreadable body"
+    data = decoded_json(body)
     if not isinstance(data, dict):
         return "unreadable body"
     rf = data.get("response_format")
@@ -272,11 +301,14 @@ class CountingProxy:
     """A loopback HTTP proxy that forwards POSTs to the test server and sums the usage in its answers.
 
     Counting at one place in front of the server gives the same figure for every library, whatever
-    each one does (or fails to do) with `usage` on a failed attempt.
+    each one does (or fails to do) with `usage` on a failed attempt. `strip` names top-level request
+    fields removed before forwarding (the body is then re-sent as plain JSON): it measures a client
+    that does not send them, for a comparison no public option of that client offers.
     """
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, strip: frozenset[str] = frozenset()) -> None:
         self.upstream = upstream.rstrip("/")
+        self.strip = strip
         self.tally = Tally()
         self._lock = threading.Lock()
         self._client = httpx.Client(timeout=60.0)
@@ -300,8 +332,9 @@ class CountingProxy:
                 headers = {
                     k: v
                     for k, v in self.headers.items()
-                    if k.lower() in {"content-type", "authorization", "accept"}
+                    if k.lower() in {"content-type", "content-encoding", "authorization", "accept"}
                 }
+                body, headers = proxy._rewrite(body, headers)
                 upstream = proxy._client.request(
                     self.command,
                     proxy.upstream + self.path.removeprefix("/v1"),
@@ -320,29 +353,54 @@ class CountingProxy:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="bench-proxy")
 
+    def _rewrite(self, body: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+        if not self.strip or not body:
+            return body, headers
+        data = decoded_json(body, headers)
+        if not isinstance(data, dict) or not self.strip & data.keys():
+            return body, headers
+        for name in self.strip:
+            data.pop(name, None)
+        kept = {k: v for k, v in headers.items() if k.lower() not in {"content-type", "content-encoding"}}
+        kept["content-type"] = "application/json"
+        return json.dumps(data).encode(), kept
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
     def _record(self, response: httpx.Response, sent: bytes) -> None:
+        if response.request.method != "POST":
+            return
         usage: dict[str, Any] = {}
-        if response.request.method == "POST":
-            try:
-                data = response.json()
-            except json.JSONDecodeError:
-                data = None
-            if isinstance(data, dict) and isinstance(data.get("usage"), dict):
-                usage = data["usage"]
+        try:
+            data = response.json()
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("usage"), dict):
+            usage = data["usage"]
+        prompt_details = usage.get("prompt_tokens_details")
+        completion_details = usage.get("completion_tokens_details")
+        prompt_details = prompt_details if isinstance(prompt_details, dict) else {}
+        completion_details = completion_details if isinstance(completion_details, dict) else {}
+        request = decoded_json(sent, response.request.headers)
         with self._lock:
-            if response.request.method == "POST":
-                self.tally.requests += 1
-                self.tally.formats.add(wire_format(sent))
+            tally = self.tally
+            tally.requests += 1
+            tally.formats.add(wire_format(sent))
             prompt = int(usage.get("prompt_tokens") or 0)
-            self.tally.prompt_tokens += prompt
-            if response.request.method == "POST" and is_reask(sent):
-                self.tally.reasks += 1
-                self.tally.reask_prompt_tokens += prompt
-            self.tally.completion_tokens += int(usage.get("completion_tokens") or 0)
+            cached = int(prompt_details.get("cached_tokens") or 0)
+            tally.prompt_tokens += prompt
+            tally.cached_prompt_tokens += cached
+            tally.completion_tokens += int(usage.get("completion_tokens") or 0)
+            tally.accepted_prediction_tokens += int(completion_details.get("accepted_prediction_tokens") or 0)
+            tally.rejected_prediction_tokens += int(completion_details.get("rejected_prediction_tokens") or 0)
+            if isinstance(request, dict) and request.get("prediction") is not None:
+                tally.predictions_sent += 1
+            if is_reask(sent):
+                tally.reasks += 1
+                tally.reask_prompt_tokens += prompt
+                tally.reask_cached_prompt_tokens += cached
 
     def __enter__(self) -> CountingProxy:
         self._thread.start()

@@ -7,7 +7,9 @@ are shares. Peers that are not installed (the `bench` extra) are skipped with th
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
+import json
 import math
 import shutil
 import sys
@@ -22,8 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
+
 from benchmarks import bench_coverage, bench_overhead, bench_payload, bench_retry, run  # noqa: E402
-from benchmarks._harness import CORPUS, markdown_table  # noqa: E402
+from benchmarks._harness import CORPUS, CountingProxy, markdown_table  # noqa: E402
+from extract.testing import TestServer  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -69,7 +74,9 @@ def test_overhead_summary_compares_extract_with_the_floor(overhead_rows: dict[st
 
 @pytest.fixture(scope="module")
 def retry_rows() -> dict[str, dict[str, Any]]:
-    systems = ",".join(s for s in ["extract", "instructor", "pydantic-ai", "floor"] if _installed(s))
+    systems = ",".join(
+        s for s in ["extract", "extract-plain", "instructor", "pydantic-ai", "floor"] if _installed(s)
+    )
     rows = bench_retry.main(["--docs", "4", "--sizes", "short", "--systems", systems])
     return {str(r["system"]): r for r in rows}
 
@@ -80,7 +87,7 @@ def test_retry_floor_sends_one_request_per_document(retry_rows: dict[str, dict[s
     assert 0 <= row["success %"] <= 100
 
 
-@pytest.mark.parametrize("system", ["extract", "instructor", "pydantic-ai"])
+@pytest.mark.parametrize("system", ["extract", "extract-plain", "instructor", "pydantic-ai"])
 def test_retry_libraries_recover_from_first_reply_faults(
     retry_rows: dict[str, dict[str, Any]], system: str
 ) -> None:
@@ -91,6 +98,111 @@ def test_retry_libraries_recover_from_first_reply_faults(
     assert row["success %"] == 100
     assert row["requests"] >= row["docs"]
     assert row["prompt tokens / success"] > 0
+    cached, uncached = row["cached prompt tokens / success"], row["uncached prompt tokens / success"]
+    assert 0 <= cached <= row["prompt tokens / success"]
+    assert uncached == pytest.approx(row["prompt tokens / success"] - cached)
+    assert math.isfinite(row["wall ms / success"]) and row["wall ms / success"] > 0
+    # first requests and re-asks account for every uncached token
+    successes = row["docs"] * row["success %"] / 100
+    first, reasks = row["requests"] - row["re-asks"], row["re-asks"]
+    parts = first * row["uncached prompt tokens / first request"]
+    if reasks:
+        parts += reasks * row["uncached prompt tokens / re-ask"]
+    assert parts / successes == pytest.approx(uncached)
+
+
+def test_retry_extract_predicts_its_re_asks_and_the_plain_baseline_does_not(
+    retry_rows: dict[str, dict[str, Any]],
+) -> None:
+    ours, plain = retry_rows["extract"], retry_rows["extract-plain"]
+    # the same seed and documents: the same bad first replies, so the same requests
+    assert ours["requests"] == plain["requests"] and ours["re-asks"] == plain["re-asks"]
+    assert ours["predictions sent"] == ours["re-asks"]  # gpt-oss-120b's row takes predictions
+    assert plain["predictions sent"] == 0
+    assert plain["accepted prediction tokens / success"] == 0
+    if ours["re-asks"]:
+        assert ours["accepted prediction tokens / success"] > 0
+
+
+def test_retry_summary_states_the_uncached_token_target(retry_rows: dict[str, dict[str, Any]]) -> None:
+    lines = bench_retry.summary(list(retry_rows.values()))
+    verdicts = [line for line in lines if "uncached prompt tokens / success, extract" in line]
+    assert len(verdicts) == 1, lines
+    assert verdicts[0].endswith(("met", "MISSED")), verdicts[0]
+    assert any("vs extract-plain" in line for line in lines), lines
+    assert any("extract uncached tokens / success = " in line for line in lines), lines
+
+
+def _invoice_request(**extra: Any) -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "properties": {"number": {"type": "string"}},
+        "required": ["number"],
+        "additionalProperties": False,
+    }
+    return {
+        "model": "gpt-oss-120b",
+        "reasoning_effort": "low",
+        # a constant prefix of several 128-token blocks, so a second request finds it in the prompt cache
+        "messages": [
+            {"role": "system", "content": "Extract the invoice number. " * 80},
+            {"role": "user", "content": "Invoice INV-7 for Acme."},
+        ],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "invoice", "strict": True, "schema": schema},
+        },
+        **extra,
+    }
+
+
+def _post_gzip(proxy: CountingProxy, body: dict[str, Any]) -> dict[str, Any]:
+    response = httpx.post(
+        proxy.base_url + "/chat/completions",
+        content=gzip.compress(json.dumps(body).encode()),
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    reply: dict[str, Any] = response.json()
+    return reply
+
+
+def test_counting_proxy_reads_gzip_bodies_and_tallies_cache_and_prediction_usage() -> None:
+    with TestServer() as server, CountingProxy(server.base_url) as proxy:
+        first = _post_gzip(proxy, _invoice_request(prompt_cache_key="k"))
+        content = first["choices"][0]["message"]["content"]
+        messages = _invoice_request()["messages"] + [
+            {"role": "assistant", "content": content},
+            {"role": "user", "content": "Fix it."},
+        ]
+        prediction = {"type": "content", "content": content}
+        second = _post_gzip(
+            proxy, _invoice_request(messages=messages, prompt_cache_key="k", prediction=prediction)
+        )
+    tally = proxy.tally
+    usages = [first["usage"], second["usage"]]
+    assert tally.requests == 2 and tally.reasks == 1 and tally.predictions_sent == 1
+    assert tally.formats == {"json_schema strict=true"}  # the gzip body was read, not "unreadable"
+    assert tally.prompt_tokens == sum(u["prompt_tokens"] for u in usages)
+    assert tally.cached_prompt_tokens == sum(u["prompt_tokens_details"]["cached_tokens"] for u in usages)
+    assert tally.reask_cached_prompt_tokens == second["usage"]["prompt_tokens_details"]["cached_tokens"] > 0
+    assert tally.uncached_prompt_tokens == tally.prompt_tokens - tally.cached_prompt_tokens
+    details = second["usage"]["completion_tokens_details"]
+    assert tally.accepted_prediction_tokens == details["accepted_prediction_tokens"] > 0
+    assert tally.rejected_prediction_tokens == details["rejected_prediction_tokens"]
+
+
+def test_counting_proxy_strips_the_named_fields_before_the_server_sees_them() -> None:
+    strip = frozenset({"prompt_cache_key", "prediction"})
+    with TestServer() as server, CountingProxy(server.base_url, strip=strip) as proxy:
+        prediction = {"type": "content", "content": '{"number":"INV-7"}'}
+        _post_gzip(proxy, _invoice_request(prompt_cache_key="k", prediction=prediction))
+        received = server.requests
+    assert len(received) == 1
+    assert "prompt_cache_key" not in received[0] and "prediction" not in received[0]
+    assert received[0]["model"] == "gpt-oss-120b"
+    assert proxy.tally.predictions_sent == 0
 
 
 def test_coverage_shares_are_percentages() -> None:

@@ -2,7 +2,8 @@
 
 Chat completions and text completions (`/v1/completions`), logprobs, gzip and msgpack request bodies,
 reasoning models and `reasoning_effort`, a prompt cache, predicted outputs, service tiers, per-model context
-windows and `time_info`, as the provider's pages describe them (see `ServerSettings` for the knobs).
+windows and `time_info`, as the provider's pages describe them (see `ServerSettings` for the knobs). An
+optional `TokenLatency` makes a completion take time per token (prompt, cached prompt, generated, predicted).
 
 It answers every structured request with deterministic JSON that is valid for the schema it was sent, rejects
 requests the way the provider does (strict-schema violations, unknown models, bad keys), enforces rate limits,
@@ -48,6 +49,7 @@ from __future__ import annotations
 from extract.testing._app import LoggedRequest, RecordedRequest, ServerSettings
 from extract.testing._faults import FAULT_NAMES, Fault
 from extract.testing._generate import generate
+from extract.testing._latency import TokenLatency
 from extract.testing._server import TestServer
 from extract.testing._wire import DEFAULT_MODELS
 
@@ -59,5 +61,6 @@ __all__ = [
     "RecordedRequest",
     "ServerSettings",
     "TestServer",
+    "TokenLatency",
     "generate",
 ]

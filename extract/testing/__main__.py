@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from extract.errors import ConfigurationError
 from extract.testing._body import ENCODINGS
 from extract.testing._faults import FAULT_NAMES
+from extract.testing._latency import TokenLatency
 from extract.testing._server import TestServer
 from extract.testing._wire import DEFAULT_MODELS
 
@@ -81,6 +82,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--queue-ms", type=float, default=0.0, help="simulated queue time for queue_threshold")
     p.add_argument("--no-prompt-cache", action="store_true", help="never report cached prompt tokens")
+    # The token latency model (extract/testing/_latency.py): off unless one of these is set.
+    p.add_argument(
+        "--prompt-token-us", type=float, default=0.0, help="simulated µs per uncached prompt token"
+    )
+    p.add_argument(
+        "--cached-prompt-token-us", type=float, default=0.0, help="simulated µs per cached prompt token"
+    )
+    p.add_argument(
+        "--completion-token-ms", type=float, default=0.0, help="simulated ms per generated completion token"
+    )
+    p.add_argument(
+        "--prediction-factor",
+        type=float,
+        default=0.25,
+        help="a predicted-output token's share of a generated token's time (default 0.25)",
+    )
     return p
 
 
@@ -125,6 +142,12 @@ def _server(args: argparse.Namespace) -> TestServer:
         service_tiers=frozenset(args.service_tiers),
         queue_ms=args.queue_ms,
         prompt_cache=not args.no_prompt_cache,
+        token_latency=TokenLatency(
+            prompt_token_s=args.prompt_token_us / 1e6,
+            cached_prompt_token_s=args.cached_prompt_token_us / 1e6,
+            completion_token_s=args.completion_token_ms / 1e3,
+            prediction_factor=args.prediction_factor,
+        ),
     )
 
 

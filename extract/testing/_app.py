@@ -28,6 +28,7 @@ from extract.testing._content import break_value, fault_content, json_text
 from extract.testing._faults import Fault
 from extract.testing._generate import generate
 from extract.testing._http import HttpRequest, HttpResponse
+from extract.testing._latency import TokenLatency
 from extract.testing._limits import Limits
 from extract.testing._requests import Plan, Rules, plan_request
 from extract.testing._tokens import chat_logprobs, matched_chars, text_logprobs
@@ -89,6 +90,8 @@ class ServerSettings:
         get 429 queue_exceeded, and `time_info.queue_time` reports it.
     prompt_cache / prompt_cache_blocks: bill repeated prompt prefixes as cached_tokens (128-token blocks,
         LRU of at most this many blocks).
+    token_latency: time per token on top of `latency` for chat completions (uncached and cached prompt tokens,
+        generated tokens, prediction tokens at a fraction of a generated one); all zero (off) by default.
     """
 
     api_key: str | None = field(default=None, repr=False)
@@ -117,6 +120,7 @@ class ServerSettings:
     queue_ms: float = 0.0
     prompt_cache: bool = True
     prompt_cache_blocks: int = 100_000
+    token_latency: TokenLatency = field(default_factory=TokenLatency)
 
     def __post_init__(self) -> None:
         if self.flavor not in _FLAVORS:
@@ -414,7 +418,8 @@ class App:
         admitted = await self.reserve(plan.prompt_tokens, plan.max_completion_tokens, fault)
         if isinstance(admitted, Reply):
             return self.finish(admitted)
-        reply = self.answer(plan, fault, time.monotonic() - started)
+        reply, usage = self.answer(plan, fault, time.monotonic() - started)
+        await self.wait(self.settings.token_latency.seconds(**usage))
         reply.headers.extend(admitted)
         return _respond(reply)
 
@@ -489,7 +494,8 @@ class App:
             )
         )
 
-    def answer(self, plan: Plan, fault: Fault | None, elapsed: float) -> Reply:
+    def answer(self, plan: Plan, fault: Fault | None, elapsed: float) -> tuple[Reply, dict[str, int]]:
+        """The reply, and the token counts of its usage that the latency model prices."""
         schema = plan.schema if plan.schema is not None else plan.prompt_schema
         configured = self.settings.reply if plan.schema is None else None
         if configured is not None:
@@ -535,9 +541,17 @@ class App:
             queue_time=self.queue_time(),
         )
         body["choices"][0]["message"]["content"] = delivered
+        usage = body["usage"]
+        priced = {
+            "prompt_tokens": usage["prompt_tokens"],
+            "cached_tokens": usage["prompt_tokens_details"]["cached_tokens"],
+            "completion_tokens": usage["completion_tokens"],
+            "accepted_prediction_tokens": accepted,
+            "rejected_prediction_tokens": rejected,
+        }
         if plan.stream:
-            return Reply(200, _as_stream(body), [("content-type", "text/event-stream")])
-        return Reply(200, body)
+            return Reply(200, _as_stream(body), [("content-type", "text/event-stream")]), priced
+        return Reply(200, body), priced
 
     def answer_text(self, plan: TextPlan, elapsed: float) -> Reply:
         tokens, finish = continuation(plan)
