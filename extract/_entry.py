@@ -12,18 +12,25 @@ import sys
 from types import FrameType
 
 _EXIT_INTERRUPTED = 130
+_received: list[int] = []
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+def _note(signum: int, frame: FrameType | None) -> None:
+    # Only noted: an exception raised inside a C extension's module initialisation (a signal arriving
+    # mid-import) can crash the interpreter (seen: SIGSEGV). The imports take a fraction of a second, so
+    # the command still stops well within one second of the signal.
+    _received.append(signum)
 
 
 def main() -> int:
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        from extract.cli import main as cli_main
-    except KeyboardInterrupt:
+    signal.signal(signal.SIGINT, _note)
+    signal.signal(signal.SIGTERM, _note)
+    from extract.cli import main as cli_main
+
+    # hand signals back to Python's defaults (SIGINT raises KeyboardInterrupt), which the CLI builds on
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if _received:
         sys.stderr.write("extract: interrupted during start-up, before any document was sent.\n")
         return _EXIT_INTERRUPTED
     return cli_main()
