@@ -18,6 +18,7 @@ from extract.documents._run import (
     run_document,
 )
 from extract.documents._schema import chunk_schema
+from extract.documents._sizes import ChunkOptions, check_chunk_options, chunk_budget, plan_chunks
 from extract.documents._split import Chunk, split_text
 from extract.documents._tokens import estimate_tokens, max_chars
 
@@ -26,17 +27,21 @@ __all__ = [
     "MAX_RESPLITS",
     "SCALAR_POLICIES",
     "Chunk",
+    "ChunkOptions",
     "ChunkTask",
     "DocumentIncomplete",
     "DocumentPlan",
     "Part",
+    "check_chunk_options",
     "check_policies",
+    "chunk_budget",
     "chunk_schema",
     "drive_document_async",
     "drive_document_sync",
     "estimate_tokens",
     "max_chars",
     "merge_parts",
+    "plan_chunks",
     "run_document",
     "split_text",
 ]

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import logging
 import random
+import re
 import threading
 import time
 import uuid
@@ -29,6 +30,7 @@ from extract.testing._faults import Fault
 from extract.testing._generate import generate
 from extract.testing._http import HttpRequest, HttpResponse
 from extract.testing._limits import Limits
+from extract.testing._oracle import oracle_value
 from extract.testing._requests import Plan, Rules, plan_request
 from extract.testing._tokens import chat_logprobs, matched_chars, text_logprobs
 from extract.testing._wire import (
@@ -89,6 +91,9 @@ class ServerSettings:
         get 429 queue_exceeded, and `time_info.queue_time` reports it.
     prompt_cache / prompt_cache_blocks: bill repeated prompt prefixes as cached_tokens (128-token blocks,
         LRU of at most this many blocks).
+    oracle / oracle_fields: answer as an oracle (see _oracle.py): the records the `oracle` regex (named
+        groups) finds in the request's document fill the schema's first array, and `oracle_fields` matches
+        (groups key, value) its top-level scalars; None (the default): generated values as usual.
     """
 
     api_key: str | None = field(default=None, repr=False)
@@ -117,6 +122,8 @@ class ServerSettings:
     queue_ms: float = 0.0
     prompt_cache: bool = True
     prompt_cache_blocks: int = 100_000
+    oracle: str | None = None
+    oracle_fields: str | None = None
 
     def __post_init__(self) -> None:
         if self.flavor not in _FLAVORS:
@@ -156,6 +163,17 @@ class ServerSettings:
             raise ConfigurationError(f"prompt_cache_blocks must be >= 1, got {self.prompt_cache_blocks!r}")
         if not self.reasoning_text:
             raise ConfigurationError("reasoning_text must not be empty")
+        for name in ("oracle", "oracle_fields"):
+            pattern = getattr(self, name)
+            if pattern is not None:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ConfigurationError(f"{name} is not a valid regular expression: {exc}") from None
+        if self.oracle_fields is not None and not {"key", "value"} <= set(
+            re.compile(self.oracle_fields).groupindex
+        ):
+            raise ConfigurationError("oracle_fields needs the named groups (?P<key>...) and (?P<value>...)")
 
     @property
     def encodings(self) -> frozenset[str]:
@@ -233,6 +251,8 @@ class App:
         self.requests: list[RecordedRequest] = []
         self.request_log: list[LoggedRequest] = []
         self.cache = PromptCache(settings.prompt_cache_blocks)
+        self.oracle_records = re.compile(settings.oracle) if settings.oracle else None
+        self.oracle_fields = re.compile(settings.oracle_fields) if settings.oracle_fields else None
         self.request_count = 0
         self.count_429 = 0
         self.script: deque[Fault] = deque()
@@ -496,7 +516,10 @@ class App:
             value: Any = None
             content, finish = configured, "stop"
         else:
-            value = generate(schema, words=plan.words, seed=plan.seed) if schema is not None else {}
+            if schema is not None and (self.settings.oracle or self.settings.oracle_fields):
+                value = oracle_value(schema, plan.document, self.oracle_records, self.oracle_fields)
+            else:
+                value = generate(schema, words=plan.words, seed=plan.seed) if schema is not None else {}
             content, finish = json_text(value), "stop"
         if fault is not None and fault.changes_content:
             content, finish = fault_content(fault, value, schema)
