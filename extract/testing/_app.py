@@ -94,6 +94,8 @@ class ServerSettings:
     oracle / oracle_fields: answer as an oracle (see _oracle.py): the records the `oracle` regex (named
         groups) finds in the request's document fill the schema's first array, and `oracle_fields` matches
         (groups key, value) its top-level scalars; None (the default): generated values as usual.
+    oracle_unavailable: a regex; every chat request whose document matches it is answered 503 (a part of a
+        long document that always fails, for tests of failure isolation).
     """
 
     api_key: str | None = field(default=None, repr=False)
@@ -124,6 +126,7 @@ class ServerSettings:
     prompt_cache_blocks: int = 100_000
     oracle: str | None = None
     oracle_fields: str | None = None
+    oracle_unavailable: str | None = None
 
     def __post_init__(self) -> None:
         if self.flavor not in _FLAVORS:
@@ -163,7 +166,7 @@ class ServerSettings:
             raise ConfigurationError(f"prompt_cache_blocks must be >= 1, got {self.prompt_cache_blocks!r}")
         if not self.reasoning_text:
             raise ConfigurationError("reasoning_text must not be empty")
-        for name in ("oracle", "oracle_fields"):
+        for name in ("oracle", "oracle_fields", "oracle_unavailable"):
             pattern = getattr(self, name)
             if pattern is not None:
                 try:
@@ -253,6 +256,9 @@ class App:
         self.cache = PromptCache(settings.prompt_cache_blocks)
         self.oracle_records = re.compile(settings.oracle) if settings.oracle else None
         self.oracle_fields = re.compile(settings.oracle_fields) if settings.oracle_fields else None
+        self.oracle_unavailable = (
+            re.compile(settings.oracle_unavailable) if settings.oracle_unavailable else None
+        )
         self.request_count = 0
         self.count_429 = 0
         self.script: deque[Fault] = deque()
@@ -431,6 +437,8 @@ class App:
         plan = plan_request(decoded.value, self.rules)
         if isinstance(plan, Reply):
             return self.finish(plan)
+        if self.oracle_unavailable is not None and self.oracle_unavailable.search(plan.document):
+            return self.finish(server_error(503, "Service temporarily unavailable."))
         admitted = await self.reserve(plan.prompt_tokens, plan.max_completion_tokens, fault)
         if isinstance(admitted, Reply):
             return self.finish(admitted)

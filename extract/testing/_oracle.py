@@ -82,3 +82,39 @@ def oracle_value(
         else:
             value[name] = [] if node.get("type") == "array" else None
     return value
+
+
+RECORD_PATTERN = r"RECORD id=(?P<id>\S+) name=(?P<name>\S+)"
+FIELD_PATTERN = r"FIELD (?P<key>\w+)=(?P<value>\S+)"
+_WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do")
+
+
+def planted_document(
+    size: int, *, seed: int = 0, every: int = 400, paragraph: int = 50_000
+) -> tuple[str, list[tuple[str, str, int, int]]]:
+    """A document of about `size` characters: words with a `RECORD id=... name=...` line planted about every
+    `every` characters (inline, so a chunk may be cut inside one) and a blank line about every `paragraph`
+    characters. Returns the text and the records as (id, name, start, end); for the oracle's tests."""
+    import random
+
+    rng = random.Random(seed)
+    pieces: list[str] = []
+    records: list[tuple[str, str, int, int]] = []
+    length = 0
+    next_record = rng.randint(1, every)
+    next_paragraph = paragraph
+    while length < size:
+        if length >= next_record:
+            number = len(records)
+            record = f"RECORD id=r{number} name=n{rng.randint(0, 10**6)}"
+            records.append((f"r{number}", record.rsplit("=", 1)[1], length, length + len(record)))
+            piece = record + " "
+            next_record = length + rng.randint(every // 2, every * 3 // 2)
+        elif length >= next_paragraph:
+            piece = "\n\n"
+            next_paragraph += paragraph
+        else:
+            piece = rng.choice(_WORDS) + " "
+        pieces.append(piece)
+        length += len(piece)
+    return "".join(pieces) + "\n", records
