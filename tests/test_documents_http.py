@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections import Counter
 from typing import Any
@@ -80,13 +81,11 @@ def test_one_megabyte_document_in_an_8k_window() -> None:
     _check_found_once(result, text)
     chunks = [(c.start, c.end) for c in result.chunks]
     assert chunks[0][0] == 0 and chunks[-1][1] == len(text)
-    assert all(b[0] <= a[1] for a, b in zip(chunks, chunks[1:], strict=False))  # covered, overlapping
+    assert all(b[0] <= a[1] for a, b in itertools.pairwise(chunks))  # covered, overlapping
     truth = _truth(text)
     straddling = [r for r in truth if any(r[2] < end < r[3] for _, end in chunks)]
     in_overlap = [
-        r
-        for r in truth
-        if any(b[0] <= r[2] and r[3] <= a[1] for a, b in zip(chunks, chunks[1:], strict=False))
+        r for r in truth if any(b[0] <= r[2] and r[3] <= a[1] for a, b in itertools.pairwise(chunks))
     ]
     assert straddling and len(in_overlap) > len(chunks)
     # the scalar conflict is kept: first value wins, both named with their chunks
