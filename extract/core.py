@@ -31,12 +31,13 @@ from extract._engine.inputs import (
 )
 from extract._engine.loop import DEFAULT_RESERVED_COMPLETION, FIELD_REFUSED, Job, Prepared, run
 from extract.documents import (
+    BYTES_PER_TOKEN,
+    MIN_CHUNK_TOKENS,
     ChunkOptions,
     ChunkTask,
     DocumentPlan,
     check_chunk_options,
     check_policies,
-    chunk_budget,
     chunk_schema,
     drive_document_async,
     drive_document_sync,
@@ -402,6 +403,25 @@ class Extractor:
         window = self._windows.get(key, job.row.context_window)
         if window is None and options.chunk_tokens is None and refusal is None:
             return None  # nothing known: send it whole and learn from a refusal
+        wanted = job.params.get(job.row.max_tokens_field)
+        reserve = (
+            wanted
+            if isinstance(wanted, int)
+            else DEFAULT_RESERVED_COMPLETION
+            + reasoning_reserve(job.row.reasoning, job.params.get("reasoning_effort"))
+        )
+        size = estimate_tokens(text)
+        mode = modes.plan_modes(job.row, job.compiled.strict, job.demoted)[0]
+        overhead = -(-job.prepare(mode).chars // BYTES_PER_TOKEN) + _FRAMING_TOKENS
+        sizes = plan_chunks(size, overhead, reserve, window, options, job.model)
+        if sizes is None:
+            if refusal is None:
+                return None  # it fits: the short path, nothing compiled or split
+            # refused although the estimate fits: split by the named limit (in halves when none was named)
+            room = window - overhead - reserve if window is not None else size // 2
+            if room < MIN_CHUNK_TOKENS:
+                return None
+            sizes = (min(room, size // 2), min(options.overlap_tokens or room // 10, room // 4))
         pair = self._chunk_schemas.get(id(job.compiled))
         if pair is None or pair[0] is not job.compiled:
             check_policies(job.compiled.user_schema)
@@ -418,31 +438,18 @@ class Extractor:
                 pair[1], task.text, instructions, model, max_attempts, token_budget, params, extra_body
             )
 
+        # the chunk schema is a little larger than the user's: size the chunks by its prompt
         probe = chunk_job(ChunkTask(0, 0, ""))
-        mode = modes.plan_modes(probe.row, probe.compiled.strict, probe.demoted)[0]
-        overhead = estimate_tokens("x" * probe.prepare(mode).chars) + _FRAMING_TOKENS
-        wanted = job.params.get(job.row.max_tokens_field)
-        reserve = (
-            wanted
-            if isinstance(wanted, int)
-            else DEFAULT_RESERVED_COMPLETION
-            + reasoning_reserve(job.row.reasoning, job.params.get("reasoning_effort"))
-        )
-        size = estimate_tokens(text)
-        sizes = plan_chunks(size, overhead, reserve, window, options, job.model)
-        if sizes is None:
-            if refusal is None:
-                return None
-            # refused although the estimate fits: split by the named limit, or in halves when none was named
-            room = chunk_budget(window, overhead, reserve, job.model) if window is not None else size // 2
-            sizes = (min(room, size // 2), min(options.overlap_tokens or room // 10, room // 4))
+        extra = -(-probe.prepare(mode).chars // BYTES_PER_TOKEN) + _FRAMING_TOKENS - overhead
+        overhead += max(extra, 0)
+        sizes = (max(sizes[0] - max(extra, 0), MIN_CHUNK_TOKENS), sizes[1])
 
         def budget(limit: int | None, current: int) -> int:
             if limit is None:
                 return current // 2
             with self._lock:
                 self._windows[key] = limit
-            return chunk_budget(limit, overhead, reserve, job.model)
+            return limit - overhead - reserve  # too small to split by: the chunk is recorded as failed
 
         compiled = job.compiled
         plan = DocumentPlan(

@@ -18,13 +18,21 @@ from extract.documents._run import (
     run_document,
 )
 from extract.documents._schema import chunk_schema
-from extract.documents._sizes import ChunkOptions, check_chunk_options, chunk_budget, plan_chunks
+from extract.documents._sizes import (
+    MIN_CHUNK_TOKENS,
+    ChunkOptions,
+    check_chunk_options,
+    chunk_budget,
+    plan_chunks,
+)
 from extract.documents._split import Chunk, split_text
-from extract.documents._tokens import estimate_tokens, max_chars
+from extract.documents._tokens import BYTES_PER_TOKEN, estimate_tokens, max_chars
 
 __all__ = [
+    "BYTES_PER_TOKEN",
     "CHUNK_CONCURRENCY",
     "MAX_RESPLITS",
+    "MIN_CHUNK_TOKENS",
     "SCALAR_POLICIES",
     "Chunk",
     "ChunkOptions",

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from extract.documents._merge import Part, merge_parts
+from extract.documents._sizes import MIN_CHUNK_TOKENS
 from extract.documents._split import split_text
 from extract.documents._tokens import estimate_tokens
 from extract.errors import ContextLengthError, ExtractError, ExtractionFailed, ValidationFailed
@@ -137,7 +138,7 @@ def run_document(
             if isinstance(outcome, ContextLengthError) and task.depth < MAX_RESPLITS:
                 size = estimate_tokens(task.text)
                 tokens = min(plan.budget(outcome.limit, size), size // 2)
-                if tokens >= 16:
+                if tokens >= MIN_CHUNK_TOKENS:
                     again.extend(
                         _split(document, task.start, task.end, tokens, plan.overlap_tokens, task.depth + 1)
                     )

@@ -76,20 +76,29 @@ def chunk_budget(window: int, overhead: int, reserve: int, model: str) -> int:
 def plan_chunks(
     text_tokens: int, overhead: int, reserve: int, window: int | None, options: ChunkOptions, model: str
 ) -> tuple[int, int] | None:
-    """(chunk tokens, overlap tokens) when the document must be split, None when it goes whole.
+    """(chunk tokens, overlap tokens) when the document must be split, None when it goes whole: it fits,
+    or nothing is known about the window, or the window leaves no room for any document (then splitting
+    cannot help, and the request goes as it is: the server's refusal says why).
 
     With chunking="off", a document known not to fit is an InputError naming the sizes."""
+    fits = window is None or text_tokens + overhead + reserve <= window
     if options.chunking == "off":
-        if window is not None and text_tokens + overhead + reserve > window:
+        if not fits:
             raise InputError(
                 f"the document is about {text_tokens} tokens; with the prompt and schema (~{overhead}) and "
                 f"the {reserve} reserved for the reply it exceeds {model}'s context window of {window} "
                 "tokens, and chunking='off'. Pass chunking='auto' to split it, or shorten it."
             )
         return None
-    budget = chunk_budget(window, overhead, reserve, model) if window is not None else None
-    if options.chunk_tokens is not None:
-        budget = options.chunk_tokens if budget is None else min(budget, options.chunk_tokens)
+    wanted = options.chunk_tokens
+    if fits and (wanted is None or text_tokens <= wanted):
+        return None
+    budget = wanted
+    if window is not None:
+        room = window - overhead - reserve
+        if room < MIN_CHUNK_TOKENS:
+            return None
+        budget = room if budget is None else min(budget, room)
     if budget is None or text_tokens <= budget:
         return None
     overlap = options.overlap_tokens
