@@ -177,3 +177,32 @@ def test_short_documents_go_whole_and_async_matches_sync() -> None:
     assert [(c.start, c.end) for c in sync.chunks] == [(c.start, c.end) for c in asynchronous.chunks]
     assert all(c.end - c.start <= 9000 for c in sync.chunks)  # 3,000 tokens of at most 3 characters
     _check_found_once(sync, text)
+
+
+def test_extract_many_and_extract_pass_the_chunk_options_through() -> None:
+    from extract import extract
+    from extract.batch import extract_many
+
+    texts = [_document(30_000, seed=6), _document(30_000, seed=7)]
+    with _server() as server:
+        outcomes = list(
+            extract_many(
+                Doc,
+                texts,
+                base_url=server.base_url,
+                api_key="sk-test",
+                model=MODEL,
+                provider="cerebras",
+                chunk_tokens=2000,
+                overlap_tokens=50,
+            )
+        )
+        many = len(server.requests)
+        value = extract(
+            Doc, texts[0], base_url=server.base_url, api_key="sk-test", model=MODEL, chunk_tokens=2000
+        )
+        assert len(server.requests) > many + 1
+    assert many > 2 * 2  # split: several requests per document
+    for outcome in outcomes:
+        _check_found_once(Result(outcome.value, [], outcome.usage, None, "", MODEL), texts[outcome.index])
+    assert [r.id for r in value.records] == [i for i, _, _, _ in _truth(texts[0])]
