@@ -22,7 +22,7 @@ from extract.errors import ConfigurationError
 __all__ = ["Chunk", "split_text"]
 
 _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
-_SENTENCE = re.compile(r"(?<=[.!?;:\u3002\uff01\uff1f])[\"')\]]*\s+|\n\s*")
+_SENTENCE = re.compile(r"[.!?;:\u3002\uff01\uff1f][\"')\]]*\s+|\n\s*")
 _SPACE = re.compile(r"\s+")
 _WORD_START = re.compile(r"\s+(?=\S)")
 
@@ -53,17 +53,28 @@ def _fit(text: str, start: int, limit: int, budget: int, estimate: Callable[[str
 
 
 def _last_break(pattern: re.Pattern[str], text: str, low: int, high: int) -> int | None:
-    """The end of the last match of `pattern` inside text[low:high] (a cut after the separator)."""
-    best = None
-    for match in pattern.finditer(text, low, high):
-        best = match.end()
-    return best
+    """The end of the last match of `pattern` inside text[low:high] (a cut after the separator).
+
+    Searched from the end in growing windows, so the cost is the distance to the break, not the window's
+    size. Exact for these patterns: each ends where a whitespace run ends, so a match straddling a
+    window's start ends no later than one found inside it."""
+    step = 256
+    while True:
+        start = max(low, high - step)
+        best = None
+        for match in pattern.finditer(text, start, high):
+            best = match.end()
+        if best is not None or start == low:
+            return best
+        step *= 4
 
 
 def _cut(text: str, start: int, limit: int) -> int:
     """Where to end a chunk that may not pass `limit`: the best boundary past the window's middle."""
     floor = start + max((limit - start) // 2, 1)
     for pattern in (_PARAGRAPH, _SENTENCE, _SPACE):
+        if pattern is _PARAGRAPH and text.find("\n", floor, limit) < 0:
+            continue  # no line break at all: skip the regex scan
         found = _last_break(pattern, text, floor, limit)
         if found is not None and found > start:
             return found
