@@ -46,8 +46,8 @@ def _truth(text: str) -> list[tuple[str, str, int, int]]:
 
 def _server(**settings: Any) -> TestServer:
     settings.setdefault("context_windows", {MODEL: WINDOW, UNKNOWN: WINDOW})
+    settings.setdefault("api_key", "sk-test")
     return TestServer(
-        api_key="sk-test",
         models=(MODEL, UNKNOWN),
         oracle=RECORD_PATTERN,
         oracle_fields=FIELD_PATTERN,
@@ -206,3 +206,29 @@ def test_extract_many_and_extract_pass_the_chunk_options_through() -> None:
     for outcome in outcomes:
         _check_found_once(Result(outcome.value, [], outcome.usage, None, "", MODEL), texts[outcome.index])
     assert [r.id for r in value.records] == [i for i, _, _, _ in _truth(texts[0])]
+
+
+def test_cli_run_splits_long_documents(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from extract.cli import main
+
+    for name in ("CEREBRAS_API_KEY", "CEREBRAS_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(Doc.model_json_schema()))
+    text = _document(60_000, seed=8)
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "long", "text": text}) + "\n")
+    out = tmp_path / "out.jsonl"
+    with _server(api_key=None) as server:
+        code = main(
+            [
+                *("--base-url", server.base_url, "--model", MODEL, "run", str(schema), str(source)),
+                *("-o", str(out), "--chunk-tokens", "2000", "--overlap-tokens", "100", "--quiet"),
+            ]
+        )
+        requests = len(server.requests)
+    assert code == 0 and requests > 3
+    (line,) = [json.loads(raw) for raw in out.read_text().splitlines()]
+    assert [r["id"] for r in line["value"]["records"]] == [i for i, _, _, _ in _truth(text)]
