@@ -232,3 +232,15 @@ def test_cli_run_splits_long_documents(tmp_path: Any, monkeypatch: pytest.Monkey
     assert code == 0 and requests > 3
     (line,) = [json.loads(raw) for raw in out.read_text().splitlines()]
     assert [r["id"] for r in line["value"]["records"]] == [i for i, _, _, _ in _truth(text)]
+
+
+def test_bench_long_runs_and_finds_every_record(capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks import bench_long
+
+    (row,) = bench_long.main(["--sizes", "40000", "--rounds", "1"])
+    assert row["recall"] == 1.0 and row["precision"] == 1.0 and row["chunks"] > 1
+    assert "| 40,00" in capsys.readouterr().out
