@@ -419,8 +419,8 @@ class Extractor:
                 return None  # it fits: the short path, nothing compiled or split
             # refused although the estimate fits: split by the named limit (in halves when none was named)
             room = window - overhead - reserve if window is not None else size // 2
-            if room < MIN_CHUNK_TOKENS:
-                return None
+            if min(room, size // 2) < MIN_CHUNK_TOKENS:
+                return None  # too short to gain from splitting: the refusal stands
             sizes = (min(room, size // 2), min(options.overlap_tokens or room // 10, room // 4))
         pair = self._chunk_schemas.get(id(job.compiled))
         if pair is None or pair[0] is not job.compiled:

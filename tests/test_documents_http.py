@@ -244,3 +244,18 @@ def test_bench_long_runs_and_finds_every_record(capsys: pytest.CaptureFixture[st
     (row,) = bench_long.main(["--sizes", "40000", "--rounds", "1"])
     assert row["recall"] == 1.0 and row["precision"] == 1.0 and row["chunks"] > 1
     assert "| 40,00" in capsys.readouterr().out
+
+
+def test_a_short_text_refused_as_too_long_is_not_split() -> None:
+    from extract.errors import ContextLengthError
+    from extract.testing import Fault
+
+    body = {
+        "message": "Please reduce the length of the messages or completion. Current length is 9000 while limit is 8192",
+        "code": "context_length_exceeded",
+    }
+    with _server() as server:
+        server.script(Fault.http_error(400, body))
+        with pytest.raises(ContextLengthError):
+            _extractor(server, UNKNOWN).extract(Doc, "FIELD title=x RECORD id=a name=b")
+        assert len(server.requests) == 1
