@@ -89,3 +89,4 @@ def test_a_failed_chunk_is_kept_out_or_raised() -> None:
     with pytest.raises(DocumentIncomplete) as caught:
         _drive(run_document(TEXT, _plan(on_chunk_error="raise")), answer)
     assert caught.value.partial.missing == result.missing
+    assert caught.value.partial.value == result.value  # the chunks after the failed one are kept too

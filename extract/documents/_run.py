@@ -134,6 +134,7 @@ def run_document(
     while wave:
         outcomes = yield wave
         again: list[ChunkTask] = []
+        failed = False
         for task, outcome in zip(wave, outcomes, strict=True):
             if isinstance(outcome, ContextLengthError) and task.depth < MAX_RESPLITS:
                 size = estimate_tokens(task.text)
@@ -144,12 +145,13 @@ def run_document(
                     )
                     continue
             finished.append((task, outcome))
-            if plan.on_chunk_error == "raise" and not isinstance(outcome, Result):
-                break
-        else:
-            wave = again
-            continue
-        break  # on_chunk_error="raise" and a chunk failed: no further waves
+            failed = failed or not isinstance(outcome, Result)
+        if failed and plan.on_chunk_error == "raise":
+            # this wave's values are kept for the partial result; ranges waiting to be split again are lost
+            skipped = ExtractError("not extracted: another chunk failed and on_chunk_error='raise'")
+            finished.extend((task, skipped) for task in again)
+            break
+        wave = again
     return _conclude(document, plan, finished)
 
 
