@@ -493,6 +493,7 @@ class Extractor:
         and the values merged by the schema (extract/documents/); the Result then tells the chunk story.
         `chunking="off"` makes such a text an InputError; `on_chunk_error="raise"` makes a failed chunk a
         DocumentIncomplete (an ExtractionFailed carrying the partial Result) instead of complete=False.
+        max_attempts and token_budget then apply to each chunk.
         """
         options = check_chunk_options(chunking, chunk_tokens, overlap_tokens, on_chunk_error)
         job = self._job(schema, text, instructions, model, max_attempts, token_budget, params, extra_body)
