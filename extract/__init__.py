@@ -39,9 +39,10 @@ from extract.errors import (
 if TYPE_CHECKING:
     from extract.batch import BatchStats, Outcome, aextract_many, extract_many
     from extract.core import Extractor, aextract, extract
+    from extract.documents import DocumentIncomplete
     from extract.frame import extract_frame
     from extract.ratelimit import RateLimiter
-    from extract.results import Attempt, Result, Usage
+    from extract.results import Attempt, ChunkReport, Disagreement, Result, Usage
     from extract.schema import CompiledSchema, Relaxation, compile_schema, strict_violations
 
 __version__ = "0.1.0"
@@ -58,6 +59,9 @@ _LAZY: dict[str, str] = {
     "Result": "extract.results",
     "Attempt": "extract.results",
     "Usage": "extract.results",
+    "ChunkReport": "extract.results",
+    "Disagreement": "extract.results",
+    "DocumentIncomplete": "extract.documents",
     "extract_many": "extract.batch",
     "aextract_many": "extract.batch",
     "Outcome": "extract.batch",
@@ -74,9 +78,12 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BatchStats",
+    "ChunkReport",
     "CompiledSchema",
     "ConfigurationError",
     "ContextLengthError",
+    "Disagreement",
+    "DocumentIncomplete",
     "ExtractError",
     "ExtractionFailed",
     "Extractor",

@@ -51,6 +51,9 @@ DEFAULT_CONCURRENCY = 32
 Documents = Iterable[Any] | AsyncIterable[Any]
 
 
+_CHUNK_OPTIONS = ("chunking", "chunk_tokens", "overlap_tokens", "on_chunk_error")
+
+
 class _Job:
     """The parts shared by the sync and async faces: configuration, progress, stats."""
 
@@ -72,6 +75,8 @@ class _Job:
         notebook: bool,
         options: dict[str, Any],
     ) -> None:
+        # per-call chunking options (extract/documents/) go to every aextract call, not to the Extractor
+        call_options = {k: options.pop(k) for k in _CHUNK_OPTIONS if k in options}
         if extractor is not None and options:
             raise ConfigurationError(
                 f"pass either extractor= or Extractor options ({', '.join(sorted(options))}), not both: "
@@ -104,6 +109,7 @@ class _Job:
             on_outcome=self._progress.update if self._progress is not None else None,
             on_resume=self._on_resume,
             stats=self.stats,
+            call_options=call_options,
         )
 
     def _on_resume(self, resumed: Resumed, stats: BatchStats) -> None:

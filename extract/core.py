@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ import orjson
 
 from extract import modes
 from extract._engine.drive import drive_async, drive_sync
-from extract._engine.features import feature_params, service_fields
+from extract._engine.features import feature_params, reasoning_reserve, service_fields
 from extract._engine.inputs import (
     check_extra_body,
     check_options,
@@ -28,8 +29,23 @@ from extract._engine.inputs import (
     check_schema_argument,
     check_text,
 )
-from extract._engine.loop import FIELD_REFUSED, Job, Prepared, run
-from extract.errors import ConfigurationError, redact
+from extract._engine.loop import DEFAULT_RESERVED_COMPLETION, FIELD_REFUSED, Job, Prepared, run
+from extract.documents import (
+    BYTES_PER_TOKEN,
+    MIN_CHUNK_TOKENS,
+    ChunkOptions,
+    ChunkTask,
+    DocumentPlan,
+    check_chunk_options,
+    check_policies,
+    chunk_schema,
+    drive_document_async,
+    drive_document_sync,
+    estimate_tokens,
+    plan_chunks,
+    run_document,
+)
+from extract.errors import ConfigurationError, ContextLengthError, redact
 from extract.providers import PROVIDERS, REQUEST_FIELDS, ModelRow, Resolved, error_fields, resolve
 from extract.results import Attempt, Result, Usage
 from extract.transports import (
@@ -79,7 +95,9 @@ _EXTRACTOR_OPTIONS = frozenset(
         "payload",
     }
 )
-_CALL_OPTIONS = frozenset({"instructions", "full", "model", "max_attempts", "token_budget", "extra_body"})
+_CALL_OPTIONS = frozenset(
+    {"instructions", "full", "model", "max_attempts", "token_budget", "extra_body"}
+) | frozenset({"chunking", "chunk_tokens", "overlap_tokens", "on_chunk_error"})  # documents/
 _PARAMS = REQUEST_FIELDS - {"model"}
 
 
@@ -105,6 +123,16 @@ def _open(
         provider=resolved.provider.name,
     )
     return transport, None
+
+
+# tokens for the chat framing of the two messages and the document tags, beyond their text
+_FRAMING_TOKENS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class _Document:
+    text: str
+    plan: DocumentPlan
 
 
 def _refusal_text(response: WireResponse) -> str:
@@ -189,6 +217,10 @@ class Extractor:
         self._compiled: dict[tuple[Any, str], CompiledSchema] = {}
         self._prepared: dict[tuple[int, str, str | None], tuple[CompiledSchema, Prepared]] = {}
         self._lock = threading.Lock()
+        # long documents (extract/documents/): context windows servers named when refusing, per (server,
+        # model), and each compiled schema's chunk variant (required relaxed), keyed by id like _prepared
+        self._windows: dict[tuple[str, str], int] = {}
+        self._chunk_schemas: dict[int, tuple[CompiledSchema, CompiledSchema]] = {}
 
     @property
     def base_url(self) -> str:
@@ -348,6 +380,89 @@ class Extractor:
             ),
         )
 
+    # -- long documents (extract/documents/) ------------------------------------------------------------
+
+    def _document(
+        self,
+        job: Job,
+        text: str | Sequence[Mapping[str, Any]],
+        options: ChunkOptions,
+        call: tuple[Any, ...],
+        refusal: ContextLengthError | None,
+    ) -> tuple[_Document, Callable[[ChunkTask], Job]] | None:
+        """The chunked run of `text`, or None when it goes whole (fits, or is a list of messages).
+
+        Called before the first request with the window the record gives or a server named earlier, and
+        again when a whole-text request was refused as too long (whose limit is then remembered)."""
+        if not isinstance(text, str) or (refusal is not None and options.chunking == "off"):
+            return None
+        key = (self._base_url, job.model)
+        if refusal is not None and refusal.limit is not None:
+            with self._lock:
+                self._windows[key] = refusal.limit
+        window = self._windows.get(key, job.row.context_window)
+        if window is None and options.chunk_tokens is None and refusal is None:
+            return None  # nothing known: send it whole and learn from a refusal
+        wanted = job.params.get(job.row.max_tokens_field)
+        reserve = (
+            wanted
+            if isinstance(wanted, int)
+            else DEFAULT_RESERVED_COMPLETION
+            + reasoning_reserve(job.row.reasoning, job.params.get("reasoning_effort"))
+        )
+        size = estimate_tokens(text)
+        mode = modes.plan_modes(job.row, job.compiled.strict, job.demoted)[0]
+        overhead = -(-job.prepare(mode).chars // BYTES_PER_TOKEN) + _FRAMING_TOKENS
+        sizes = plan_chunks(size, overhead, reserve, window, options, job.model)
+        if sizes is None:
+            if refusal is None:
+                return None  # it fits: the short path, nothing compiled or split
+            # refused although the estimate fits: split by the named limit (in halves when none was named)
+            room = window - overhead - reserve if window is not None else size // 2
+            if min(room, size // 2) < MIN_CHUNK_TOKENS:
+                return None  # too short to gain from splitting: the refusal stands
+            sizes = (min(room, size // 2), min(options.overlap_tokens or room // 10, room // 4))
+        pair = self._chunk_schemas.get(id(job.compiled))
+        if pair is None or pair[0] is not job.compiled:
+            check_policies(job.compiled.user_schema)
+            from extract.schema import compile_schema
+
+            relaxed = compile_schema(chunk_schema(job.compiled.user_schema), provider=self.record.profile)
+            if len(self._chunk_schemas) >= _CACHE_LIMIT:
+                self._chunk_schemas.clear()
+            pair = self._chunk_schemas[id(job.compiled)] = (job.compiled, relaxed)
+        instructions, model, max_attempts, token_budget, params, extra_body = call
+
+        def chunk_job(task: ChunkTask) -> Job:
+            return self._job(
+                pair[1], task.text, instructions, model, max_attempts, token_budget, params, extra_body
+            )
+
+        # the chunk schema is a little larger than the user's: size the chunks by its prompt
+        probe = chunk_job(ChunkTask(0, 0, ""))
+        extra = -(-probe.prepare(mode).chars // BYTES_PER_TOKEN) + _FRAMING_TOKENS - overhead
+        overhead += max(extra, 0)
+        sizes = (max(sizes[0] - max(extra, 0), MIN_CHUNK_TOKENS), sizes[1])
+
+        def budget(limit: int | None, current: int) -> int:
+            if limit is None:
+                return current // 2
+            with self._lock:
+                self._windows[key] = limit
+            return limit - overhead - reserve  # too small to split by: the chunk is recorded as failed
+
+        compiled = job.compiled
+        plan = DocumentPlan(
+            chunk_tokens=sizes[0],
+            overlap_tokens=sizes[1],
+            on_chunk_error=options.on_chunk_error,
+            user_schema=compiled.user_schema,
+            model=job.model,
+            budget=budget,
+            finish=compiled.validator.validate_value,
+        )
+        return _Document(text, plan), chunk_job
+
     # -- public ---------------------------------------------------------------------------------------
 
     def extract(
@@ -361,15 +476,42 @@ class Extractor:
         max_attempts: int | None = None,
         token_budget: int | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        chunking: str = "auto",
+        chunk_tokens: int | None = None,
+        overlap_tokens: int | None = None,
+        on_chunk_error: str = "keep",
         **params: Any,
     ) -> Any:
         """The validated value (a model instance for pydantic schemas), or the whole Result with full=True.
 
         `params` are request fields (temperature, seed, max_completion_tokens, ...); a name extract does
         not know is an UnknownOptionError: provider fields go in `extra_body`, merged into the body.
+
+        A text longer than the model's context window (the provider record's, or the one a server named
+        when it refused a request as too long, remembered per server and model) is split into chunks of
+        `chunk_tokens` (default: what the window leaves) sharing `overlap_tokens`, each extracted in full,
+        and the values merged by the schema (extract/documents/); the Result then tells the chunk story.
+        `chunking="off"` makes such a text an InputError; `on_chunk_error="raise"` makes a failed chunk a
+        DocumentIncomplete (an ExtractionFailed carrying the partial Result) instead of complete=False.
+        max_attempts and token_budget then apply to each chunk.
         """
+        options = check_chunk_options(chunking, chunk_tokens, overlap_tokens, on_chunk_error)
         job = self._job(schema, text, instructions, model, max_attempts, token_budget, params, extra_body)
-        result = drive_sync(run(job), self._transport, self.timeout)
+        call = (instructions, model, max_attempts, token_budget, params, extra_body)
+        document = self._document(job, text, options, call, None)
+        if document is None:
+            try:
+                result = drive_sync(run(job), self._transport, self.timeout)
+            except ContextLengthError as refusal:
+                document = self._document(job, text, options, call, refusal)
+                if document is None:
+                    raise
+        if document is not None:
+            plan, chunk_job = document
+            result = drive_document_sync(
+                run_document(plan.text, plan.plan),
+                lambda task: drive_sync(run(chunk_job(task)), self._transport, self.timeout),
+            )
         return result if full else result.value
 
     async def aextract(
@@ -383,11 +525,30 @@ class Extractor:
         max_attempts: int | None = None,
         token_budget: int | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        chunking: str = "auto",
+        chunk_tokens: int | None = None,
+        overlap_tokens: int | None = None,
+        on_chunk_error: str = "keep",
         **params: Any,
     ) -> Any:
         """Async twin of `extract`."""
+        options = check_chunk_options(chunking, chunk_tokens, overlap_tokens, on_chunk_error)
         job = self._job(schema, text, instructions, model, max_attempts, token_budget, params, extra_body)
-        result = await drive_async(run(job), self._transport, self.timeout)
+        call = (instructions, model, max_attempts, token_budget, params, extra_body)
+        document = self._document(job, text, options, call, None)
+        if document is None:
+            try:
+                result = await drive_async(run(job), self._transport, self.timeout)
+            except ContextLengthError as refusal:
+                document = self._document(job, text, options, call, refusal)
+                if document is None:
+                    raise
+        if document is not None:
+            plan, chunk_job = document
+            result = await drive_document_async(
+                run_document(plan.text, plan.plan),
+                lambda task: drive_async(run(chunk_job(task)), self._transport, self.timeout),
+            )
         return result if full else result.value
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["TIME_KEYS", "Attempt", "Result", "Usage", "sum_time_info"]
+__all__ = ["TIME_KEYS", "Attempt", "ChunkReport", "Disagreement", "Result", "Usage", "sum_time_info"]
 
 
 def _int(value: Any) -> int:
@@ -104,9 +104,42 @@ class Attempt:
 
 
 @dataclass(frozen=True, slots=True)
+class Disagreement:
+    """Chunks of one document gave different values for one field: the JSONPath, every value given in
+    document order, and the character range [start, end) of the chunk each came from."""
+
+    path: str
+    values: tuple[Any, ...]
+    ranges: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkReport:
+    """One chunk of a split document: its character range [start, end), its attempts and their usage,
+    and, when it failed after its retries and re-asks, why (`error`; None when it succeeded)."""
+
+    start: int
+    end: int
+    attempts: int
+    usage: Usage
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
     """The value and how it was obtained: every attempt, the summed usage and time (`time_info`: the
-    durations of every attempt added up, None when the server reported none), and the mode that worked."""
+    durations of every attempt added up, None when the server reported none), and the mode that worked.
+
+    A document split into chunks (too long for the model's context) also says how: `chunks` (one report
+    per chunk, in document order; empty when the document went whole), `complete` (False when a chunk
+    failed: its text is in no value), `missing` (the character ranges no successful chunk covered) and
+    `disagreements` (fields the chunks gave different values for, resolved by the merge policy).
+    `attempts` and `usage` then cover every chunk.
+    """
 
     value: Any
     attempts: list[Attempt]
@@ -114,3 +147,7 @@ class Result:
     time_info: dict[str, Any] | None
     mode: str
     model: str
+    complete: bool = True
+    chunks: tuple[ChunkReport, ...] = ()
+    missing: tuple[tuple[int, int], ...] = ()
+    disagreements: tuple[Disagreement, ...] = ()

@@ -116,6 +116,23 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default="auto",
         help="request body encoding where the provider accepts it (default auto: gzip above a few KB)",
     )
+    # long documents (extract/documents/): split to the model's context window, merged by the schema
+    parser.add_argument(
+        "--chunking",
+        choices=("auto", "off"),
+        default="auto",
+        help="auto: split a document longer than the model's context window; off: such a document fails",
+    )
+    parser.add_argument(
+        "--chunk-tokens", type=int, metavar="N", help="split documents into chunks of N tokens"
+    )
+    parser.add_argument("--overlap-tokens", type=int, metavar="N", help="tokens consecutive chunks share")
+    parser.add_argument(
+        "--on-chunk-error",
+        choices=("keep", "raise"),
+        default="keep",
+        help="keep: a failed chunk leaves its document incomplete; raise: it fails the document",
+    )
     add_global_options(parser, suppress=True)
     parser.set_defaults(handler=handler)
 
@@ -187,6 +204,10 @@ def _handle(args: argparse.Namespace, state: _State) -> int:
         instructions=args.instructions,
         progress=progress or False,
         total=total,
+        chunking=args.chunking,
+        chunk_tokens=args.chunk_tokens,
+        overlap_tokens=args.overlap_tokens,
+        on_chunk_error=args.on_chunk_error,
     )
     state.run = run
     noted = False

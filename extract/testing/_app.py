@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import logging
 import random
+import re
 import threading
 import time
 import uuid
@@ -30,6 +31,7 @@ from extract.testing._generate import generate
 from extract.testing._http import HttpRequest, HttpResponse
 from extract.testing._latency import TokenLatency
 from extract.testing._limits import Limits
+from extract.testing._oracle import oracle_value
 from extract.testing._requests import Plan, Rules, plan_request
 from extract.testing._tokens import chat_logprobs, matched_chars, text_logprobs
 from extract.testing._wire import (
@@ -92,6 +94,11 @@ class ServerSettings:
         LRU of at most this many blocks).
     token_latency: time per token on top of `latency` for chat completions (uncached and cached prompt tokens,
         generated tokens, prediction tokens at a fraction of a generated one); all zero (off) by default.
+    oracle / oracle_fields: answer as an oracle (see _oracle.py): the records the `oracle` regex (named
+        groups) finds in the request's document fill the schema's first array, and `oracle_fields` matches
+        (groups key, value) its top-level scalars; None (the default): generated values as usual.
+    oracle_unavailable: a regex; every chat request whose document matches it is answered 503 (a part of a
+        long document that always fails, for tests of failure isolation).
     """
 
     api_key: str | None = field(default=None, repr=False)
@@ -121,6 +128,9 @@ class ServerSettings:
     prompt_cache: bool = True
     prompt_cache_blocks: int = 100_000
     token_latency: TokenLatency = field(default_factory=TokenLatency)
+    oracle: str | None = None
+    oracle_fields: str | None = None
+    oracle_unavailable: str | None = None
 
     def __post_init__(self) -> None:
         if self.flavor not in _FLAVORS:
@@ -160,6 +170,17 @@ class ServerSettings:
             raise ConfigurationError(f"prompt_cache_blocks must be >= 1, got {self.prompt_cache_blocks!r}")
         if not self.reasoning_text:
             raise ConfigurationError("reasoning_text must not be empty")
+        for name in ("oracle", "oracle_fields", "oracle_unavailable"):
+            pattern = getattr(self, name)
+            if pattern is not None:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ConfigurationError(f"{name} is not a valid regular expression: {exc}") from None
+        if self.oracle_fields is not None and not {"key", "value"} <= set(
+            re.compile(self.oracle_fields).groupindex
+        ):
+            raise ConfigurationError("oracle_fields needs the named groups (?P<key>...) and (?P<value>...)")
 
     @property
     def encodings(self) -> frozenset[str]:
@@ -237,6 +258,11 @@ class App:
         self.requests: list[RecordedRequest] = []
         self.request_log: list[LoggedRequest] = []
         self.cache = PromptCache(settings.prompt_cache_blocks)
+        self.oracle_records = re.compile(settings.oracle) if settings.oracle else None
+        self.oracle_fields = re.compile(settings.oracle_fields) if settings.oracle_fields else None
+        self.oracle_unavailable = (
+            re.compile(settings.oracle_unavailable) if settings.oracle_unavailable else None
+        )
         self.request_count = 0
         self.count_429 = 0
         self.script: deque[Fault] = deque()
@@ -415,6 +441,8 @@ class App:
         plan = plan_request(decoded.value, self.rules)
         if isinstance(plan, Reply):
             return self.finish(plan)
+        if self.oracle_unavailable is not None and self.oracle_unavailable.search(plan.document):
+            return self.finish(server_error(503, "Service temporarily unavailable."))
         admitted = await self.reserve(plan.prompt_tokens, plan.max_completion_tokens, fault)
         if isinstance(admitted, Reply):
             return self.finish(admitted)
@@ -502,7 +530,10 @@ class App:
             value: Any = None
             content, finish = configured, "stop"
         else:
-            value = generate(schema, words=plan.words, seed=plan.seed) if schema is not None else {}
+            if schema is not None and (self.settings.oracle or self.settings.oracle_fields):
+                value = oracle_value(schema, plan.document, self.oracle_records, self.oracle_fields)
+            else:
+                value = generate(schema, words=plan.words, seed=plan.seed) if schema is not None else {}
             content, finish = json_text(value), "stop"
         if fault is not None and fault.changes_content:
             content, finish = fault_content(fault, value, schema)

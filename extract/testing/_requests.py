@@ -58,6 +58,7 @@ class Plan:
     reasoning_format: str = "parsed"
     prediction: str | None = None
     service_tier: str | None = None
+    document: str = ""  # the first user message's text (what the oracle answer mode reads)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +229,7 @@ def plan_request(body: Any, rules: Rules) -> Reply | Plan:
         reasoning_format=reasoning_format,
         prediction=prediction,
         service_tier=body.get("service_tier"),
+        document=_first_user_text(messages),
     )
 
 

@@ -1,0 +1,261 @@
+"""Documents longer than the context window, end to end over HTTP against the oracle test server."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+from collections import Counter
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from extract.core import Extractor, Result
+from extract.documents import DocumentIncomplete
+from extract.errors import ExtractionFailed, InputError
+from extract.testing import TestServer
+from extract.testing._oracle import FIELD_PATTERN, RECORD_PATTERN, planted_document
+
+MODEL = "llama3.1-8b"  # the cerebras record: an 8,192-token window
+UNKNOWN = "doc-model"  # no window in the record: learned from the server's refusal
+WINDOW = 8192
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class Rec(BaseModel):
+    id: str
+    name: str
+
+
+class Doc(BaseModel):
+    title: str  # required, named in two chunks only: the other chunks must not invent it
+    records: list[Rec]
+
+
+def _document(size: int, seed: int = 0) -> str:
+    text, _ = planted_document(size, seed=seed)
+    quarter = text.index(" ", len(text) * 3 // 4) + 1
+    return "FIELD title=Alpha " + text[:quarter] + "FIELD title=Beta " + text[quarter:]
+
+
+def _truth(text: str) -> list[tuple[str, str, int, int]]:
+    return [(m["id"], m["name"], m.start(), m.end()) for m in re.finditer(RECORD_PATTERN, text)]
+
+
+def _server(**settings: Any) -> TestServer:
+    settings.setdefault("context_windows", {MODEL: WINDOW, UNKNOWN: WINDOW})
+    settings.setdefault("api_key", "sk-test")
+    return TestServer(
+        models=(MODEL, UNKNOWN),
+        oracle=RECORD_PATTERN,
+        oracle_fields=FIELD_PATTERN,
+        **settings,
+    )
+
+
+def _extractor(server: TestServer, model: str = MODEL, **options: Any) -> Extractor:
+    return Extractor(base_url=server.base_url, api_key="sk-test", model=model, provider="cerebras", **options)
+
+
+def _statuses(server: TestServer) -> Counter[int | None]:
+    return Counter(entry.status for entry in server.request_log)
+
+
+def _check_found_once(result: Result, text: str) -> None:
+    found = Counter((r.id, r.name) for r in result.value.records)
+    truth = _truth(text)
+    assert found == Counter((i, n) for i, n, _, _ in truth)
+    assert [r.id for r in result.value.records] == [i for i, _, _, _ in truth]  # document order
+
+
+def test_one_megabyte_document_in_an_8k_window() -> None:
+    text = _document(1_000_000)
+    with _server() as server:
+        result = _extractor(server).extract(Doc, text, full=True)
+        requests = server.requests
+        statuses = _statuses(server)
+    assert statuses == Counter({200: len(result.chunks)})  # nothing refused: no request exceeded the window
+    assert result.complete and result.missing == ()
+    _check_found_once(result, text)
+    chunks = [(c.start, c.end) for c in result.chunks]
+    assert chunks[0][0] == 0 and chunks[-1][1] == len(text)
+    assert all(b[0] <= a[1] for a, b in itertools.pairwise(chunks))  # covered, overlapping
+    truth = _truth(text)
+    straddling = [r for r in truth if any(r[2] < end < r[3] for _, end in chunks)]
+    in_overlap = [
+        r for r in truth if any(b[0] <= r[2] and r[3] <= a[1] for a, b in itertools.pairwise(chunks))
+    ]
+    assert straddling and len(in_overlap) > len(chunks)
+    # the scalar conflict is kept: first value wins, both named with their chunks
+    assert result.value.title == "Alpha"
+    (conflict,) = result.disagreements
+    assert conflict.path == "$.title" and conflict.values == ("Alpha", "Beta")
+    assert conflict.ranges[0][0] == 0 and conflict.ranges[1][0] > len(text) // 2
+    # usage is summed over the chunks; every chunk shares one wire prefix (system prompt, schema, key)
+    assert result.usage.prompt_tokens == sum(c.usage.prompt_tokens for c in result.chunks)
+    assert all(c.attempts == 1 for c in result.chunks)
+    prefixes = {
+        (r["messages"][0]["content"], str(r["response_format"]), r.get("prompt_cache_key")) for r in requests
+    }
+    assert len(prefixes) == 1
+
+
+def test_an_unknown_window_is_learned_from_one_refusal_and_remembered() -> None:
+    text = _document(200_000, seed=1)
+    with _server() as server:
+        extractor = _extractor(server, UNKNOWN)
+        first = extractor.extract(Doc, text, full=True)
+        assert _statuses(server)[400] == 1  # the whole text, once
+        second = extractor.extract(Doc, text, full=True)
+        assert _statuses(server)[400] == 1  # remembered: no second refusal
+    _check_found_once(first, text)
+    assert first.value == second.value and len(first.chunks) > 1
+
+
+def test_a_window_smaller_than_the_record_splits_again_and_never_loops() -> None:
+    text = _document(150_000, seed=2)
+    with _server(context_windows={MODEL: 4096}) as server:
+        result = _extractor(server).extract(Doc, text, full=True)
+        refused = _statuses(server)[400]
+    _check_found_once(result, text)
+    assert result.complete
+    assert 1 <= refused <= 8  # the first wave at most (8 chunks in flight); then the learned limit holds
+
+
+def test_a_chunk_that_fails_leaves_the_document_incomplete_naming_its_range() -> None:
+    text = _document(120_000, seed=3)
+    poison = text.index(" ", len(text) // 2) + 1
+    text = text[:poison] + "POISON " + text[poison:]
+    with _server(oracle_unavailable="POISON") as server:
+        result = _extractor(server).extract(Doc, text, full=True)
+        statuses = _statuses(server)
+    assert not result.complete
+    failed = [c for c in result.chunks if not c.ok]
+    assert failed and all("503" in (c.error or "") for c in failed)
+    assert statuses[503] == 3 * len(failed)  # the first answer and two retries, per failed chunk
+    assert any(start <= poison < end for start, end in result.missing)
+    found = {r.id for r in result.value.records}
+    for rid, _, start, end in _truth(text):
+        lost = any(s <= start and end <= e for s, e in result.missing)
+        assert (rid in found) != lost
+    assert result.value.title == "Alpha"
+
+
+def test_on_chunk_error_raise_carries_the_partial_value() -> None:
+    text = _document(120_000, seed=4)
+    cut = text.index(" ", len(text) // 3) + 1
+    text = text[:cut] + "POISON " + text[cut:]
+    with _server(oracle_unavailable="POISON") as server, pytest.raises(DocumentIncomplete) as caught:
+        _extractor(server).extract(Doc, text, on_chunk_error="raise")
+    assert isinstance(caught.value, ExtractionFailed)
+    partial = caught.value.partial
+    assert not partial.complete and partial.missing
+    assert isinstance(partial.value, dict) and partial.value["records"]
+
+
+def test_chunking_off_names_the_sizes_and_sends_nothing() -> None:
+    with _server() as server:
+        with pytest.raises(InputError, match=r"context window of 8192 tokens.*chunking='off'"):
+            _extractor(server).extract(Doc, _document(60_000), chunking="off")
+        assert server.requests == []
+
+
+def test_short_documents_go_whole_and_async_matches_sync() -> None:
+    short = _document(2_000)
+    text = _document(100_000, seed=5)
+    with _server() as server:
+        extractor = _extractor(server)
+        result = extractor.extract(Doc, short, full=True)
+        assert result.chunks == () and len(server.requests) == 1
+        sync = extractor.extract(Doc, text, full=True, chunk_tokens=3000, overlap_tokens=100)
+        asynchronous = asyncio.run(
+            extractor.aextract(Doc, text, full=True, chunk_tokens=3000, overlap_tokens=100)
+        )
+    assert sync.value == asynchronous.value
+    assert [(c.start, c.end) for c in sync.chunks] == [(c.start, c.end) for c in asynchronous.chunks]
+    assert all(c.end - c.start <= 9000 for c in sync.chunks)  # 3,000 tokens of at most 3 characters
+    _check_found_once(sync, text)
+
+
+def test_extract_many_and_extract_pass_the_chunk_options_through() -> None:
+    from extract import extract
+    from extract.batch import extract_many
+
+    texts = [_document(30_000, seed=6), _document(30_000, seed=7)]
+    with _server() as server:
+        outcomes = list(
+            extract_many(
+                Doc,
+                texts,
+                base_url=server.base_url,
+                api_key="sk-test",
+                model=MODEL,
+                provider="cerebras",
+                chunk_tokens=2000,
+                overlap_tokens=50,
+            )
+        )
+        many = len(server.requests)
+        value = extract(
+            Doc, texts[0], base_url=server.base_url, api_key="sk-test", model=MODEL, chunk_tokens=2000
+        )
+        assert len(server.requests) > many + 1
+    assert many > 2 * 2  # split: several requests per document
+    for outcome in outcomes:
+        _check_found_once(Result(outcome.value, [], outcome.usage, None, "", MODEL), texts[outcome.index])
+    assert [r.id for r in value.records] == [i for i, _, _, _ in _truth(texts[0])]
+
+
+def test_cli_run_splits_long_documents(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from extract.cli import main
+
+    for name in ("CEREBRAS_API_KEY", "CEREBRAS_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(Doc.model_json_schema()))
+    text = _document(60_000, seed=8)
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "long", "text": text}) + "\n")
+    out = tmp_path / "out.jsonl"
+    with _server(api_key=None) as server:
+        code = main(
+            [
+                *("--base-url", server.base_url, "--model", MODEL, "run", str(schema), str(source)),
+                *("-o", str(out), "--chunk-tokens", "2000", "--overlap-tokens", "100", "--quiet"),
+            ]
+        )
+        requests = len(server.requests)
+    assert code == 0 and requests > 3
+    (line,) = [json.loads(raw) for raw in out.read_text().splitlines()]
+    assert [r["id"] for r in line["value"]["records"]] == [i for i, _, _, _ in _truth(text)]
+
+
+def test_bench_long_runs_and_finds_every_record(capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks import bench_long
+
+    (row,) = bench_long.main(["--sizes", "40000", "--rounds", "1"])
+    assert row["recall"] == 1.0 and row["precision"] == 1.0 and row["chunks"] > 1
+    assert "| 40,00" in capsys.readouterr().out
+
+
+def test_a_short_text_refused_as_too_long_is_not_split() -> None:
+    from extract.errors import ContextLengthError
+    from extract.testing import Fault
+
+    body = {
+        "message": "Please reduce the length of the messages or completion. Current length is 9000 while limit is 8192",
+        "code": "context_length_exceeded",
+    }
+    with _server() as server:
+        server.script(Fault.http_error(400, body))
+        with pytest.raises(ContextLengthError):
+            _extractor(server, UNKNOWN).extract(Doc, "FIELD title=x RECORD id=a name=b")
+        assert len(server.requests) == 1
