@@ -73,6 +73,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("local", "bench_local", "Embedded model", False),
     Bench("hostile", "bench_hostile", "Hostile inputs: replies, servers, schemas", False),
     Bench("reasoning", "bench_reasoning", "Reasoning effort: tokens and success per effort", True),
+    Bench("long", "bench_long", "Long documents: recall, precision, requests and CPU per MB", False),
 )
 
 
