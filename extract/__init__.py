@@ -38,11 +38,12 @@ from extract.errors import (
 
 if TYPE_CHECKING:
     from extract.batch import BatchStats, Outcome, aextract_many, extract_many
-    from extract.core import Extractor, aextract, extract
+    from extract.core import Extractor, aextract, astream, extract, stream
     from extract.frame import extract_frame
     from extract.ratelimit import RateLimiter
     from extract.results import Attempt, Result, Usage
     from extract.schema import CompiledSchema, Relaxation, compile_schema, strict_violations
+    from extract.streaming import AsyncPartialStream, PartialStream
 
 __version__ = "0.1.0"
 
@@ -55,6 +56,10 @@ _LAZY: dict[str, str] = {
     "extract": "extract.core",
     "aextract": "extract.core",
     "Extractor": "extract.core",
+    "stream": "extract.core",
+    "astream": "extract.core",
+    "PartialStream": "extract.streaming",
+    "AsyncPartialStream": "extract.streaming",
     "Result": "extract.results",
     "Attempt": "extract.results",
     "Usage": "extract.results",
@@ -70,6 +75,7 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "AsyncPartialStream",
     "Attempt",
     "AuthenticationError",
     "BadRequestError",
@@ -83,6 +89,7 @@ __all__ = [
     "InputError",
     "NotFoundError",
     "Outcome",
+    "PartialStream",
     "PermissionDeniedError",
     "RateLimitError",
     "RateLimiter",
@@ -100,10 +107,12 @@ __all__ = [
     "__version__",
     "aextract",
     "aextract_many",
+    "astream",
     "compile_schema",
     "extract",
     "extract_frame",
     "extract_many",
+    "stream",
     "strict_violations",
 ]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from extract import modes
-from extract._engine.drive import Action, Outcome, Send, Sleep
+from extract._engine.drive import Action, Outcome, Send, SendStream, Sleep
 from extract._engine.features import is_capacity_refusal, prediction_fields, reasoning_reserve
 from extract._engine.judge import Verdict, correction, judge, quoted_reply
 from extract.errors import (
@@ -89,6 +89,8 @@ class Job:
     # how bodies are encoded on the wire (None: JSON), and who hears that a server refused an encoding
     payload: PayloadPolicy | None = None
     on_encoding_refused: Callable[[str, WireResponse], None] | None = None
+    # stream the reply (a streaming driver shows partial values) in the modes the model's row streams
+    stream: bool = False
 
 
 # How a field refused by a server is remembered in Job.demoted (beside the refused modes).
@@ -138,6 +140,7 @@ def _exchange(
 ) -> Generator[Action, Outcome, tuple[WireResponse, float]]:
     """Send one body until it gets an answer worth reading: transport faults retried with backoff here."""
     request = WireRequest(CHAT_PATH, body, reserved, job.payload)
+    action = SendStream if body.get("stream") is True else Send
     refusal: WireResponse | None = None  # an encoding refusal, until the JSON resend confirms it
     policy = job.retry
     limiter = job.limiter
@@ -150,7 +153,7 @@ def _exchange(
                 wait = limiter.reserve(reserved)
         started = time.perf_counter()
         try:
-            outcome = yield Send(request)
+            outcome = yield action(request)
         except GeneratorExit:  # cancelled mid-flight: hand the reservation back
             if limiter is not None:
                 limiter.observe(0, {}, None, reserved)
@@ -296,6 +299,8 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
         messages.extend(tail)
         fields = {**params, **predicted} if predicted else params
         body = modes.build_body(mode, job.model, messages, prepared.response_format, fields, job.extra_body)
+        if job.stream and job.row.streams(mode):
+            body["stream"] = True
         max_tokens = params.get(tokens_field)
         reserved = _estimate(
             messages, prepared, max_tokens if isinstance(max_tokens, int) else None, thinking

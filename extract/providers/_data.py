@@ -112,6 +112,10 @@ _CEREBRAS_ANY: Final = ModelRow(
     "*",
     _CEREBRAS_MODES,
     max_output_tokens=16384,
+    stream_modes=(
+        "json_schema",
+        "prompt",
+    ),  # "json_object is not compatible with streaming" (cerebras-api.md)
     request_fields=_CEREBRAS_FIELDS,
     encodings=frozenset({"gzip", "msgpack"}),
     logprobs=True,
