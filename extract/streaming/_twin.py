@@ -46,7 +46,7 @@ def _build(model: type[BaseModel]) -> type[BaseModel]:
 
                 fields[name] = (annotation | None, Field(default=None, alias=info.alias))
         config = ConfigDict(extra="ignore", populate_by_name=True, arbitrary_types_allowed=True)
-        return create_model(  # type: ignore[call-overload, no-any-return]
+        return create_model(
             f"Partial{model.__name__}", __config__=config, __module__=model.__module__, **fields
         )
     finally:
