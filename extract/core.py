@@ -516,6 +516,7 @@ def _stream_job(
         options.pop("extra_body", None),
     )
     job.stream = True
+    job.optional = job.optional | {"stream"}  # a server that refuses to stream a mode gets it unstreamed
     return job
 
 

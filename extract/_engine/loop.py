@@ -95,6 +95,8 @@ class Job:
 
 # How a field refused by a server is remembered in Job.demoted (beside the refused modes).
 FIELD_REFUSED = "field:"
+# How a mode a server would not stream in is remembered in Job.demoted (then sent unstreamed).
+STREAM_REFUSED = "stream:"
 
 
 def _refused_field(job: Job, response: WireResponse, body: Mapping[str, Any]) -> str | None:
@@ -299,7 +301,7 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
         messages.extend(tail)
         fields = {**params, **predicted} if predicted else params
         body = modes.build_body(mode, job.model, messages, prepared.response_format, fields, job.extra_body)
-        if job.stream and job.row.streams(mode):
+        if job.stream and job.row.streams(mode) and STREAM_REFUSED + mode not in job.demoted:
             body["stream"] = True
         max_tokens = params.get(tokens_field)
         reserved = _estimate(
@@ -309,6 +311,10 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
             logger.debug("request: model=%s mode=%s attempt=%d", job.model, mode, len(attempts) + 1)
         response, latency = yield from _exchange(job, mode, body, reserved)
         refused = _refused_field(job, response, body) if response.status_code >= 300 else None
+        if refused == "stream":  # this mode cannot stream here: sent unstreamed from now on, uncounted
+            logger.info("%s cannot stream in mode %s; sending it unstreamed", job.model, mode)
+            job.demoted.add(STREAM_REFUSED + mode)
+            continue
         if refused is not None:  # a field we added is refused: drop it, remember, retry at once, uncounted
             logger.info("%s refused %s; sending requests without it", job.model, refused)
             params.pop(refused, None)
