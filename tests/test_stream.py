@@ -3,6 +3,7 @@ issue: random values of models, fed in random chunkings, give partials consisten
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Annotated, Any, Literal
 
@@ -37,7 +38,7 @@ def _cuts(draw: st.DrawFn, n: int) -> list[int]:
 
 def _pieces(text: str, cuts: list[int]) -> list[str]:
     bounds = [0, *cuts, len(text)]
-    return [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [text[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def consistent(partial: Any, final: Any) -> bool:
@@ -177,7 +178,7 @@ def test_partial_twin_drops_constraints_and_validators() -> None:
     assert value.lines[0].name == "boom"
     assert value.lines[0].qty == -1
     assert value.number is None
-    with pytest.raises(ValueError, match="Literal|literal|Input should be"):
+    with pytest.raises(ValueError, match=r"Input should be"):
         twin.model_validate({"status": "closed"})  # types are kept: a wrong value is not shown
 
 
