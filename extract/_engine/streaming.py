@@ -40,7 +40,7 @@ NOTHING: Any = object()
 class Progress:
     """One extraction's streaming state: the attempt under way and what the caller was last shown."""
 
-    __slots__ = ("_chat", "_decoder", "_head", "_json", "_shown", "attempt", "result")
+    __slots__ = ("_chat", "_decoder", "_head", "_json", "_next", "_received", "_shown", "attempt", "result")
 
     def __init__(self, compiled: CompiledSchema) -> None:
         self._decoder = PartialDecoder(compiled)
@@ -48,6 +48,8 @@ class Progress:
         self._json = IncrementalJson()
         self._head: StreamStart | None = None
         self._shown: Any = None
+        self._received = 0  # content characters of the reply under way
+        self._next = 0  # the content size at which the next partial may be built
         self.attempt = 0  # the number of the reply under way (1 = the first); a re-ask adds one
         self.result: Result | None = None
 
@@ -61,14 +63,28 @@ class Progress:
         self._chat = ChatStream()
         self._json = IncrementalJson()
         self._shown = None
+        self._received = 0
+        self._next = 0
         self.attempt += 1
 
     def feed(self, data: bytes) -> Any:
-        """Read bytes; the new partial value to show, or NOTHING."""
+        """Read bytes; the new partial value to show, or NOTHING.
+
+        A partial costs time in the size of the value so far (it is a new object each time), so one is
+        built at a boundary only once the content has grown by an eighth since the last: every boundary
+        of a small reply is shown, a large one costs a bounded multiple of its size, not its square.
+        The complete value is always shown."""
         text = self._chat.feed(data)
-        if not text or not self._json.feed(text):
+        if not text:
             return NOTHING
-        wire = self._json.snapshot()
+        self._received += len(text)
+        parser = self._json
+        if not parser.feed(text) and not (parser.done and self._shown is not parser.root):
+            return NOTHING
+        if self._received < self._next and not parser.done:
+            return NOTHING
+        self._next = self._received + self._received // 8
+        wire = parser.snapshot()
         if wire is None or wire == self._shown:
             return NOTHING
         value = self._decoder.decode(wire)
