@@ -253,7 +253,7 @@ LOCAL_PROVIDER: Final = Provider(
             max_tokens_field="max_tokens",
             retry_timeouts=False,
             request_fields=_LLAMACPP_FIELDS,
-            streaming=False,
+            streaming=True,  # LocalTransport.stream: llama-cpp-python's token stream
         ),
     ),
 )
