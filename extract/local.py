@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -299,7 +299,7 @@ class LocalTransport:
 
     def _stream(
         self, request: WireRequest, timeout: float, cancelled: threading.Event | None
-    ) -> Iterator[StreamStart | WireResponse | bytes]:
+    ) -> Generator[StreamStart | WireResponse | bytes, None, None]:
         deadline = time.monotonic() + timeout
         body = {k: v for k, v in request.body.items() if k not in ("stream", "stream_options")}
         try:
