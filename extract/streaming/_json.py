@@ -103,6 +103,9 @@ class IncrementalJson:
             kind = m.lastgroup
             if kind == "quote":
                 start = m.end()
+                if buf.find('"', start) == -1:
+                    pos = m.start()
+                    break  # the string is still arriving (no closing quote yet): wait, no exception raised
                 try:
                     value, after = scanstring(buf, start, True)
                 except ValueError:
