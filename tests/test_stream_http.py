@@ -205,3 +205,86 @@ def test_stopping_early_closes_the_stream(make_server: Callable[..., TestServer]
         first = next(stream)
         assert type(first).__name__ == "PartialInvoice"
     assert stream.result is None
+
+
+# -- HttpTransport.stream / astream: the same deadline and body cap as send --------------------------------
+
+
+def _stream_request() -> Any:
+    from extract.transports import WireRequest
+
+    body = {
+        "model": "llama3.1-8b",
+        "stream": True,
+        "messages": [{"role": "user", "content": "Ada Lovelace, 36"}],
+    }
+    return WireRequest("/chat/completions", body)
+
+
+def _drain_sync(transport: Any, timeout: float) -> list[Any]:
+    return list(transport.stream(_stream_request(), timeout))
+
+
+def _drain_async(transport: Any, timeout: float) -> list[Any]:
+    async def run() -> list[Any]:
+        try:
+            return [part async for part in transport.astream(_stream_request(), timeout)]
+        finally:
+            await transport.aclose()
+
+    return asyncio.run(run())
+
+
+DRAINS = [pytest.param(_drain_sync, id="sync"), pytest.param(_drain_async, id="async")]
+
+
+@pytest.mark.parametrize("drain", DRAINS)
+def test_transport_stream_deadline_holds_for_a_trickling_server(
+    make_server: Callable[..., TestServer], drain: Any
+) -> None:
+    from extract.errors import APITimeoutError
+    from extract.transports import HttpTransport
+
+    server = make_server(stream_chunk_chars=1, stream_gap=0.2, reply='{"a": "a long enough reply"}')
+    transport = HttpTransport(server.base_url, "k")
+    with pytest.raises(APITimeoutError):
+        drain(transport, 0.5)
+
+
+@pytest.mark.parametrize("drain", DRAINS)
+def test_transport_stream_body_cap_holds(make_server: Callable[..., TestServer], drain: Any) -> None:
+    from extract.errors import ResponseTooLargeError
+    from extract.transports import HttpTransport
+
+    server = make_server(stream_chunk_chars=4, reply='{"a": "' + "x" * 4000 + '"}')
+    transport = HttpTransport(server.base_url, "k", max_response_bytes=2000)
+    with pytest.raises(ResponseTooLargeError):
+        drain(transport, 10.0)
+
+
+@pytest.mark.parametrize("drain", DRAINS)
+def test_transport_stream_error_status_is_one_response(
+    make_server: Callable[..., TestServer], drain: Any
+) -> None:
+    from extract.transports import HttpTransport, WireResponse
+
+    server = make_server()
+    server.script("unauthorized")
+    parts = drain(HttpTransport(server.base_url, "k"), 10.0)
+    assert len(parts) == 1
+    assert isinstance(parts[0], WireResponse)
+    assert parts[0].status_code == 401
+    assert parts[0].data is not None
+
+
+def test_a_timeout_mid_stream_is_a_failed_attempt(make_server: Callable[..., TestServer]) -> None:
+    """The deadline passing after the stream began cuts the reply: judged, re-asked, not a crash."""
+    server = make_server(stream_chunk_chars=2, stream_gap=0.05)  # ~50 events: ~2.5 s per reply
+    with _extractor(server, timeout=0.6, max_retries=0, max_attempts=2) as extractor:
+        stream = extractor.stream(Invoice, TEXT)
+        with pytest.raises(ExtractionFailed) as failed:
+            list(stream)
+    assert len(failed.value.attempts) == 2
+    for attempt in failed.value.attempts:
+        assert attempt.errors
+        assert attempt.content  # the part received before the deadline, kept for the caller
