@@ -288,3 +288,29 @@ def test_a_timeout_mid_stream_is_a_failed_attempt(make_server: Callable[..., Tes
     for attempt in failed.value.attempts:
         assert attempt.errors
         assert attempt.content  # the part received before the deadline, kept for the caller
+
+
+def test_display_updates_one_output(
+    make_server: Callable[..., TestServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a notebook the stream shows in one output cell: one display, then updates of that handle."""
+    ipython_display = pytest.importorskip("IPython.display")
+    calls: list[tuple[str, Any]] = []
+
+    class Handle:
+        def update(self, item: Any) -> None:
+            calls.append(("update", item))
+
+    def display(item: Any, display_id: bool = False) -> Handle:
+        assert display_id is True
+        calls.append(("display", item))
+        return Handle()
+
+    monkeypatch.setattr(ipython_display, "display", display)
+    server = make_server(stream_chunk_chars=2, stream_gap=0.002)
+    with _extractor(server) as extractor:
+        value = extractor.stream(Invoice, TEXT).display()
+    assert type(value) is Invoice
+    assert [kind for kind, _ in calls] == ["display"] + ["update"] * (len(calls) - 1)
+    assert len(calls) > 2
+    assert calls[-1][1] == value

@@ -27,6 +27,16 @@ __all__ = ["AsyncPartialStream", "PartialStream"]
 _DONE: Any = object()
 
 
+def _show(handle: Any, item: Any) -> Any:
+    """Show `item` in the output cell of `handle` (a new cell the first time); the handle to reuse."""
+    from IPython.display import display
+
+    if handle is None:
+        return display(item, display_id=True)  # type: ignore[no-untyped-call]
+    handle.update(item)
+    return handle
+
+
 class PartialStream(Iterator[Any]):
     """Partial values, then the validated value; `attempt` and, at the end, `result` (see the module)."""
 
@@ -58,6 +68,16 @@ class PartialStream(Iterator[Any]):
         if result is None:  # the engine ended without a result only by raising, which propagated
             raise StopIteration
         return result.value
+
+    def display(self) -> Any:
+        """In a notebook: run the stream, showing each item in one output cell that is updated in place
+        (IPython's display handles); returns the validated value."""
+        handle = None
+        last: Any = None
+        for item in self:
+            handle = _show(handle, item)
+            last = item
+        return last
 
     def close(self) -> None:
         """Stop early: the connection in use is closed."""
@@ -106,6 +126,15 @@ class AsyncPartialStream(AsyncIterator[Any]):
         if result is None:
             raise StopAsyncIteration
         return result.value
+
+    async def display(self) -> Any:
+        """Async twin of `PartialStream.display` (`await stream.display()` in a notebook cell)."""
+        handle = None
+        last: Any = None
+        async for item in self:
+            handle = _show(handle, item)
+            last = item
+        return last
 
     async def aclose(self) -> None:
         aclose = getattr(self._parts, "aclose", None)
