@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
+from extract.errors import ConfigurationError
+
 if TYPE_CHECKING:
     from types import TracebackType
 
@@ -29,8 +31,12 @@ _DONE: Any = object()
 
 def _show(handle: Any, item: Any) -> Any:
     """Show `item` in the output cell of `handle` (a new cell the first time); the handle to reuse."""
-    from IPython.display import display
-
+    try:
+        from IPython.display import display
+    except ImportError:
+        raise ConfigurationError(
+            "display() shows the stream in a notebook and needs IPython; iterate the stream instead"
+        ) from None
     if handle is None:
         return display(item, display_id=True)  # type: ignore[no-untyped-call]
     handle.update(item)
