@@ -504,17 +504,13 @@ def _stream_job(
     extractor: Extractor, schema: Any, text: str | Sequence[Mapping[str, Any]], kwargs: dict[str, Any]
 ) -> Job:
     """The job `Extractor.extract` would run, asking for a streamed reply in the modes the row streams."""
-    options = dict(kwargs)
-    job = extractor._job(
-        schema,
-        text,
-        options.pop("instructions", None),
-        options.pop("model", None),
-        options.pop("max_attempts", None),
-        options.pop("token_budget", None),
-        options,
-        options.pop("extra_body", None),
-    )
+    params = dict(kwargs)
+    instructions = params.pop("instructions", None)
+    model = params.pop("model", None)
+    max_attempts = params.pop("max_attempts", None)
+    token_budget = params.pop("token_budget", None)
+    extra_body = params.pop("extra_body", None)
+    job = extractor._job(schema, text, instructions, model, max_attempts, token_budget, params, extra_body)
     job.stream = True
     job.optional = job.optional | {"stream"}  # a server that refuses to stream a mode gets it unstreamed
     return job

@@ -314,3 +314,19 @@ def test_display_updates_one_output(
     assert [kind for kind, _ in calls] == ["display"] + ["update"] * (len(calls) - 1)
     assert len(calls) > 2
     assert calls[-1][1] == value
+
+
+def test_stream_takes_the_call_options(make_server: Callable[..., TestServer]) -> None:
+    server = make_server(stream_chunk_chars=4)
+    with _extractor(server) as extractor:
+        list(
+            extractor.stream(
+                Invoice, TEXT, instructions="Only the invoice.", temperature=0.0, extra_body={"x": 1}
+            )
+        )
+        sent = server.requests[-1]
+        assert sent["temperature"] == 0.0
+        assert sent["x"] == 1
+        assert "Only the invoice." in sent["messages"][0]["content"]
+        with pytest.raises(extract.UnknownOptionError):
+            extractor.stream(Invoice, TEXT, full=True)
