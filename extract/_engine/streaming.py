@@ -211,6 +211,8 @@ async def stream_async(
             except APIError as exc:
                 outcome = progress.broken(exc)
             finally:
-                await parts.aclose()
+                close = getattr(parts, "aclose", None)
+                if close is not None:
+                    await close()
     finally:
         gen.close()
