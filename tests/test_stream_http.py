@@ -330,3 +330,41 @@ def test_stream_takes_the_call_options(make_server: Callable[..., TestServer]) -
         assert "Only the invoice." in sent["messages"][0]["content"]
         with pytest.raises(extract.UnknownOptionError):
             extractor.stream(Invoice, TEXT, full=True)
+
+
+class _SendOnly:
+    """A caller's own transport that cannot stream (send/asend only)."""
+
+    def __init__(self, base_url: str) -> None:
+        from extract.transports import HttpTransport
+
+        self.inner = HttpTransport(base_url, "k")
+        self.bodies: list[dict[str, Any]] = []
+
+    def send(self, request: Any, timeout: float) -> Any:
+        self.bodies.append(request.body)
+        return self.inner.send(request, timeout)
+
+    async def asend(self, request: Any, timeout: float) -> Any:
+        self.bodies.append(request.body)
+        return await self.inner.asend(request, timeout)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.mark.parametrize("collect", COLLECTORS)
+def test_a_transport_that_cannot_stream_gets_an_unstreamed_request(
+    make_server: Callable[..., TestServer], collect: Any
+) -> None:
+    server = make_server(stream_chunk_chars=2)
+    transport = _SendOnly(server.base_url)
+    with Extractor(transport=transport, model="llama3.1-8b") as extractor:
+        items, attempts, result = collect(extractor)
+    assert len(items) == 1
+    assert type(items[0]) is Invoice
+    assert attempts == [1]
+    assert all("stream" not in body for body in transport.bodies)

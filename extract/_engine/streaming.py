@@ -26,7 +26,7 @@ from extract.errors import APIError
 from extract.streaming._json import IncrementalJson
 from extract.streaming._partial import PartialDecoder
 from extract.streaming._sse import ChatStream
-from extract.transports import StreamStart, Transport, WireResponse
+from extract.transports import StreamStart, Transport, WireRequest, WireResponse
 
 if TYPE_CHECKING:
     from extract.results import Result
@@ -123,6 +123,14 @@ class Progress:
         self._head = None
 
 
+def _unstreamed(request: WireRequest) -> WireRequest:
+    """The request without `stream`, for a transport that cannot stream (its answer is one body)."""
+    if "stream" not in request.body:
+        return request
+    body = {k: v for k, v in request.body.items() if k != "stream"}
+    return WireRequest(request.path, body, request.reserved_tokens, request.payload)
+
+
 def stream_sync(
     gen: Generator[Action, Outcome, Result], transport: Transport, timeout: float, progress: Progress
 ) -> Iterator[Any]:
@@ -142,7 +150,7 @@ def stream_sync(
             opener = getattr(transport, "stream", None) if isinstance(action, SendStream) else None
             if opener is None:
                 try:
-                    outcome = transport.send(action.request, timeout)
+                    outcome = transport.send(_unstreamed(action.request), timeout)
                 except APIError as exc:
                     outcome = exc
                 progress.answered(outcome)
@@ -187,7 +195,7 @@ async def stream_async(
             opener = getattr(transport, "astream", None) if isinstance(action, SendStream) else None
             if opener is None:
                 try:
-                    outcome = await transport.asend(action.request, timeout)
+                    outcome = await transport.asend(_unstreamed(action.request), timeout)
                 except APIError as exc:
                     outcome = exc
                 progress.answered(outcome)
