@@ -366,5 +366,6 @@ def test_a_transport_that_cannot_stream_gets_an_unstreamed_request(
         items, attempts, result = collect(extractor)
     assert len(items) == 1
     assert type(items[0]) is Invoice
+    assert items[0] == result.value
     assert attempts == [1]
     assert all("stream" not in body for body in transport.bodies)
