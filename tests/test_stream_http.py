@@ -369,3 +369,16 @@ def test_a_transport_that_cannot_stream_gets_an_unstreamed_request(
     assert items[0] == result.value
     assert attempts == [1]
     assert all("stream" not in body for body in transport.bodies)
+
+
+def test_a_reply_over_the_body_cap_ends_the_stream_as_unstreamed(
+    make_server: Callable[..., TestServer],
+) -> None:
+    from extract.errors import ResponseTooLargeError
+
+    server = make_server(stream_chunk_chars=8)
+    server.script(Fault.content('{"number": "' + "x" * 6000 + '"}'))
+    with _extractor(server, max_response_bytes=3000) as extractor:
+        with pytest.raises(ResponseTooLargeError):
+            list(extractor.stream(Invoice, TEXT))
+        assert len(server.requests) == 1  # not re-asked: the cap is a bound, as for an unstreamed reply

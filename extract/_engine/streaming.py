@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from extract._engine.drive import Action, Outcome, SendStream, Sleep
-from extract.errors import APIError
+from extract.errors import APIConnectionError, APIError
 from extract.streaming._json import IncrementalJson
 from extract.streaming._partial import PartialDecoder
 from extract.streaming._sse import ChatStream
@@ -116,8 +116,13 @@ class Progress:
         return WireResponse(status, headers, b"", data, encoding)
 
     def broken(self, error: APIError) -> Outcome:
-        """The transport failed: before the stream began that is its error; after, a cut reply."""
-        return error if self._head is None else self.end()
+        """The transport failed: before the stream began that is its error (retried or raised by the
+        engine as for any request); a connection lost or timed out after it began is a cut reply, judged
+        and re-asked. Any other error (the response passing max_response_bytes) ends the call as it would
+        unstreamed."""
+        if self._head is None or not isinstance(error, APIConnectionError):
+            return error
+        return self.end()
 
     def reset(self) -> None:
         self._head = None
