@@ -73,58 +73,75 @@ class ChatStream:
         return self._event(rest) if rest.strip() else ""
 
     def _event(self, event: bytes) -> str:
-        payload: list[bytes] = []
-        for line in event.split(b"\n"):
-            if line.startswith(b"data:"):
-                payload.append(line[5:].lstrip(b" ") if line[5:6] == b" " else line[5:])
-        if not payload:
-            return ""  # comments (": keep-alive"), event names, ids
-        data = b"\n".join(payload)
-        if data.strip() == b"[DONE]":
+        if event.startswith(b"data: ") and b"\n" not in event:
+            data = event[6:]  # the usual event: one data line
+        else:
+            payload = [
+                line[6:] if line[5:6] == b" " else line[5:]  # one leading space is the separator
+                for line in event.split(b"\n")
+                if line.startswith(b"data:")
+            ]
+            if not payload:
+                return ""  # comments (": keep-alive"), event names, ids
+            data = b"\n".join(payload)
+        if data[:1] == b"[" and data.strip() == b"[DONE]":
             self.done = True
             return ""
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
             return ""  # an unreadable event: the reply it leaves incomplete is judged at the end
-        if not isinstance(chunk, Mapping):
+        if type(chunk) is not dict:
             return ""
+        result = self._chunk(chunk)
         self.events += 1
-        return self._chunk(chunk)
+        return result
 
-    def _chunk(self, chunk: Mapping[str, Any]) -> str:
+    def _chunk(self, chunk: dict[str, Any]) -> str:
+        if not self.events or "usage" in chunk or "time_info" in chunk or "error" in chunk:
+            self._outer(chunk)
+        choices = chunk.get("choices")
+        if type(choices) is not list or not choices:
+            return ""
+        choice = choices[0]
+        if type(choice) is not dict:
+            return ""
+        finish = choice.get("finish_reason")
+        if finish is not None and isinstance(finish, str):
+            self.finish_reason = finish
+        logprobs = choice.get("logprobs")
+        if (
+            logprobs is not None
+            and isinstance(logprobs, Mapping)
+            and isinstance(logprobs.get("content"), list)
+        ):
+            self.logprobs.extend(logprobs["content"])
+        delta = choice.get("delta")
+        if type(delta) is not dict:
+            return ""
+        content = delta.get("content")
+        if len(delta) > 1 or content is None:
+            reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+            if isinstance(reasoning, str):
+                self._reasoning.append(reasoning)
+            refusal = delta.get("refusal")
+            if isinstance(refusal, str):
+                self._refusal.append(refusal)
+        if content and isinstance(content, str):
+            self._content.append(content)
+            return content
+        return ""
+
+    def _outer(self, chunk: dict[str, Any]) -> None:
+        """The fields around `choices`: the error event, the chunk's identity, and the final usage."""
         if chunk.get("error"):
             self.error = chunk["error"]
-            return ""
         if not self.meta:
             self.meta = {k: chunk[k] for k in ("id", "created", "model", "system_fingerprint") if k in chunk}
         if chunk.get("usage"):
             self.usage = chunk["usage"]
         if chunk.get("time_info"):
             self.time_info = chunk["time_info"]
-        choices = chunk.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
-            return ""
-        choice = choices[0]
-        if isinstance(choice.get("finish_reason"), str):
-            self.finish_reason = choice["finish_reason"]
-        logprobs = choice.get("logprobs")
-        if isinstance(logprobs, Mapping) and isinstance(logprobs.get("content"), list):
-            self.logprobs.extend(logprobs["content"])
-        delta = choice.get("delta")
-        if not isinstance(delta, Mapping):
-            return ""
-        reasoning = delta.get("reasoning") or delta.get("reasoning_content")
-        if isinstance(reasoning, str):
-            self._reasoning.append(reasoning)
-        refusal = delta.get("refusal")
-        if isinstance(refusal, str):
-            self._refusal.append(refusal)
-        content = delta.get("content")
-        if isinstance(content, str) and content:
-            self._content.append(content)
-            return content
-        return ""
 
     def completion(self) -> dict[str, Any]:
         """The reply as a chat.completion body (what a non-streamed call returns)."""
