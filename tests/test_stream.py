@@ -270,3 +270,20 @@ def test_partials_of_a_wrapped_root_are_consistent(value: list[int], data: st.Da
     for partial in _progress_items(compiled, content, _cuts(data.draw, len(content))):
         assert isinstance(partial, list)
         assert partial == value[: len(partial)]
+
+
+def test_chat_stream_reads_every_data_line_form() -> None:
+    stream = ChatStream()
+    raw = (
+        b": keep-alive\n\n"
+        b'data:{"choices":[{"delta":{"content":"a"}}]}\n\n'  # no space after the colon
+        b'event: message\ndata: {"choices":\ndata: [{"delta":{"content":"b"}}]}\n\n'  # one event, two data lines
+        b'data: {"choices":[{"delta":{"content":" c"}}]}\n\n'  # the content's own leading space is kept
+        b"data: [DONE]"  # no blank line at the end
+    )
+    text = stream.feed(raw)
+    assert not stream.done
+    stream.close()
+    assert stream.done
+    assert text == "ab c"
+    assert stream.content == "ab c"
