@@ -382,3 +382,32 @@ def test_a_reply_over_the_body_cap_ends_the_stream_as_unstreamed(
         with pytest.raises(ResponseTooLargeError):
             list(extractor.stream(Invoice, TEXT))
         assert len(server.requests) == 1  # not re-asked: the cap is a bound, as for an unstreamed reply
+
+
+def test_module_level_astream(make_server: Callable[..., TestServer]) -> None:
+    server = make_server(stream_chunk_chars=5)
+
+    async def run() -> tuple[list[Any], Any]:
+        stream = extract.astream(Invoice, TEXT, model="llama3.1-8b", base_url=server.base_url, api_key="k")
+        items = [item async for item in stream]
+        return items, stream.result
+
+    items, result = asyncio.run(run())
+    assert result is not None
+    assert items[-1] == result.value
+    assert type(items[-1]) is Invoice
+
+
+def test_reasoning_deltas_stay_out_of_the_content(make_server: Callable[..., TestServer]) -> None:
+    server = make_server(stream_chunk_chars=3)
+    with Extractor(base_url=server.base_url, api_key="k", model="gpt-oss-120b") as extractor:
+        stream = extractor.stream(Invoice, TEXT, reasoning_effort="low")
+        items = list(stream)
+    result = stream.result
+    assert result is not None
+    assert type(items[-1]) is Invoice
+    attempt = result.attempts[-1]
+    assert attempt.reasoning  # streamed in delta.reasoning, kept apart
+    assert attempt.content is not None
+    assert attempt.content.lstrip().startswith("{")
+    assert result.usage.reasoning_tokens > 0  # from the final chunk's usage
