@@ -411,3 +411,14 @@ def test_reasoning_deltas_stay_out_of_the_content(make_server: Callable[..., Tes
     assert attempt.content is not None
     assert attempt.content.lstrip().startswith("{")
     assert result.usage.reasoning_tokens > 0  # from the final chunk's usage
+
+
+def test_test_server_command_line_takes_the_stream_pacing() -> None:
+    from extract.errors import ConfigurationError
+    from extract.testing.__main__ import _parser, _server
+
+    settings = _server(_parser().parse_args(["--stream-chunk-chars", "4", "--stream-gap-ms", "2"])).settings
+    assert settings.stream_chunk_chars == 4
+    assert settings.stream_gap == 0.002
+    with pytest.raises(ConfigurationError, match="stream_chunk_chars"):
+        TestServer(stream_chunk_chars=-1)

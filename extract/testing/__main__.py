@@ -81,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--queue-ms", type=float, default=0.0, help="simulated queue time for queue_threshold")
     p.add_argument("--no-prompt-cache", action="store_true", help="never report cached prompt tokens")
+    p.add_argument(
+        "--stream-chunk-chars",
+        type=int,
+        default=0,
+        help="streamed replies carry their content in pieces of this many characters (0: one piece)",
+    )
+    p.add_argument("--stream-gap-ms", type=float, default=0.0, help="pause between two streamed events")
     return p
 
 
@@ -125,6 +132,8 @@ def _server(args: argparse.Namespace) -> TestServer:
         service_tiers=frozenset(args.service_tiers),
         queue_ms=args.queue_ms,
         prompt_cache=not args.no_prompt_cache,
+        stream_chunk_chars=args.stream_chunk_chars,
+        stream_gap=args.stream_gap_ms / 1000.0,
     )
 
 

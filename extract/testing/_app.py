@@ -156,6 +156,11 @@ class ServerSettings:
         object.__setattr__(self, "service_tiers", frozenset(self.service_tiers))
         if self.queue_ms < 0:
             raise ConfigurationError(f"queue_ms must be >= 0, got {self.queue_ms!r}")
+        if self.stream_chunk_chars < 0 or not self.stream_gap >= 0:
+            raise ConfigurationError(
+                f"stream_chunk_chars and stream_gap must be >= 0, got {self.stream_chunk_chars!r} and "
+                f"{self.stream_gap!r}"
+            )
         if self.prompt_cache_blocks < 1:
             raise ConfigurationError(f"prompt_cache_blocks must be >= 1, got {self.prompt_cache_blocks!r}")
         if not self.reasoning_text:
