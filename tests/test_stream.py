@@ -189,6 +189,7 @@ class Leaf(BaseModel):
     word: str
     n: int
     ok: bool | None = None
+    score: int | None = 3  # optional, nullable, not null by default: {"value": ...} on the wire
 
 
 class Tree(BaseModel):
