@@ -38,12 +38,13 @@ from extract.errors import (
 
 if TYPE_CHECKING:
     from extract.batch import BatchStats, Outcome, aextract_many, extract_many
-    from extract.core import Extractor, aextract, extract
+    from extract.core import Extractor, aextract, astream, extract, stream
     from extract.documents import DocumentIncomplete
     from extract.frame import extract_frame
     from extract.ratelimit import RateLimiter
     from extract.results import Attempt, ChunkReport, Disagreement, Result, Usage
     from extract.schema import CompiledSchema, Relaxation, compile_schema, strict_violations
+    from extract.streaming import AsyncPartialStream, PartialStream
 
 __version__ = "0.1.0"
 
@@ -56,6 +57,10 @@ _LAZY: dict[str, str] = {
     "extract": "extract.core",
     "aextract": "extract.core",
     "Extractor": "extract.core",
+    "stream": "extract.core",
+    "astream": "extract.core",
+    "PartialStream": "extract.streaming",
+    "AsyncPartialStream": "extract.streaming",
     "Result": "extract.results",
     "Attempt": "extract.results",
     "Usage": "extract.results",
@@ -74,6 +79,7 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "AsyncPartialStream",
     "Attempt",
     "AuthenticationError",
     "BadRequestError",
@@ -90,6 +96,7 @@ __all__ = [
     "InputError",
     "NotFoundError",
     "Outcome",
+    "PartialStream",
     "PermissionDeniedError",
     "RateLimitError",
     "RateLimiter",
@@ -107,10 +114,12 @@ __all__ = [
     "__version__",
     "aextract",
     "aextract_many",
+    "astream",
     "compile_schema",
     "extract",
     "extract_frame",
     "extract_many",
+    "stream",
     "strict_violations",
 ]
 

@@ -63,8 +63,9 @@ if TYPE_CHECKING:
     from extract.ratelimit import Limiter
     from extract.schema import CompiledSchema
     from extract.schema._profiles import Profile
+    from extract.streaming import AsyncPartialStream, PartialStream
 
-__all__ = ["Attempt", "Extractor", "Result", "Usage", "aextract", "extract"]
+__all__ = ["Attempt", "Extractor", "Result", "Usage", "aextract", "astream", "extract", "stream"]
 
 logger = logging.getLogger("extract")
 
@@ -551,6 +552,16 @@ class Extractor:
             )
         return result if full else result.value
 
+    def stream(self, schema: Any, text: str | Sequence[Mapping[str, Any]], **options: Any) -> PartialStream:
+        """Partial values while the reply arrives, then the validated value (see `extract.stream`)."""
+        return _extractor_stream(self, schema, text, **options)
+
+    def astream(
+        self, schema: Any, text: str | Sequence[Mapping[str, Any]], **options: Any
+    ) -> AsyncPartialStream:
+        """Async twin of `stream` (iterate with `async for`)."""
+        return _extractor_astream(self, schema, text, **options)
+
     def close(self) -> None:
         self._transport.close()
 
@@ -645,3 +656,71 @@ async def aextract(
     check_schema_argument(schema)
     check_text(text)  # before a default backend is chosen: a bad text is the error to report
     return await _default_extractor(model, options).aextract(schema, text, model=model, **options)
+
+
+# -- streaming (partial values while the reply arrives; see extract.streaming) -----------------------------
+
+
+def _stream_job(
+    extractor: Extractor, schema: Any, text: str | Sequence[Mapping[str, Any]], kwargs: dict[str, Any]
+) -> Job:
+    """The job `Extractor.extract` would run, asking for a streamed reply in the modes the row streams."""
+    params = dict(kwargs)
+    instructions = params.pop("instructions", None)
+    model = params.pop("model", None)
+    max_attempts = params.pop("max_attempts", None)
+    token_budget = params.pop("token_budget", None)
+    extra_body = params.pop("extra_body", None)
+    job = extractor._job(schema, text, instructions, model, max_attempts, token_budget, params, extra_body)
+    job.stream = True
+    job.optional = job.optional | {"stream"}  # a server that refuses to stream a mode gets it unstreamed
+    return job
+
+
+def _extractor_stream(
+    self: Extractor, schema: Any, text: str | Sequence[Mapping[str, Any]], **options: Any
+) -> PartialStream:
+    """Partial values of `schema` as the reply arrives, then the validated value (what `extract` returns)
+    as the last item; `.attempt` says which reply an item came from, `.result` is the Result at the end.
+    Options are those of `extract` (without `full`). See `extract.streaming._iterators` for what a partial
+    holds."""
+    from extract._engine.streaming import Progress, stream_sync
+    from extract.streaming import PartialStream
+
+    check_options(options, _CALL_OPTIONS - {"full"} | _PARAMS, "stream()")
+    job = _stream_job(self, schema, text, options)
+    progress = Progress(job.compiled)
+    return PartialStream(stream_sync(run(job), self._transport, self.timeout, progress), progress)
+
+
+def _extractor_astream(
+    self: Extractor, schema: Any, text: str | Sequence[Mapping[str, Any]], **options: Any
+) -> AsyncPartialStream:
+    """Async twin of `Extractor.stream` (iterate with `async for`)."""
+    from extract._engine.streaming import Progress, stream_async
+    from extract.streaming import AsyncPartialStream
+
+    check_options(options, _CALL_OPTIONS - {"full"} | _PARAMS, "astream()")
+    job = _stream_job(self, schema, text, options)
+    progress = Progress(job.compiled)
+    return AsyncPartialStream(stream_async(run(job), self._transport, self.timeout, progress), progress)
+
+
+def stream(
+    schema: Any, text: str | Sequence[Mapping[str, Any]], model: str | None = None, **options: Any
+) -> PartialStream:
+    """Stream `schema` from `text` with the shared default Extractor: partial values, then the value."""
+    check_options(options, _MODULE_OPTIONS - {"full"}, "stream()")
+    check_schema_argument(schema)
+    check_text(text)
+    return _extractor_stream(_default_extractor(model, options), schema, text, model=model, **options)
+
+
+def astream(
+    schema: Any, text: str | Sequence[Mapping[str, Any]], model: str | None = None, **options: Any
+) -> AsyncPartialStream:
+    """Async twin of `stream` (iterate with `async for`)."""
+    check_options(options, _MODULE_OPTIONS - {"full"}, "astream()")
+    check_schema_argument(schema)
+    check_text(text)
+    return _extractor_astream(_default_extractor(model, options), schema, text, model=model, **options)

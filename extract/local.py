@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,8 @@ import orjson
 from extract._local._find import find_model, missing_local_message, model_name
 from extract._local._grammar import Grammar, choose_grammar
 from extract._local._wire import LocalRequestError, error_body, llama_kwargs, response_body
-from extract.errors import APITimeoutError, ConfigurationError
-from extract.transports import Transport, WireRequest, WireResponse
+from extract.errors import APIConnectionError, APITimeoutError, ConfigurationError
+from extract.transports import StreamStart, Transport, WireRequest, WireResponse
 
 __all__ = ["DEFAULT_N_CTX", "LocalTransport", "local_transport"]
 
@@ -269,6 +269,99 @@ class LocalTransport:
             model.deadline, model.cancelled = float("inf"), None
             _CALL_LOCK.release()
         return _json_response(200, response_body(result, total_time=elapsed))
+
+    # -- streaming: llama-cpp-python's own token stream, as the provider's server-sent events ------------
+
+    def stream(self, request: WireRequest, timeout: float) -> Iterator[StreamStart | WireResponse | bytes]:
+        """A StreamStart, then one `data:` event per generated piece and a final one with finish_reason
+        and usage; or one WireResponse for a request refused before generating. The model is held (one
+        generation at a time) until the stream ends or is closed."""
+        return self._stream(request, timeout, None)
+
+    async def astream(
+        self, request: WireRequest, timeout: float
+    ) -> AsyncIterator[StreamStart | WireResponse | bytes]:
+        """Async twin of `stream`: each piece is awaited in a worker thread, so the loop stays free."""
+        cancelled = threading.Event()
+        parts = self._stream(request, timeout, cancelled)
+        try:
+            while True:
+                part = await asyncio.to_thread(next, parts, None)
+                if part is None:
+                    return
+                yield part
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        finally:
+            cancelled.set()
+            await asyncio.to_thread(parts.close)
+
+    def _stream(
+        self, request: WireRequest, timeout: float, cancelled: threading.Event | None
+    ) -> Generator[StreamStart | WireResponse | bytes, None, None]:
+        deadline = time.monotonic() + timeout
+        body = {k: v for k, v in request.body.items() if k not in ("stream", "stream_options")}
+        try:
+            kwargs = llama_kwargs(body, model_name=self.model_name)
+        except LocalRequestError as exc:
+            yield _json_response(
+                exc.status_code, error_body(exc.status_code, exc.message, param=exc.param, code=exc.code)
+            )
+            return
+        model = _load(self.model_path, self.n_ctx, self.n_threads)
+        response_format = kwargs.pop("response_format", None)
+        if response_format is not None:
+            grammar = _grammar_for(model.llama, response_format.get("schema"))
+            if grammar.text is not None:
+                from llama_cpp.llama_grammar import LlamaGrammar
+
+                kwargs["grammar"] = LlamaGrammar.from_string(grammar.text, verbose=False)
+        if not _acquire(deadline, cancelled):
+            raise APITimeoutError(
+                f"the embedded model was busy with other requests for {timeout:g}s; raise timeout= or send fewer "
+                "requests at once (it answers one at a time)"
+            )
+        try:
+            model.deadline, model.cancelled = deadline, cancelled
+            begun = time.monotonic()
+            chunks = iter(model.llama.create_chat_completion(stream=True, **kwargs))
+            pieces = 0
+            finish: str | None = None
+            try:
+                first = next(chunks, None)
+            except ValueError as exc:
+                yield _json_response(400, error_body(400, f"the embedded model refused the request: {exc}"))
+                return
+            yield StreamStart(200, {"content-type": "text/event-stream"})
+            chunk = first
+            while chunk is not None:
+                choice = chunk["choices"][0] if chunk.get("choices") else {}
+                if choice.get("delta", {}).get("content"):
+                    pieces += 1
+                finish = choice.get("finish_reason") or finish
+                yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+                chunk = next(chunks, None)
+            elapsed = time.monotonic() - begun
+            total = int(getattr(model.llama, "n_tokens", 0) or 0)
+            usage = {
+                "prompt_tokens": max(total - pieces, 0),
+                "completion_tokens": pieces,
+                "total_tokens": max(total, pieces),
+            }
+            last = {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}], "usage": usage}
+            last["time_info"] = {"total_time": elapsed, "completion_time": elapsed}
+            yield b"data: " + orjson.dumps(last) + b"\n\ndata: [DONE]\n\n"
+        except _Stopped:
+            raise APITimeoutError(
+                f"the embedded model did not finish within {timeout:g}s; raise timeout= or lower "
+                "max_completion_tokens"
+            ) from None
+        except RuntimeError as exc:
+            raise APIConnectionError(f"the embedded model failed while streaming: {exc}") from None
+        finally:
+            model.deadline, model.cancelled = float("inf"), None
+            _CALL_LOCK.release()
 
     def close(self) -> None:
         """Nothing to release: the model stays loaded for the next transport in this process."""

@@ -16,7 +16,7 @@ from typing import TypeVar
 from extract.errors import APIError
 from extract.transports import Transport, WireRequest, WireResponse
 
-__all__ = ["Action", "Outcome", "Send", "Sleep", "drive_async", "drive_sync"]
+__all__ = ["Action", "Outcome", "Send", "SendStream", "Sleep", "drive_async", "drive_sync"]
 
 T = TypeVar("T")
 
@@ -26,6 +26,13 @@ class Send:
     """Send this request; the driver answers with the response, or the APIError the transport raised."""
 
     request: WireRequest
+
+
+@dataclass(frozen=True, slots=True)
+class SendStream(Send):
+    """Send this request streamed (its body asks for `stream: true`). A streaming driver hands the partial
+    values on as they arrive and answers with the reply put back together as one completion; the plain
+    drivers below answer it like a Send (a server then streams into a body that is read whole)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from extract import modes
-from extract._engine.drive import Action, Outcome, Send, Sleep
+from extract._engine.drive import Action, Outcome, Send, SendStream, Sleep
 from extract._engine.features import is_capacity_refusal, prediction_fields, reasoning_reserve
 from extract._engine.judge import Verdict, correction, judge, quoted_reply
 from extract.errors import (
@@ -89,10 +89,14 @@ class Job:
     # how bodies are encoded on the wire (None: JSON), and who hears that a server refused an encoding
     payload: PayloadPolicy | None = None
     on_encoding_refused: Callable[[str, WireResponse], None] | None = None
+    # stream the reply (a streaming driver shows partial values) in the modes the model's row streams
+    stream: bool = False
 
 
 # How a field refused by a server is remembered in Job.demoted (beside the refused modes).
 FIELD_REFUSED = "field:"
+# How a mode a server would not stream in is remembered in Job.demoted (then sent unstreamed).
+STREAM_REFUSED = "stream:"
 
 
 def _refused_field(job: Job, response: WireResponse, body: Mapping[str, Any]) -> str | None:
@@ -138,6 +142,7 @@ def _exchange(
 ) -> Generator[Action, Outcome, tuple[WireResponse, float]]:
     """Send one body until it gets an answer worth reading: transport faults retried with backoff here."""
     request = WireRequest(CHAT_PATH, body, reserved, job.payload)
+    action = SendStream if body.get("stream") is True else Send
     refusal: WireResponse | None = None  # an encoding refusal, until the JSON resend confirms it
     policy = job.retry
     limiter = job.limiter
@@ -150,7 +155,7 @@ def _exchange(
                 wait = limiter.reserve(reserved)
         started = time.perf_counter()
         try:
-            outcome = yield Send(request)
+            outcome = yield action(request)
         except GeneratorExit:  # cancelled mid-flight: hand the reservation back
             if limiter is not None:
                 limiter.observe(0, {}, None, reserved)
@@ -296,6 +301,8 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
         messages.extend(tail)
         fields = {**params, **predicted} if predicted else params
         body = modes.build_body(mode, job.model, messages, prepared.response_format, fields, job.extra_body)
+        if job.stream and job.row.streams(mode) and STREAM_REFUSED + mode not in job.demoted:
+            body["stream"] = True
         max_tokens = params.get(tokens_field)
         reserved = _estimate(
             messages, prepared, max_tokens if isinstance(max_tokens, int) else None, thinking
@@ -304,6 +311,10 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
             logger.debug("request: model=%s mode=%s attempt=%d", job.model, mode, len(attempts) + 1)
         response, latency = yield from _exchange(job, mode, body, reserved)
         refused = _refused_field(job, response, body) if response.status_code >= 300 else None
+        if refused == "stream":  # this mode cannot stream here: sent unstreamed from now on, uncounted
+            logger.info("%s cannot stream in mode %s; sending it unstreamed", job.model, mode)
+            job.demoted.add(STREAM_REFUSED + mode)
+            continue
         if refused is not None:  # a field we added is refused: drop it, remember, retry at once, uncounted
             logger.info("%s refused %s; sending requests without it", job.model, refused)
             params.pop(refused, None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shlex
+import shutil
 import signal
 import sys
 from typing import Any
@@ -133,6 +134,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default="keep",
         help="keep: a failed chunk leaves its document incomplete; raise: it fails the document",
     )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="one document only: show the value growing as the reply arrives (in place on a terminal; "
+        "otherwise only the final JSON line is written)",
+    )
     add_global_options(parser, suppress=True)
     parser.set_defaults(handler=handler)
 
@@ -180,6 +187,14 @@ def _handle(args: argparse.Namespace, state: _State) -> int:
         raise BadInput(str(exc)) from None
     except OSError as exc:
         raise BadInput(f"cannot read the input: {exc}") from None
+
+    if getattr(args, "stream", False):
+        if total != 1 or args.output is not None:
+            raise BadInput(
+                f"--stream shows one document as it arrives: give exactly one document (got {total}) and no "
+                "--output; for many documents, run without --stream"
+            )
+        return _stream_one(args, schema_source, source)
 
     extractor = make_extractor(args)
     extractor.limiter = RateLimiter()
@@ -233,6 +248,46 @@ def _handle(args: argparse.Namespace, state: _State) -> int:
         print("extract: error: the input changed while it was read; rerun to finish", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_FAILED if stats.failed else EXIT_OK
+
+
+def _stream_one(args: argparse.Namespace, schema_source: Any, source: Any) -> int:
+    """`--stream`: the one document's partial values, redrawn on one terminal line; then its JSON line."""
+    from extract._batch._outcome import error_json, to_jsonable, usage_json
+    from extract.errors import APIError, ExtractionFailed
+    from extract.results import Usage
+
+    doc_id, text = next(iter(source))
+    extractor = make_extractor(args)
+    live = sys.stdout.isatty()
+    line: dict[str, Any] = {"id": doc_id}
+    usage = Usage()
+    code = EXIT_OK
+    try:
+        stream = extractor.stream(schema_source, text, instructions=args.instructions)
+        for item in stream:
+            if live:
+                shown = _json.dumps(to_jsonable(item)).decode()
+                width = shutil.get_terminal_size().columns - 1
+                sys.stdout.write("\r\x1b[2K" + (shown if len(shown) <= width else shown[: width - 1] + "…"))
+                sys.stdout.flush()
+            line["value"] = to_jsonable(item)
+        if stream.result is not None:
+            usage = stream.result.usage
+    except (ExtractionFailed, APIError) as exc:
+        line.pop("value", None)
+        line["error"] = error_json(exc)
+        if isinstance(exc, ExtractionFailed) and isinstance(exc.usage, Usage):
+            usage = exc.usage
+        code = EXIT_FAILED
+    finally:
+        with contextlib.suppress(OSError):
+            extractor.close()
+    line["usage"] = usage_json(usage)
+    if live:
+        sys.stdout.write("\r\x1b[2K")
+    sys.stdout.buffer.write(_json.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+    sys.stdout.flush()
+    return code
 
 
 def _interrupted(args: argparse.Namespace, state: _State) -> int:

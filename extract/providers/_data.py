@@ -112,6 +112,10 @@ _CEREBRAS_ANY: Final = ModelRow(
     "*",
     _CEREBRAS_MODES,
     max_output_tokens=16384,
+    stream_modes=(
+        "json_schema",
+        "prompt",
+    ),  # "json_object is not compatible with streaming" (cerebras-api.md)
     request_fields=_CEREBRAS_FIELDS,
     encodings=frozenset({"gzip", "msgpack"}),
     logprobs=True,
@@ -249,7 +253,7 @@ LOCAL_PROVIDER: Final = Provider(
             max_tokens_field="max_tokens",
             retry_timeouts=False,
             request_fields=_LLAMACPP_FIELDS,
-            streaming=False,
+            streaming=True,  # LocalTransport.stream: llama-cpp-python's token stream
         ),
     ),
 )

@@ -64,10 +64,17 @@ class ModelRow:
     request_fields: frozenset[str] = frozenset()
     encodings: frozenset[str] = frozenset()  # request body encodings beyond plain JSON: "gzip", "msgpack"
     streaming: bool = True
+    # the modes a streamed request may use (None: every mode, when `streaming`); a mode not listed is sent
+    # unstreamed and its value yielded once (Cerebras: json_object cannot be combined with stream: true)
+    stream_modes: tuple[str, ...] | None = None
     logprobs: bool | None = False
     predicted_outputs: bool | None = False
     prompt_cache_key: bool | None = False
     service_tiers: tuple[str, ...] | None = ()
+
+    def streams(self, mode: str) -> bool:
+        """Whether a request in `mode` may be streamed for this model."""
+        return self.streaming and (self.stream_modes is None or mode in self.stream_modes)
 
     def accepts(self, field: str) -> bool:
         """Whether a request for this model may carry `field` (an empty set means: not known, allow)."""

@@ -98,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
         default=0.25,
         help="a predicted-output token's share of a generated token's time (default 0.25)",
     )
+    p.add_argument(
+        "--stream-chunk-chars",
+        type=int,
+        default=0,
+        help="streamed replies carry their content in pieces of this many characters (0: one piece)",
+    )
+    p.add_argument("--stream-gap-ms", type=float, default=0.0, help="pause between two streamed events")
     return p
 
 
@@ -148,6 +155,8 @@ def _server(args: argparse.Namespace) -> TestServer:
             completion_token_s=args.completion_token_ms / 1e3,
             prediction_factor=args.prediction_factor,
         ),
+        stream_chunk_chars=args.stream_chunk_chars,
+        stream_gap=args.stream_gap_ms / 1000.0,
     )
 
 

@@ -99,6 +99,8 @@ class ServerSettings:
         (groups key, value) its top-level scalars; None (the default): generated values as usual.
     oracle_unavailable: a regex; every chat request whose document matches it is answered 503 (a part of a
         long document that always fails, for tests of failure isolation).
+    stream_chunk_chars / stream_gap: streamed replies carry their content in pieces of this many
+        characters (0: one piece), one event every `stream_gap` seconds.
     """
 
     api_key: str | None = field(default=None, repr=False)
@@ -131,6 +133,8 @@ class ServerSettings:
     oracle: str | None = None
     oracle_fields: str | None = None
     oracle_unavailable: str | None = None
+    stream_chunk_chars: int = 0
+    stream_gap: float = 0.0
 
     def __post_init__(self) -> None:
         if self.flavor not in _FLAVORS:
@@ -166,6 +170,11 @@ class ServerSettings:
         object.__setattr__(self, "service_tiers", frozenset(self.service_tiers))
         if self.queue_ms < 0:
             raise ConfigurationError(f"queue_ms must be >= 0, got {self.queue_ms!r}")
+        if self.stream_chunk_chars < 0 or not self.stream_gap >= 0:
+            raise ConfigurationError(
+                f"stream_chunk_chars and stream_gap must be >= 0, got {self.stream_chunk_chars!r} and "
+                f"{self.stream_gap!r}"
+            )
         if self.prompt_cache_blocks < 1:
             raise ConfigurationError(f"prompt_cache_blocks must be >= 1, got {self.prompt_cache_blocks!r}")
         if not self.reasoning_text:
@@ -380,7 +389,7 @@ class App:
         denied = self.auth(request)
         if denied is not None:
             return decoded, fault, self.finish(denied)
-        if fault is not None and not fault.changes_content and fault.kind != "slow":
+        if fault is not None and not fault.changes_content and fault.kind not in ("slow", "stream_drop"):
             await self.wait(self.settings.latency)
             return decoded, fault, None if fault.kind == "drop" else self.fault_response(fault)
         if decoded.error is not None:
@@ -449,7 +458,13 @@ class App:
         reply, usage = self.answer(plan, fault, time.monotonic() - started)
         await self.wait(self.settings.token_latency.seconds(**usage))
         reply.headers.extend(admitted)
-        return _respond(reply)
+        response = _respond(reply)
+        if reply.parts is not None:
+            response.parts = reply.parts
+            response.gap = self.settings.stream_gap
+            if fault is not None and fault.kind == "stream_drop":
+                response.cut_after = int(fault.extra["after"])
+        return response
 
     async def text(self, request: HttpRequest, entry: LoggedRequest | None = None) -> HttpResponse | None:
         """POST /v1/completions; content faults do not apply (the reply is not JSON), the others do."""
@@ -581,7 +596,10 @@ class App:
             "rejected_prediction_tokens": rejected,
         }
         if plan.stream:
-            return Reply(200, _as_stream(body), [("content-type", "text/event-stream")]), priced
+            events = _as_stream(body, self.settings.stream_chunk_chars)
+            streamed = Reply(200, b"".join(events), [("content-type", "text/event-stream")])
+            streamed.parts = events
+            return streamed, priced
         return Reply(200, body), priced
 
     def answer_text(self, plan: TextPlan, elapsed: float) -> Reply:
@@ -671,25 +689,34 @@ def _as_text_stream(body: dict[str, Any]) -> bytes:
     return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in (first, last)) + b"data: [DONE]\n\n"
 
 
-def _as_stream(body: dict[str, Any]) -> bytes:
-    """The completion as server-sent events: one content chunk, then usage and time_info, then [DONE]."""
+def _as_stream(body: dict[str, Any], chunk_chars: int = 0) -> list[bytes]:
+    """The completion as server-sent events: the reasoning, the content (in one chunk, or in pieces of
+    `chunk_chars`), then a chunk with finish_reason, usage and time_info, then [DONE]."""
     choice = body["choices"][0]
     base = {k: body[k] for k in ("id", "created", "model", "system_fingerprint")}
     base["object"] = "chat.completion.chunk"
     delta = {k: v for k, v in choice["message"].items() if k != "tool_calls"}
-    first = {
-        **base,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": None, "logprobs": choice["logprobs"]}],
-    }
+    chunks: list[dict[str, Any]] = []
+    content = delta.get("content")
+    if chunk_chars > 0 and isinstance(content, str) and len(content) > chunk_chars:
+        head = {k: v for k, v in delta.items() if k != "content"}
+        pieces = [content[i : i + chunk_chars] for i in range(0, len(content), chunk_chars)]
+        deltas = [{**head, "content": ""}] + [{"content": piece} for piece in pieces]
+    else:
+        deltas = [delta]
+    for index, part in enumerate(deltas):
+        logprobs = choice["logprobs"] if index == 0 else None
+        chunks.append(
+            {**base, "choices": [{"index": 0, "delta": part, "finish_reason": None, "logprobs": logprobs}]}
+        )
     last = {
         **base,
         "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}],
         "usage": body["usage"],
         "time_info": body["time_info"],
     }
-    return (
-        b"".join(b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in (first, last)) + b"data: [DONE]\n\n"
-    )
+    chunks.append(last)
+    return [b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks] + [b"data: [DONE]\n\n"]
 
 
 def _rate_limited(code: str, headers: Iterable[tuple[str, str]]) -> Reply:

@@ -171,6 +171,14 @@ class Fault:
         """Read the request, then close the connection without answering."""
         return cls("drop")
 
+    @classmethod
+    def stream_drop(cls, after: int = 2) -> Fault:
+        """A streamed reply whose connection drops after `after` events (a server failing mid-stream);
+        an unstreamed request gets its answer whole."""
+        if after < 0:
+            raise ConfigurationError(f"after must be >= 0, got {after!r}")
+        return cls("stream_drop", extra={"after": after})
+
     # ---- names ----------------------------------------------------------------------------------------
     @classmethod
     def named(cls, name: str) -> Fault:
@@ -207,5 +215,6 @@ _BY_NAME: dict[str, Callable[[], Fault]] = {
     "unauthorized": Fault.unauthorized,
     "slow": lambda: Fault.slow(1.0),
     "drop": Fault.drop,
+    "stream_drop": Fault.stream_drop,
 }
 FAULT_NAMES: tuple[str, ...] = tuple(sorted(_BY_NAME))

@@ -36,12 +36,27 @@ class HttpRequest:
 
 
 class HttpResponse:
-    __slots__ = ("body", "headers", "status")
+    """An answer; with `parts` it is streamed (chunked), a part every `gap` seconds, and the connection
+    is dropped after `cut_after` parts when that is set (a server failing mid-stream)."""
 
-    def __init__(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
+    __slots__ = ("body", "cut_after", "gap", "headers", "parts", "status")
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        headers: list[tuple[str, str]],
+        *,
+        parts: list[bytes] | None = None,
+        gap: float = 0.0,
+        cut_after: int | None = None,
+    ) -> None:
         self.status = status
         self.body = body
         self.headers = headers
+        self.parts = parts
+        self.gap = gap
+        self.cut_after = cut_after
 
 
 # None means: close the connection without answering.
@@ -73,7 +88,11 @@ async def serve_connection(
             if response is None:
                 return
             keep_alive = _wants_keep_alive(request)
-            _write(writer, response, keep_alive=keep_alive)
+            if response.parts is not None:
+                if not await _write_parts(writer, response, keep_alive=keep_alive):
+                    return
+            else:
+                _write(writer, response, keep_alive=keep_alive)
             await writer.drain()
             if not keep_alive:
                 return
@@ -150,6 +169,27 @@ def _wants_keep_alive(request: HttpRequest) -> bool:
 
 def _plain(status: int, message: str) -> HttpResponse:
     return HttpResponse(status, message.encode(), [("content-type", "text/plain; charset=utf-8")])
+
+
+async def _write_parts(writer: asyncio.StreamWriter, response: HttpResponse, *, keep_alive: bool) -> bool:
+    """A streamed answer in chunked encoding; False when it was cut (the connection is then dropped)."""
+    head = [f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Unknown')}"]
+    head.extend(f"{name}: {value}" for name, value in response.headers)
+    head.append("transfer-encoding: chunked")
+    head.append("connection: keep-alive" if keep_alive else "connection: close")
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+    for index, part in enumerate(response.parts or ()):
+        if response.cut_after is not None and index >= response.cut_after:
+            await writer.drain()
+            return False
+        if index and response.gap > 0:
+            await asyncio.sleep(response.gap)
+        writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+        await writer.drain()
+    if response.cut_after is not None and response.cut_after <= len(response.parts or ()):
+        return False
+    writer.write(b"0\r\n\r\n")
+    return True
 
 
 def _write(writer: asyncio.StreamWriter, response: HttpResponse, *, keep_alive: bool) -> None:

@@ -35,12 +35,13 @@ _FINGERPRINT = "fp_extract_testing"
 class Reply:
     """One HTTP answer before it is serialised: status, JSON body (or raw bytes), extra headers."""
 
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("body", "headers", "parts", "status")
 
     def __init__(self, status: int, body: Any, headers: Iterable[tuple[str, str]] = ()) -> None:
         self.status = status
         self.body = body
         self.headers = list(headers)
+        self.parts: list[bytes] | None = None  # a streamed body's events, written one by one
 
     def __repr__(self) -> str:
         return f"Reply(status={self.status}, body={self.body!r})"

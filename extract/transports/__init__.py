@@ -8,7 +8,7 @@
   `x-ratelimit-reset-*`), shared with `extract.ratelimit`.
 """
 
-from extract.transports.base import Transport, WireRequest, WireResponse
+from extract.transports.base import StreamStart, Transport, WireRequest, WireResponse
 from extract.transports.encoding import (
     PAYLOAD_SETTINGS,
     PayloadPolicy,
@@ -42,6 +42,7 @@ __all__ = [
     "PayloadPolicy",
     "PayloadSetting",
     "RetryPolicy",
+    "StreamStart",
     "Transport",
     "WireRequest",
     "WireResponse",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from extract.transports.encoding import PayloadPolicy
 
-__all__ = ["Transport", "WireRequest", "WireResponse"]
+__all__ = ["StreamStart", "Transport", "WireRequest", "WireResponse"]
 
 
 @dataclass(slots=True)
@@ -39,6 +39,17 @@ class WireResponse:
     headers: Mapping[str, str]
     body: bytes
     data: Any | None = None
+    encoding: str = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    """The first item of a streamed exchange whose server answered with an event stream (2xx,
+    text/event-stream): the body's bytes follow as they arrive. A server that answers any other way
+    (an error status, one JSON body) gives a whole WireResponse instead, and nothing after it."""
+
+    status_code: int
+    headers: Mapping[str, str]
     encoding: str = "json"
 
 

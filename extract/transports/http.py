@@ -28,7 +28,7 @@ from extract.errors import (
     redact,
 )
 from extract.transports._deadline import DEADLINE, DeadlineBackend
-from extract.transports.base import WireRequest, WireResponse
+from extract.transports.base import StreamStart, WireRequest, WireResponse
 from extract.transports.encoding import encode_body
 
 __all__ = ["CEREBRAS_BASE_URL", "DEFAULT_MAX_RESPONSE_BYTES", "HttpTransport", "check_base_url"]
@@ -110,6 +110,24 @@ def _wire_body(request: WireRequest) -> tuple[bytes, dict[str, str] | None, str]
         return data, None, "json"
     encoded = encode_body(request.body, chosen, json_bytes=data)
     return encoded.content, {k.lower(): v for k, v in encoded.headers.items()}, chosen
+
+
+def _stream_headers(extra: dict[str, str] | None) -> dict[str, str]:
+    return {**(extra or {}), "accept": "text/event-stream, application/json"}
+
+
+def _is_event_stream(status: int, headers: Mapping[str, str]) -> bool:
+    return 200 <= status < 300 and "event-stream" in headers.get("content-type", "")
+
+
+async def _before(deadline: float, step: Any) -> Any:
+    """Await `step`, or raise asyncio.TimeoutError when the call's deadline passes first."""
+    remaining = deadline - asyncio.get_running_loop().time()
+    if remaining <= 0:
+        if hasattr(step, "close"):
+            step.close()
+        raise asyncio.TimeoutError
+    return await asyncio.wait_for(step, remaining)
 
 
 class _NoCookies(http.cookiejar.CookieJar):
@@ -427,6 +445,117 @@ class HttpTransport:
             raise self._timed_out(timeout, "the deadline for the whole call passed") from None
         finally:
             shards.busy[index] -= 1
+
+    # -- streaming: the same deadline for the whole exchange and the same cap on the body -------------
+
+    def stream(self, request: WireRequest, timeout: float) -> Iterator[StreamStart | WireResponse | bytes]:
+        """Send a request whose body asks for `stream: true`: a StreamStart then the body's bytes as they
+        arrive (decoded, counted against max_response_bytes), or one WireResponse when the server does not
+        answer with an event stream. Raises APIConnectionError / APITimeoutError like `send`."""
+        client = self._sync_client()
+        content, extra_headers, encoding = _wire_body(request)
+        deadline = time.monotonic() + timeout
+        response: httpx.Response | None = None
+        try:
+            token = DEADLINE.set(deadline)
+            try:
+                response = client.send(
+                    client.build_request(
+                        "POST",
+                        self.base_url + request.path,
+                        content=content,
+                        headers=_stream_headers(extra_headers),
+                        timeout=self._timeout(timeout),
+                    ),
+                    stream=True,
+                )
+            finally:
+                DEADLINE.reset(token)
+            headers = _wire_headers(response)
+            body = _Body(self.max_response_bytes, response.status_code, headers, self.base_url)
+            raw = response.iter_raw()
+            streamed = _is_event_stream(response.status_code, headers)
+            if streamed:
+                yield StreamStart(response.status_code, headers, encoding)
+            while True:
+                token = DEADLINE.set(deadline)
+                try:
+                    chunk = next(raw, None)
+                finally:
+                    DEADLINE.reset(token)
+                if chunk is None:
+                    break
+                body.feed(chunk)
+                if streamed and body.chunks:
+                    fresh, body.chunks = body.chunks, []
+                    yield fresh[0] if len(fresh) == 1 else b"".join(fresh)
+            if streamed:
+                tail = body.content()
+                if tail:
+                    yield tail
+            else:
+                yield self._finish(response.status_code, headers, body, encoding)
+        except httpx.HTTPError as exc:
+            raise self._failure(exc, timeout) from None
+        finally:
+            if response is not None:
+                response.close()
+
+    async def astream(
+        self, request: WireRequest, timeout: float
+    ) -> AsyncIterator[StreamStart | WireResponse | bytes]:
+        """Async twin of `stream`."""
+        shards = self._shards()
+        index = shards.pick()
+        client = shards.clients[index]
+        content, extra_headers, encoding = _wire_body(request)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        response: httpx.Response | None = None
+        shards.busy[index] += 1
+        try:
+            response = await _before(
+                deadline,
+                client.send(
+                    client.build_request(
+                        "POST",
+                        self.base_url + request.path,
+                        content=content,
+                        headers=_stream_headers(extra_headers),
+                        timeout=self._timeout(timeout),
+                    ),
+                    stream=True,
+                ),
+            )
+            headers = _wire_headers(response)
+            body = _Body(self.max_response_bytes, response.status_code, headers, self.base_url)
+            raw = response.aiter_raw()
+            streamed = _is_event_stream(response.status_code, headers)
+            if streamed:
+                yield StreamStart(response.status_code, headers, encoding)
+            while True:
+                try:
+                    chunk = await _before(deadline, raw.__anext__())
+                except StopAsyncIteration:
+                    break
+                body.feed(chunk)
+                if streamed and body.chunks:
+                    fresh, body.chunks = body.chunks, []
+                    yield fresh[0] if len(fresh) == 1 else b"".join(fresh)
+            if streamed:
+                tail = body.content()
+                if tail:
+                    yield tail
+            else:
+                yield self._finish(response.status_code, headers, body, encoding)
+        except httpx.HTTPError as exc:
+            raise self._failure(exc, timeout) from None
+        except asyncio.TimeoutError:
+            raise self._timed_out(timeout, "the deadline for the whole call passed") from None
+        finally:
+            shards.busy[index] -= 1
+            if response is not None:
+                await response.aclose()
 
     def close(self) -> None:
         if self._client is not None:
