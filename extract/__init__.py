@@ -39,6 +39,7 @@ from extract.errors import (
 if TYPE_CHECKING:
     from extract.batch import BatchStats, Outcome, aextract_many, extract_many
     from extract.core import Extractor, aextract, extract
+    from extract.evidence import FieldEvidence
     from extract.frame import extract_frame
     from extract.ratelimit import RateLimiter
     from extract.results import Attempt, Result, Usage
@@ -56,6 +57,7 @@ _LAZY: dict[str, str] = {
     "aextract": "extract.core",
     "Extractor": "extract.core",
     "Result": "extract.results",
+    "FieldEvidence": "extract.evidence",
     "Attempt": "extract.results",
     "Usage": "extract.results",
     "extract_many": "extract.batch",
@@ -79,6 +81,7 @@ __all__ = [
     "ContextLengthError",
     "ExtractError",
     "ExtractionFailed",
+    "FieldEvidence",
     "Extractor",
     "InputError",
     "NotFoundError",

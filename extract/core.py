@@ -79,7 +79,20 @@ _EXTRACTOR_OPTIONS = frozenset(
         "payload",
     }
 )
-_CALL_OPTIONS = frozenset({"instructions", "full", "model", "max_attempts", "token_budget", "extra_body"})
+_CALL_OPTIONS = frozenset(
+    {
+        "instructions",
+        "full",
+        "model",
+        "max_attempts",
+        "token_budget",
+        "extra_body",
+        "evidence",
+        "require_grounding",
+    }
+)
+# top_logprobs asked for with evidence=True: enough alternatives to score a boolean or enum choice
+_EVIDENCE_TOP_LOGPROBS = 5
 _PARAMS = REQUEST_FIELDS - {"model"}
 
 
@@ -302,6 +315,8 @@ class Extractor:
         token_budget: int | None,
         params: dict[str, Any],
         extra_body: Mapping[str, Any] | None = None,
+        evidence: bool = False,
+        require_grounding: bool = False,
     ) -> Job:
         check_options(params, _CALL_OPTIONS | _PARAMS, "extract()")
         check_params(params)
@@ -318,6 +333,9 @@ class Extractor:
         featured = feature_params(
             row, merged, compiled.wire_schema, instructions, default_effort=row.reasoning_effort
         )
+        if evidence:
+            _source_text(text)  # before anything is sent
+            featured = _evidence_fields(row, featured)
         with self._lock:
             demoted = self._demoted.setdefault((self._base_url, use_model), set())
             refused = {m[len(FIELD_REFUSED) :] for m in demoted if m.startswith(FIELD_REFUSED)}
@@ -346,6 +364,7 @@ class Extractor:
             on_encoding_refused=lambda encoding, response: self._on_encoding_refused(
                 use_model, encoding, response
             ),
+            ground=_grounding(compiled, text) if require_grounding else None,
         )
 
     # -- public ---------------------------------------------------------------------------------------
@@ -361,15 +380,26 @@ class Extractor:
         max_attempts: int | None = None,
         token_budget: int | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        evidence: bool = False,
+        require_grounding: bool = False,
         **params: Any,
     ) -> Any:
         """The validated value (a model instance for pydantic schemas), or the whole Result with full=True.
 
         `params` are request fields (temperature, seed, max_completion_tokens, ...); a name extract does
         not know is an UnknownOptionError: provider fields go in `extra_body`, merged into the body.
+        `evidence=True` fills `Result.evidence` (spans, alignment and, where the model row returns
+        logprobs, confidence per leaf); `require_grounding=True` re-asks when a string value does not
+        appear in the text (fields marked `"derived": true` in the schema are exempt). Both need `text`
+        as a string.
         """
-        job = self._job(schema, text, instructions, model, max_attempts, token_budget, params, extra_body)
+        job = self._job(
+            schema, text, instructions, model, max_attempts, token_budget, params, extra_body,
+            evidence, require_grounding,
+        )  # fmt: skip
         result = drive_sync(run(job), self._transport, self.timeout)
+        if evidence:
+            result = _with_evidence(result, job)
         return result if full else result.value
 
     async def aextract(
@@ -383,11 +413,18 @@ class Extractor:
         max_attempts: int | None = None,
         token_budget: int | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        evidence: bool = False,
+        require_grounding: bool = False,
         **params: Any,
     ) -> Any:
         """Async twin of `extract`."""
-        job = self._job(schema, text, instructions, model, max_attempts, token_budget, params, extra_body)
+        job = self._job(
+            schema, text, instructions, model, max_attempts, token_budget, params, extra_body,
+            evidence, require_grounding,
+        )  # fmt: skip
         result = await drive_async(run(job), self._transport, self.timeout)
+        if evidence:
+            result = _with_evidence(result, job)
         return result if full else result.value
 
     def close(self) -> None:
@@ -411,6 +448,47 @@ class Extractor:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+# -- evidence (extract.evidence, loaded only when asked for) ---------------------------------------------
+
+
+def _evidence_fields(row: ModelRow, featured: dict[str, Any]) -> dict[str, Any]:
+    """logprobs (and top_logprobs, for enum and boolean choices) where the model row says it returns them;
+    added on the caller's behalf, so a server that refuses them gets the request again without them."""
+    if row.logprobs is not True or featured.get("logprobs") is False:
+        return featured
+    out = dict(featured)
+    out.setdefault("logprobs", True)
+    out.setdefault("top_logprobs", _EVIDENCE_TOP_LOGPROBS)
+    return out
+
+
+def _source_text(text: str | Sequence[Mapping[str, Any]]) -> str:
+    if not isinstance(text, str):
+        raise ConfigurationError(
+            "evidence= and require_grounding= need the document as a string (spans are offsets into it); "
+            "pass text=... instead of a message list"
+        )
+    return text
+
+
+def _grounding(compiled: CompiledSchema, text: str | Sequence[Mapping[str, Any]]) -> Any:
+    from extract.evidence import ungrounded
+
+    source = _source_text(text)
+    return lambda content, value: ungrounded(compiled, source, content, value)
+
+
+def _with_evidence(result: Result, job: Job) -> Result:
+    from dataclasses import replace
+
+    from extract.evidence import collect
+
+    source = _source_text(job.source)
+    last = result.attempts[-1]
+    found = collect(job.compiled, source, last.content, result.value, last.logprobs)
+    return replace(result, evidence=found, source=source)
 
 
 # -- module-level functions over a shared default Extractor ---------------------------------------------

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from extract.evidence import FieldEvidence
 
 __all__ = ["TIME_KEYS", "Attempt", "Result", "Usage", "sum_time_info"]
 
@@ -106,7 +109,10 @@ class Attempt:
 @dataclass(frozen=True, slots=True)
 class Result:
     """The value and how it was obtained: every attempt, the summed usage and time (`time_info`: the
-    durations of every attempt added up, None when the server reported none), and the mode that worked."""
+    durations of every attempt added up, None when the server reported none), and the mode that worked.
+
+    `evidence` (with `evidence=True`): JSONPath of each leaf value -> FieldEvidence (spans in the text,
+    alignment, confidence); None when not asked for. `source` is the text the spans point into."""
 
     value: Any
     attempts: list[Attempt]
@@ -114,3 +120,10 @@ class Result:
     time_info: dict[str, Any] | None
     mode: str
     model: str
+    evidence: Mapping[str, FieldEvidence] | None = None
+    source: str | None = None
+
+    def _repr_html_(self) -> str:
+        from extract.evidence._html import result_html
+
+        return result_html(self)

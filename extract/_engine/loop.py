@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from extract import modes
 from extract._engine.drive import Action, Outcome, Send, Sleep
 from extract._engine.features import is_capacity_refusal, prediction_fields, reasoning_reserve
-from extract._engine.judge import Verdict, correction, judge, quoted_reply
+from extract._engine.judge import Verdict, correction, judge, quoted_reply, ungrounded_verdict
 from extract.errors import (
     APIConnectionError,
     APIError,
@@ -89,6 +89,8 @@ class Job:
     # how bodies are encoded on the wire (None: JSON), and who hears that a server refused an encoding
     payload: PayloadPolicy | None = None
     on_encoding_refused: Callable[[str, WireResponse], None] | None = None
+    # require_grounding: (reply content, validated value) -> one error per value not found in the text
+    ground: Callable[[str | None, Any], tuple[str, ...]] | None = None
 
 
 # How a field refused by a server is remembered in Job.demoted (beside the refused modes).
@@ -315,6 +317,9 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
             continue
         reply = modes.read_reply(response.data)
         verdict: Verdict = judge(job.compiled, reply)
+        if verdict.ok and job.ground is not None:
+            missing = job.ground(reply.content, verdict.value)
+            verdict = ungrounded_verdict(missing) if missing else verdict
         usage = usage + reply.usage
         attempts.append(
             Attempt(

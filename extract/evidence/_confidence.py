@@ -1,0 +1,116 @@
+"""Per-value confidence from the reply's token logprobs.
+
+How tokens map to a value: the tokens' UTF-8 bytes are laid end to end over the reply content (the
+`bytes` each entry carries, else the token text encoded), and a value owns every token that overlaps its
+characters in the reply: a string's characters between its quotes (its quotes when it is empty), a
+number's or literal's characters. A token shared with the JSON around the value (`"Bob` or `true}`)
+counts for the value.
+
+How the score is formed: the joint probability of the value's tokens, exp(sum of their logprobs): the
+probability the model gave to writing exactly this value once it had started it. For booleans and enum
+members, where `top_logprobs` were returned, the first token's probability is renormalised over the
+alternatives that start one of the other allowed values, because it is the choice between members that
+matters, not the tokenisation: p(first) / (p(first) + sum of p(alternative starting another member)),
+times the probabilities of the value's remaining tokens. Pure.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["TokenMap"]
+
+
+def _token_bytes(entry: Mapping[str, Any]) -> bytes:
+    raw = entry.get("bytes")
+    if isinstance(raw, list) and all(isinstance(b, int) and 0 <= b <= 255 for b in raw):
+        return bytes(raw)
+    token = entry.get("token")
+    return token.encode("utf-8") if isinstance(token, str) else b""
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+class TokenMap:
+    """The reply's tokens laid over its characters; None from `build` when they do not cover the reply."""
+
+    def __init__(
+        self, starts: list[int], entries: Sequence[Mapping[str, Any]], char_bytes: list[int]
+    ) -> None:
+        self._starts = starts  # byte offset where each token starts
+        self._entries = entries
+        self._char_bytes = char_bytes  # byte offset of each character (and one past the end)
+
+    @classmethod
+    def build(cls, content: str, entries: Sequence[Mapping[str, Any]]) -> TokenMap | None:
+        encoded = content.encode("utf-8")
+        joined = bytearray()
+        starts: list[int] = []
+        for entry in entries:
+            starts.append(len(joined))
+            joined += _token_bytes(entry)
+        if bytes(joined) != encoded:
+            shift = bytes(joined).find(encoded)  # content the server trimmed or prefixed (raw reasoning)
+            if shift < 0 or not encoded:
+                return None
+            starts = [s - shift for s in starts]
+        offsets = [0]
+        total = 0
+        for char in content:
+            total += len(char.encode("utf-8"))
+            offsets.append(total)
+        return cls(starts, entries, offsets)
+
+    def tokens(self, start: int, end: int) -> list[Mapping[str, Any]]:
+        """The tokens overlapping characters [start, end) of the content."""
+        begin, stop = self._char_bytes[start], self._char_bytes[end]
+        first = max(bisect.bisect_right(self._starts, begin) - 1, 0)
+        last = bisect.bisect_left(self._starts, stop)
+        return list(self._entries[first:last])
+
+    def confidence(self, start: int, end: int, others: Sequence[str] = ()) -> float | None:
+        """The joint probability of the tokens over [start, end); `others`: the JSON texts of the values
+        the model could have chosen instead (booleans, enum members) for the first token's renormalising."""
+        chosen = self.tokens(start, end)
+        if not chosen:
+            return None
+        total = 0.0
+        for index, entry in enumerate(chosen):
+            logprob = _number(entry.get("logprob"))
+            if logprob is None:
+                return None
+            if index == 0 and others:
+                total += _choice(entry, logprob, others)
+            else:
+                total += logprob
+        return min(1.0, max(0.0, math.exp(total)))
+
+
+def _choice(entry: Mapping[str, Any], logprob: float, others: Sequence[str]) -> float:
+    """log of the first token's probability among the tokens that start an allowed value."""
+    token = entry.get("token")
+    top = entry.get("top_logprobs")
+    if not isinstance(top, list) or not top:
+        return logprob
+    chosen = math.exp(logprob)
+    rival = 0.0
+    for alternative in top:
+        if not isinstance(alternative, Mapping):
+            continue
+        text = alternative.get("token")
+        alt_logprob = _number(alternative.get("logprob"))
+        if not isinstance(text, str) or text == token or alt_logprob is None:
+            continue
+        stem = text.lstrip(' \t\n:"')
+        if stem and any(o.startswith(stem) or stem.startswith(o) for o in others):
+            rival += math.exp(alt_logprob)
+    if chosen <= 0.0:
+        return logprob
+    return math.log(chosen / (chosen + rival))
