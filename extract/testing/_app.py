@@ -30,7 +30,7 @@ from extract.testing._generate import generate
 from extract.testing._http import HttpRequest, HttpResponse
 from extract.testing._limits import Limits
 from extract.testing._requests import Plan, Rules, plan_request
-from extract.testing._tokens import chat_logprobs, matched_chars, text_logprobs
+from extract.testing._tokens import chat_logprobs, matched_chars, pinned_ranges, text_logprobs
 from extract.testing._wire import (
     DEFAULT_MODELS,
     Reply,
@@ -527,7 +527,11 @@ class App:
             reasoning_tokens=reasoning_tokens,
             cached_tokens=self.cached_tokens(plan.cache_scope, plan.prompt_text, plan.prompt_tokens),
             elapsed=elapsed,
-            logprobs=chat_logprobs(delivered, plan.seed, plan.top_logprobs) if plan.logprobs else None,
+            logprobs=chat_logprobs(
+                delivered, plan.seed, plan.top_logprobs, _pinned(fault, content, delivered)
+            )
+            if plan.logprobs
+            else None,
             reasoning_model=plan.reasoning_tokens > 0,
             accepted_prediction_tokens=accepted,
             rejected_prediction_tokens=rejected,
@@ -654,6 +658,15 @@ def _rate_limited(code: str, headers: Iterable[tuple[str, str]]) -> Reply:
 
 def _method_not_allowed(method: str, path: str) -> Reply:
     return client_error(405, f"{method} is not allowed on {path}; use POST.", code="method_not_allowed")
+
+
+def _pinned(fault: Fault | None, content: str, delivered: str) -> list[tuple[int, int, float]]:
+    """The scripted logprobs of a `Fault.content(..., logprobs=...)` as ranges of the delivered text."""
+    scripted = fault.extra.get("logprobs") if fault is not None and fault.kind == "content" else None
+    if not scripted or not content:
+        return []
+    shift = delivered.rfind(content)  # after a raw <think> block, when there is one
+    return [(s + shift, e + shift, lp) for s, e, lp in pinned_ranges(content, scripted)] if shift >= 0 else []
 
 
 def _respond(reply: Reply) -> HttpResponse:
