@@ -124,13 +124,23 @@ def test_relaxed_wire_shapes_map_back_to_user_paths(server: TestServer, call: An
 
 
 def test_enum_and_boolean_confidence_uses_top_logprobs(server: TestServer) -> None:
-    server.script(Fault.content(compact(REPLY), logprobs={"$.paid": -0.5, "$.status": -0.5}))
+    lp = math.log
+    server.script(
+        Fault.content(
+            compact(REPLY),
+            logprobs={"$.paid": lp(0.6), "$.status": lp(0.5), "$.vendor": lp(0.5)},
+            alternatives={
+                "$.paid": {"false": lp(0.3), " null": lp(0.1)},  # null is not a boolean
+                "$.status": {"closed": lp(0.2), "void": lp(0.1), "other": lp(0.2)},
+                "$.vendor": {"Glob": lp(0.4)},  # an open string: alternatives do not matter
+            },
+        )
+    )
     ev = make(server).extract(Invoice, TEXT, full=True, evidence=True).evidence
-    entries = server.requests[-1]
-    assert entries["top_logprobs"] == 5
-    # the server's alternatives never start another allowed value: the choice is the model's alone
-    assert ev["$.paid"].confidence == pytest.approx(1.0)
-    assert ev["$.status"].confidence == pytest.approx(1.0)
+    assert server.requests[-1]["top_logprobs"] == 5
+    assert ev["$.paid"].confidence == pytest.approx(0.6 / 0.9)
+    assert ev["$.status"].confidence == pytest.approx(0.5 / 0.8)
+    assert ev["$.vendor"].confidence == pytest.approx(0.5 * 0.5)  # "ACME", " Corp"
 
 
 def test_without_evidence_nothing_is_asked_or_computed(server: TestServer, call: Any) -> None:
@@ -231,3 +241,18 @@ def test_scripted_logprobs_need_compact_json() -> None:
         Fault.content('{"a": 1}', logprobs={"$.a": -1.0})
     with pytest.raises(ConfigurationError, match="no value"):
         Fault.content('{"a":1}', logprobs={"$.b": -1.0})
+
+
+@pytest.mark.parametrize("reasoning_format", [None, "hidden"])
+def test_reasoning_model_logprobs_map_past_the_thinking(
+    server: TestServer, reasoning_format: str | None
+) -> None:
+    ex = Extractor(base_url=server.base_url, api_key="sk-test", model="zai-glm-4.7", provider="cerebras")
+    server.script(Fault.content(compact(REPLY), logprobs={"$.items[0].description": -2.0}))
+    options = {"reasoning_format": reasoning_format} if reasoning_format else {}
+    result = ex.extract(Invoice, TEXT, full=True, evidence=True, **options)
+    assert (result.attempts[-1].reasoning is None) == (reasoning_format == "hidden")
+    ev = result.evidence
+    assert ev is not None
+    assert ev["$.items[0].description"].confidence == pytest.approx(math.exp(-4.0))  # "Blue", " widget"
+    assert ev["$.vendor"].confidence is not None and ev["$.vendor"].confidence > math.exp(-4.1)

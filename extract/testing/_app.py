@@ -30,7 +30,7 @@ from extract.testing._generate import generate
 from extract.testing._http import HttpRequest, HttpResponse
 from extract.testing._limits import Limits
 from extract.testing._requests import Plan, Rules, plan_request
-from extract.testing._tokens import chat_logprobs, matched_chars, pinned_ranges, text_logprobs
+from extract.testing._tokens import chat_logprobs, matched_chars, pinned_ranges, text_logprobs, value_ranges
 from extract.testing._wire import (
     DEFAULT_MODELS,
     Reply,
@@ -528,7 +528,7 @@ class App:
             cached_tokens=self.cached_tokens(plan.cache_scope, plan.prompt_text, plan.prompt_tokens),
             elapsed=elapsed,
             logprobs=chat_logprobs(
-                delivered, plan.seed, plan.top_logprobs, _pinned(fault, content, delivered)
+                delivered, plan.seed, plan.top_logprobs, *_pinned(fault, content, delivered)
             )
             if plan.logprobs
             else None,
@@ -660,13 +660,20 @@ def _method_not_allowed(method: str, path: str) -> Reply:
     return client_error(405, f"{method} is not allowed on {path}; use POST.", code="method_not_allowed")
 
 
-def _pinned(fault: Fault | None, content: str, delivered: str) -> list[tuple[int, int, float]]:
-    """The scripted logprobs of a `Fault.content(..., logprobs=...)` as ranges of the delivered text."""
-    scripted = fault.extra.get("logprobs") if fault is not None and fault.kind == "content" else None
-    if not scripted or not content:
-        return []
+def _pinned(
+    fault: Fault | None, content: str, delivered: str
+) -> tuple[list[tuple[int, int, float]], dict[int, dict[str, float]]]:
+    """The scripted logprobs and alternatives of a `Fault.content(..., logprobs=, alternatives=)`, as
+    character ranges and offsets of the delivered text."""
+    if fault is None or fault.kind != "content" or "logprobs" not in fault.extra or not content:
+        return [], {}
     shift = delivered.rfind(content)  # after a raw <think> block, when there is one
-    return [(s + shift, e + shift, lp) for s, e, lp in pinned_ranges(content, scripted)] if shift >= 0 else []
+    if shift < 0:
+        return [], {}
+    pinned = [(s + shift, e + shift, lp) for s, e, lp in pinned_ranges(content, fault.extra["logprobs"])]
+    ranges = value_ranges(content)
+    rivals = {ranges[path][0] + shift: dict(alts) for path, alts in fault.extra["alternatives"].items()}
+    return pinned, rivals
 
 
 def _respond(reply: Reply) -> HttpResponse:

@@ -139,11 +139,16 @@ def pinned_ranges(content: str, logprobs: Mapping[str, float]) -> list[tuple[int
 
 
 def chat_logprobs(
-    content: str, seed: int, top: int, pinned: Sequence[tuple[int, int, float]] = ()
+    content: str,
+    seed: int,
+    top: int,
+    pinned: Sequence[tuple[int, int, float]] = (),
+    rivals: Mapping[int, Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
     """`choices[].logprobs` of a chat completion: one entry per token with `top` alternatives (sampled first).
 
-    `pinned`: character ranges whose overlapping tokens get the given logprob instead of a made-up one."""
+    `pinned`: character ranges whose overlapping tokens get the given logprob instead of a made-up one;
+    `rivals`: character offset -> the alternatives of the token covering it, instead of made-up ones."""
     entries: list[dict[str, Any]] = []
     position = 0
     for index, token in enumerate(tokenize(content)):
@@ -152,7 +157,17 @@ def chat_logprobs(
         for start, stop, chosen in pinned:
             if start < end and position < stop:
                 logprob = chosen
+        given = next((r for at, r in (rivals or {}).items() if position <= at < end), None)
         position = end
+        if given is not None and top > 0:
+            top_list = [{"token": token, "logprob": logprob, "bytes": _bytes(token)}]
+            top_list.extend(
+                {"token": t, "logprob": lp, "bytes": _bytes(t)} for t, lp in list(given.items())[: top - 1]
+            )
+            entries.append(
+                {"token": token, "logprob": logprob, "bytes": _bytes(token), "top_logprobs": top_list}
+            )
+            continue
         top_list: list[dict[str, Any]] = []
         if top > 0:
             top_list.append({"token": token, "logprob": logprob, "bytes": _bytes(token)})
