@@ -159,21 +159,12 @@ def chat_logprobs(
                 logprob = chosen
         given = next((r for at, r in (rivals or {}).items() if position <= at < end), None)
         position = end
-        if given is not None and top > 0:
-            top_list = [{"token": token, "logprob": logprob, "bytes": _bytes(token)}]
-            top_list.extend(
-                {"token": t, "logprob": lp, "bytes": _bytes(t)} for t, lp in list(given.items())[: top - 1]
-            )
-            entries.append(
-                {"token": token, "logprob": logprob, "bytes": _bytes(token), "top_logprobs": top_list}
-            )
-            continue
         top_list: list[dict[str, Any]] = []
         if top > 0:
             top_list.append({"token": token, "logprob": logprob, "bytes": _bytes(token)})
+            others = list(given.items()) if given is not None else alternatives(seed, index, token, top - 1)
             top_list.extend(
-                {"token": alt, "logprob": lp, "bytes": _bytes(alt)}
-                for alt, lp in alternatives(seed, index, token, top - 1)
+                {"token": alt, "logprob": lp, "bytes": _bytes(alt)} for alt, lp in others[: top - 1]
             )
         entries.append({"token": token, "logprob": logprob, "bytes": _bytes(token), "top_logprobs": top_list})
     return {"content": entries, "refusal": None}
