@@ -51,6 +51,9 @@ DEFAULT_CONCURRENCY = 32
 Documents = Iterable[Any] | AsyncIterable[Any]
 
 
+_PER_CALL = ("evidence", "require_grounding")
+
+
 class _Job:
     """The parts shared by the sync and async faces: configuration, progress, stats."""
 
@@ -72,6 +75,8 @@ class _Job:
         notebook: bool,
         options: dict[str, Any],
     ) -> None:
+        # per-call options (evidence=, require_grounding=) go to every extract call, not to the Extractor
+        calls = {k: options.pop(k) for k in _PER_CALL if k in options}
         if extractor is not None and options:
             raise ConfigurationError(
                 f"pass either extractor= or Extractor options ({', '.join(sorted(options))}), not both: "
@@ -100,6 +105,7 @@ class _Job:
             input_key=input_key,
             retry_failed=retry_failed,
             instructions=instructions,
+            call_options=calls,
             owns_extractor=extractor is None,
             on_outcome=self._progress.update if self._progress is not None else None,
             on_resume=self._on_resume,
@@ -231,6 +237,8 @@ def aextract_many(
         retry_failed: on rerun, retry ids whose line in `output` is an error (else skip them too).
         progress: show a progress bar (tqdm, or a plain line on stderr when tqdm is missing).
         total: number of documents, for the progress bar's ETA (taken from len(documents) when it has one).
+        evidence / require_grounding (in `**options`): as for `extract`, per document; with evidence=True
+            each Outcome has `.evidence` and its output line an "evidence" object.
     """
     job = _Job(
         schema,

@@ -1,0 +1,86 @@
+"""evidence= through extract_many (Outcome.evidence, the output line) and extract_frame (columns)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pydantic import BaseModel
+
+from extract.batch import extract_many
+from extract.frame import extract_frame
+from extract.testing import Fault, TestServer
+
+MODEL = "llama3.1-8b"
+
+
+class Address(BaseModel):
+    city: str
+
+
+class Person(BaseModel):
+    name: str
+    address: Address
+    tags: list[str]
+
+
+def compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_frame_evidence_columns_follow_each_value_column() -> None:
+    df = pd.DataFrame(
+        {"bio": ["Ada Lovelace of London, a poet", "Grace Hopper of Arlington"]}, index=["a", "b"]
+    )
+    with TestServer() as server:
+        server.script(
+            Fault.content(
+                compact({"name": "Ada Lovelace", "address": {"city": "London"}, "tags": ["poet", "Math"]}),
+                logprobs={"$.tags[1]": -2.0, "$.tags[0]": -1.0, "$.name": -0.5},
+            ),
+            Fault.content(compact({"name": "Grace Hopper", "address": {"city": "Paris"}, "tags": []})),
+        )
+        out = extract_frame(
+            df, Person, "bio", base_url=server.base_url, api_key="k", model=MODEL, provider="cerebras",
+            progress=False, concurrency=1, evidence=True,
+        )  # fmt: skip
+    assert list(out.columns) == [
+        "name", "name__confidence", "name__alignment",
+        "address.city", "address.city__confidence", "address.city__alignment",
+        "tags", "tags__confidence", "tags__alignment",
+        "_error",
+    ]  # fmt: skip
+    assert out.loc["a", "name__confidence"] == pytest.approx(math.exp(-1.0))  # "Ada", " Lovelace"
+    assert out.loc["a", "name__alignment"] == "exact"
+    assert out.loc["a", "tags__confidence"] == pytest.approx(math.exp(-2.0))  # the lowest in the list
+    assert out.loc["a", "tags__alignment"] == "none"  # "Math" is not in the text: the weakest wins
+    assert out.loc["b", "address.city__alignment"] == "none"
+    assert pd.isna(out.loc["b", "tags__alignment"])  # an empty list has no evidence
+
+
+def test_frame_without_evidence_has_no_extra_columns() -> None:
+    df = pd.DataFrame({"bio": ["Ada Lovelace of London"]})
+    with TestServer() as server:
+        out = extract_frame(df, Person, "bio", base_url=server.base_url, model=MODEL, progress=False)
+        assert "logprobs" not in server.requests[-1]
+    assert not any(c.endswith(("__confidence", "__alignment")) for c in out.columns)
+
+
+def test_batch_outcomes_and_output_lines_carry_evidence(tmp_path: Path) -> None:
+    output = tmp_path / "out.jsonl"
+    with TestServer() as server:
+        server.script(Fault.content(compact({"name": "Ada", "address": {"city": "London"}, "tags": []})))
+        with extract_many(
+            Person, ["Ada from London"], base_url=server.base_url, api_key="k", model=MODEL,
+            provider="cerebras", output=output, evidence=True, concurrency=1,
+        ) as run:  # fmt: skip
+            outcomes = list(run)
+    assert outcomes[0].evidence is not None
+    assert outcomes[0].evidence["$.address.city"].spans == [(9, 15)]
+    line = json.loads(output.read_text().splitlines()[0])
+    assert line["evidence"]["$.name"]["spans"] == [[0, 3]]
+    assert line["evidence"]["$.name"]["alignment"] == "exact"
+    assert 0.0 < line["evidence"]["$.name"]["confidence"] <= 1.0
