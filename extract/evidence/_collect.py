@@ -10,7 +10,7 @@ from extract.evidence._confidence import TokenMap
 from extract.evidence._ground import Alignment, Grounder
 from extract.evidence._paths import Path, format_path, leaves
 from extract.evidence._scan import locate
-from extract.evidence._schema import choices, is_derived, node_at
+from extract.evidence._schema import SchemaIndex, choices, is_derived
 from extract.evidence._trace import trace
 
 if TYPE_CHECKING:
@@ -73,10 +73,11 @@ def collect(
     tokens = TokenMap.build(content, logprobs) if logprobs and content else None
     ground = grounder or Grounder(text)
     schema = compiled.user_schema
+    index = SchemaIndex(schema)
     out: dict[str, FieldEvidence] = {}
     for path, leaf in leaves(shaped):
         alignment, found, score = ground.match(leaf)
-        node = node_at(schema, path)
+        node = index.node(path)
         confidence = None
         wire_path = mapping.get(path)
         span = spans.get(wire_path) if wire_path is not None else None
@@ -96,11 +97,12 @@ def ungrounded(compiled: CompiledSchema, text: str, content: str | None, value: 
     shaped, _, _ = user_json(compiled, content, value)
     ground = Grounder(text)
     schema = compiled.user_schema
+    index = SchemaIndex(schema)
     errors: list[str] = []
     for path, leaf in leaves(shaped):
         if not isinstance(leaf, str) or not leaf.strip():
             continue
-        if ground.match(leaf)[0] != "none" or is_derived(node_at(schema, path), schema):
+        if ground.match(leaf)[0] != "none" or is_derived(index.node(path), schema):
             continue
         shown = leaf if len(leaf) <= 80 else leaf[:77] + "..."
         errors.append(

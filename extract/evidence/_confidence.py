@@ -42,37 +42,60 @@ class TokenMap:
     """The reply's tokens laid over its characters; None from `build` when they do not cover the reply."""
 
     def __init__(
-        self, starts: list[int], entries: Sequence[Mapping[str, Any]], char_bytes: list[int]
+        self, starts: list[int], entries: Sequence[Mapping[str, Any]], mid: list[bool] | None = None
     ) -> None:
-        self._starts = starts  # byte offset where each token starts
+        self._starts = starts  # character offset where each token starts
         self._entries = entries
-        self._char_bytes = char_bytes  # byte offset of each character (and one past the end)
+        self._mid = mid  # byte-level tokens: which start inside a character
 
     @classmethod
     def build(cls, content: str, entries: Sequence[Mapping[str, Any]]) -> TokenMap | None:
+        texts = [e.get("token") for e in entries]
+        if all(isinstance(t, str) for t in texts) and "".join(texts) == content:  # type: ignore[arg-type]
+            starts = [0] * len(texts)
+            total = 0
+            for index, text in enumerate(texts):
+                starts[index] = total
+                total += len(text)  # type: ignore[arg-type]
+            return cls(starts, entries)
+        return cls._from_bytes(content, entries)
+
+    @classmethod
+    def _from_bytes(cls, content: str, entries: Sequence[Mapping[str, Any]]) -> TokenMap | None:
+        """Tokens that split a character between them (byte-level tokens): laid out by their bytes."""
         encoded = content.encode("utf-8")
         joined = bytearray()
-        starts: list[int] = []
+        byte_starts: list[int] = []
         for entry in entries:
-            starts.append(len(joined))
+            byte_starts.append(len(joined))
             joined += _token_bytes(entry)
+        shift = 0
         if bytes(joined) != encoded:
-            shift = bytes(joined).find(encoded)  # content the server trimmed or prefixed (raw reasoning)
+            shift = bytes(joined).find(encoded)  # content the server trimmed or prefixed
             if shift < 0 or not encoded:
                 return None
-            starts = [s - shift for s in starts]
-        offsets = [0]
+        char_bytes = [0]
         total = 0
         for char in content:
             total += len(char.encode("utf-8"))
-            offsets.append(total)
-        return cls(starts, entries, offsets)
+            char_bytes.append(total)
+        # the character each token starts in; a token starting inside a character shares it with the one before
+        starts: list[int] = []
+        mid: list[bool] = []
+        for b in byte_starts:
+            at = b - shift
+            index = max(bisect.bisect_right(char_bytes, at) - 1, -1) if at >= 0 else -1
+            starts.append(index)
+            mid.append(at >= 0 and char_bytes[index] != at)
+        return cls(starts, entries, mid)
 
     def tokens(self, start: int, end: int) -> list[Mapping[str, Any]]:
         """The tokens overlapping characters [start, end) of the content."""
-        begin, stop = self._char_bytes[start], self._char_bytes[end]
-        first = max(bisect.bisect_right(self._starts, begin) - 1, 0)
-        last = bisect.bisect_left(self._starts, stop)
+        first = max(bisect.bisect_right(self._starts, start) - 1, 0)
+        if self._mid is not None:
+            while first > 0 and self._mid[first] and self._starts[first] >= start:
+                first -= 1  # the token before holds the first bytes of this character
+        last = bisect.bisect_left(self._starts, end)
         return list(self._entries[first:last])
 
     def confidence(self, start: int, end: int, others: Sequence[str] = ()) -> float | None:

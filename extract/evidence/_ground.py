@@ -239,6 +239,8 @@ def _plain_number(value: str) -> Decimal | None:
 def _readings(literal: str) -> list[Decimal]:
     """The numbers a written number can mean: `1,250.50` -> 1250.5; `1.250,50` -> 1250.5; `1,250` ->
     1250 (and 1.25, as a decimal comma)."""
+    if literal.isdigit():
+        return [Decimal(literal).normalize()]
     cleaned = literal.replace("−", "-").replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
     cleaned = cleaned.replace("'", "").replace("’", "")
     candidates: list[str] = []

@@ -76,6 +76,22 @@ def node_at(schema: Mapping[str, Any], path: Path) -> Mapping[str, Any] | None:
     return node if isinstance(node, Mapping) else None
 
 
+class SchemaIndex:
+    """node_at with memory: the leaves of one value share their parents' lookups."""
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self.schema = schema
+        self._nodes: dict[Path, Any] = {(): _resolve(schema, schema)}
+
+    def node(self, path: Path) -> Mapping[str, Any] | None:
+        found = self._nodes.get(path, False)
+        if found is False:
+            parent = self.node(path[:-1]) if len(path) > 1 else self._nodes[()]
+            found = _step(parent, path[-1], self.schema) if parent is not None else None
+            self._nodes[path] = found
+        return found if isinstance(found, Mapping) else None
+
+
 def is_derived(node: Mapping[str, Any] | None, schema: Mapping[str, Any]) -> bool:
     if node is None:
         return False
