@@ -335,7 +335,7 @@ class Extractor:
         )
         if evidence:
             _source_text(text)  # before anything is sent
-            featured = _evidence_fields(row, featured)
+            featured = _evidence_fields(row, featured, compiled.user_schema)
         with self._lock:
             demoted = self._demoted.setdefault((self._base_url, use_model), set())
             refused = {m[len(FIELD_REFUSED) :] for m in demoted if m.startswith(FIELD_REFUSED)}
@@ -453,14 +453,18 @@ class Extractor:
 # -- evidence (extract.evidence, loaded only when asked for) ---------------------------------------------
 
 
-def _evidence_fields(row: ModelRow, featured: dict[str, Any]) -> dict[str, Any]:
-    """logprobs (and top_logprobs, for enum and boolean choices) where the model row says it returns them;
-    added on the caller's behalf, so a server that refuses them gets the request again without them."""
+def _evidence_fields(row: ModelRow, featured: dict[str, Any], user_schema: dict[str, Any]) -> dict[str, Any]:
+    """logprobs where the model row says it returns them (and top_logprobs when the schema has enum or
+    boolean values to score); added on the caller's behalf, so a server that refuses them gets the
+    request again without them."""
     if row.logprobs is not True or featured.get("logprobs") is False:
         return featured
+    from extract.evidence import has_choices
+
     out = dict(featured)
     out.setdefault("logprobs", True)
-    out.setdefault("top_logprobs", _EVIDENCE_TOP_LOGPROBS)
+    if has_choices(user_schema):
+        out.setdefault("top_logprobs", _EVIDENCE_TOP_LOGPROBS)
     return out
 
 

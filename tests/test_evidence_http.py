@@ -116,6 +116,8 @@ def test_relaxed_wire_shapes_map_back_to_user_paths(server: TestServer, call: An
         )
     )
     ev = call(make(server), Relaxed, evidence=True).evidence
+    # no boolean or enum in the schema: top_logprobs (which multiply the reply's size) are not asked for
+    assert server.requests[-1]["logprobs"] is True and "top_logprobs" not in server.requests[-1]
     assert ev["$.tags.colour"].value == "Blue"
     assert ev["$.tags.colour"].confidence == pytest.approx(math.exp(-2.5))
     assert ev["$.pair[1]"].confidence == pytest.approx(math.exp(-1.5))

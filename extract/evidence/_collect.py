@@ -73,7 +73,7 @@ def collect(
     tokens = TokenMap.build(content, logprobs) if logprobs and content else None
     ground = grounder or Grounder(text)
     schema = compiled.user_schema
-    index = SchemaIndex(schema)
+    index = SchemaIndex.of(schema)
     out: dict[str, FieldEvidence] = {}
     for path, leaf in leaves(shaped):
         alignment, found, score = ground.match(leaf)
@@ -97,7 +97,7 @@ def ungrounded(compiled: CompiledSchema, text: str, content: str | None, value: 
     shaped, _, _ = user_json(compiled, content, value)
     ground = Grounder(text)
     schema = compiled.user_schema
-    index = SchemaIndex(schema)
+    index = SchemaIndex.of(schema)
     errors: list[str] = []
     for path, leaf in leaves(shaped):
         if not isinstance(leaf, str) or not leaf.strip():

@@ -19,6 +19,7 @@ should highlight. Pure.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -56,6 +57,7 @@ _DATES = (
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ].*)?\Z")
 
 
+@functools.lru_cache(maxsize=4096)
 def _fold(char: str) -> str:
     """One character as compared in `normalised` mode: case-folded, accents dropped, punctuation and
     whitespace gone (a single space stands for a run of whitespace)."""
@@ -95,8 +97,9 @@ class Grounder:
             pieces: list[str] = []
             starts: list[int] = []
             last_space = True
+            fold = _fold
             for index, char in enumerate(self.text):
-                folded = _fold(char)
+                folded = fold(char)
                 if folded == " ":
                     if last_space:
                         continue

@@ -76,20 +76,41 @@ def node_at(schema: Mapping[str, Any], path: Path) -> Mapping[str, Any] | None:
     return node if isinstance(node, Mapping) else None
 
 
+_MAX_REMEMBERED = 10_000
+
+
 class SchemaIndex:
-    """node_at with memory: the leaves of one value share their parents' lookups."""
+    """node_at with memory: leaves share their parents' lookups, and list items share one entry (item
+    index 64 and up stand for each other: only prefixItems tell items apart, and never that many)."""
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self.schema = schema
         self._nodes: dict[Path, Any] = {(): _resolve(schema, schema)}
 
+    @classmethod
+    def of(cls, schema: Mapping[str, Any]) -> SchemaIndex:
+        """The index of a schema object, kept between calls (schemas are compiled once and reused)."""
+        cached = _INDEXES.get(id(schema))
+        if cached is not None and cached.schema is schema:
+            return cached
+        if len(_INDEXES) >= 256:
+            _INDEXES.clear()
+        index = _INDEXES[id(schema)] = cls(schema)
+        return index
+
     def node(self, path: Path) -> Mapping[str, Any] | None:
-        found = self._nodes.get(path, False)
+        key = tuple(min(p, 64) if isinstance(p, int) else p for p in path)
+        found = self._nodes.get(key, False)
         if found is False:
             parent = self.node(path[:-1]) if len(path) > 1 else self._nodes[()]
             found = _step(parent, path[-1], self.schema) if parent is not None else None
-            self._nodes[path] = found
+            if len(self._nodes) >= _MAX_REMEMBERED:
+                self._nodes = {(): self._nodes[()]}
+            self._nodes[key] = found
         return found if isinstance(found, Mapping) else None
+
+
+_INDEXES: dict[int, SchemaIndex] = {}
 
 
 def is_derived(node: Mapping[str, Any] | None, schema: Mapping[str, Any]) -> bool:
@@ -111,3 +132,28 @@ def choices(node: Mapping[str, Any] | None, schema: Mapping[str, Any], value: An
         if isinstance(branch, Mapping) and isinstance(branch.get("enum"), list):
             return tuple(str(m) for m in branch["enum"] if m != value and isinstance(m, (str, int, float)))
     return ()
+
+
+_CHOICES: dict[int, tuple[object, bool]] = {}
+
+
+def has_choices(schema: Mapping[str, Any]) -> bool:
+    """Whether any value in the schema is a boolean or an enum member: only then are `top_logprobs` worth
+    asking for (they multiply the reply's size). Remembered per schema object."""
+    cached = _CHOICES.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    found = False
+    stack: list[Any] = [schema]
+    while stack and not found:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            kind = node.get("type")
+            found = "enum" in node or kind == "boolean" or (isinstance(kind, list) and "boolean" in kind)
+            stack.extend(v for k, v in node.items() if k not in ("enum", "const", "default", "examples"))
+        elif isinstance(node, list):
+            stack.extend(node)
+    if len(_CHOICES) >= 1024:
+        _CHOICES.clear()
+    _CHOICES[id(schema)] = (schema, found)
+    return found
