@@ -258,3 +258,29 @@ def test_reasoning_model_logprobs_map_past_the_thinking(
     assert ev is not None
     assert ev["$.items[0].description"].confidence == pytest.approx(math.exp(-4.0))  # "Blue", " widget"
     assert ev["$.vendor"].confidence is not None and ev["$.vendor"].confidence > math.exp(-4.1)
+
+
+def test_a_server_refusing_logprobs_gets_the_request_without_them(server: TestServer) -> None:
+    refused = {
+        "message": "logprobs are not enabled for this organization.",
+        "type": "invalid_request_error",
+        "param": "logprobs",
+        "code": "wrong_api_format",
+    }
+    server.script(Fault.http_error(400, refused), Fault.content(compact(REPLY)))
+    result = make(server).extract(Invoice, TEXT, full=True, evidence=True)
+    assert server.requests[0]["logprobs"] is True
+    assert "logprobs" not in server.requests[1]
+    assert result.evidence is not None and result.evidence["$.vendor"].confidence is None
+    assert result.evidence["$.vendor"].alignment == "exact"
+
+
+def test_module_level_extract_takes_evidence(server: TestServer) -> None:
+    import extract
+
+    server.script(Fault.content(compact(REPLY), logprobs={"$.vendor": -1.0}))
+    result = extract.extract(
+        Invoice, TEXT, model=MODEL, base_url=server.base_url, api_key="sk-test", provider="cerebras",
+        full=True, evidence=True,
+    )  # fmt: skip
+    assert result.evidence["$.vendor"].confidence == pytest.approx(math.exp(-2.0))  # "ACME", " Corp"
