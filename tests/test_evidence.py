@@ -190,3 +190,55 @@ def pytest_approx(value: float) -> object:
     import pytest
 
     return pytest.approx(value, rel=1e-9)
+
+
+def test_import_extract_loads_no_evidence_code() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, extract, extract.core, extract.results; "
+        "print(sorted(m for m in ('extract.evidence', 'rapidfuzz') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+_MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+                "October", "November", "December")  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(0, 10**9),
+    st.integers(0, 99),
+    st.sampled_from(["{:,}.{:02d}", "${:,}.{:02d}", "{}.{:02d}"]),
+    st.text(alphabet="abc xyz:;", max_size=20),
+)
+def test_property_numbers_in_any_format_span_the_written_number(
+    whole: int, cents: int, form: str, filler: str
+) -> None:
+    written = form.format(whole, cents)
+    text = f"{filler} {written} {filler}"
+    value = float(f"{whole}.{cents:02d}")
+    alignment, spans, _ = Grounder(text).match(value)
+    assert alignment in ("exact", "normalised")
+    assert spans
+    for s, e in spans:
+        shown = text[s:e].lstrip("$").replace(",", "")
+        assert float(shown) == value
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dates(), st.sampled_from(["{m} {d}, {y}", "{d} {m} {y}", "{y}-{mm:02d}-{d:02d}"]))
+def test_property_dates_written_out_span_the_written_date(day: object, form: str) -> None:
+    import datetime as dt
+
+    assert isinstance(day, dt.date)
+    if day.year < 1000:
+        return
+    written = form.format(m=_MONTH_NAMES[day.month - 1], d=day.day, y=day.year, mm=day.month)
+    text = f"Signed on {written}."
+    alignment, spans, _ = Grounder(text).match(day.isoformat())
+    assert alignment in ("exact", "normalised")
+    assert [text[s:e] for s, e in spans] == [written]
