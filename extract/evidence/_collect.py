@@ -10,7 +10,7 @@ from extract.evidence._confidence import TokenMap
 from extract.evidence._ground import Alignment, Grounder
 from extract.evidence._paths import Path, format_path, leaves
 from extract.evidence._scan import locate
-from extract.evidence._schema import SchemaIndex, choices, is_derived
+from extract.evidence._schema import SchemaIndex, choices
 from extract.evidence._trace import trace
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def collect(
     out: dict[str, FieldEvidence] = {}
     for path, leaf in leaves(shaped):
         alignment, found, score = ground.match(leaf)
-        node = index.node(path)
+        derived, members = index.facts(index.node(path))
         confidence = None
         wire_path = mapping.get(path)
         span = spans.get(wire_path) if wire_path is not None else None
@@ -85,9 +85,9 @@ def collect(
             start, end = span
             if content is not None and content[start] == '"' and end - start > 2:
                 start, end = start + 1, end - 1  # a string's characters, not its quotes
-            confidence = tokens.confidence(start, end, choices(node, schema, leaf))
+            confidence = tokens.confidence(start, end, choices(members, leaf))
         key = format_path(path)
-        out[key] = FieldEvidence(key, leaf, found, alignment, confidence, score, is_derived(node, schema))
+        out[key] = FieldEvidence(key, leaf, found, alignment, confidence, score, derived)
     return out
 
 
@@ -102,7 +102,7 @@ def ungrounded(compiled: CompiledSchema, text: str, content: str | None, value: 
     for path, leaf in leaves(shaped):
         if not isinstance(leaf, str) or not leaf.strip():
             continue
-        if ground.match(leaf)[0] != "none" or is_derived(index.node(path), schema):
+        if ground.match(leaf)[0] != "none" or index.facts(index.node(path))[0]:
             continue
         shown = leaf if len(leaf) <= 80 else leaf[:77] + "..."
         errors.append(

@@ -51,7 +51,11 @@ class TokenMap:
     @classmethod
     def build(cls, content: str, entries: Sequence[Mapping[str, Any]]) -> TokenMap | None:
         texts = [e.get("token") for e in entries]
-        if all(isinstance(t, str) for t in texts) and "".join(texts) == content:  # type: ignore[arg-type]
+        try:
+            joined = "".join(texts)  # type: ignore[arg-type]
+        except TypeError:  # an entry without a token string
+            joined = None
+        if joined == content:
             starts = [0] * len(texts)
             total = 0
             for index, text in enumerate(texts):

@@ -87,7 +87,7 @@ class Grounder:
         self.text = text
         self._folded: str | None = None
         self._starts: list[int] = []  # folded index -> original index of the character it came from
-        self._numbers: list[tuple[Decimal, int, int]] | None = None
+        self._numbers: list[tuple[str, int, int]] | None = None
         self._dates: list[tuple[dt.date, int, int]] | None = None
 
     # -- prepared views (built on first use) -----------------------------------------------------------
@@ -120,13 +120,23 @@ class Grounder:
             end += 1
         return end
 
-    def _number_list(self) -> list[tuple[Decimal, int, int]]:
+    def _number_list(self) -> list[tuple[str, int, int]]:
+        """Every written number: (its significant digits, start, end); read as numbers only on demand."""
         if self._numbers is None:
-            found: list[tuple[Decimal, int, int]] = []
-            for match in _NUMBER.finditer(self.text):
-                found.extend((number, match.start(), match.end()) for number in _readings(match.group()))
-            self._numbers = found
+            self._numbers = [
+                (_significant(m.group()), m.start(), m.end()) for m in _NUMBER.finditer(self.text)
+            ]
         return self._numbers
+
+    def _number_spans(self, number: Decimal) -> list[tuple[int, int]]:
+        """Where `number` is written in any format (the digits must match before the readings are tried)."""
+        key = _significant(format(abs(number), "f"))
+        text = self.text
+        return [
+            (start, end)
+            for digits, start, end in self._number_list()
+            if digits == key and number in _readings(text[start:end])
+        ]
 
     def _date_list(self) -> list[tuple[dt.date, int, int]]:
         if self._dates is None:
@@ -158,7 +168,7 @@ class Grounder:
         if not spans and _looks_numeric(value):
             number = _plain_number(value)
             if number is not None:
-                spans = [(s, e) for n, s, e in self._number_list() if n == number]
+                spans = self._number_spans(number)
         if spans:
             return "normalised", _dedupe(spans), 1.0
         return self._fuzzy(value)
@@ -174,7 +184,7 @@ class Grounder:
             number = Decimal(literal).normalize()
         except InvalidOperation:
             return "none", [], 0.0
-        spans = [(s, e) for n, s, e in self._number_list() if n == number]
+        spans = self._number_spans(number)
         if spans:
             return "normalised", _dedupe(spans), 1.0
         return "none", [], 0.0
@@ -228,6 +238,11 @@ def _whole_number_at(text: str, start: int, end: int) -> bool:
     if before in ".," and start > 1 and text[start - 2].isdigit():
         return False
     return not (after in ".," and end + 1 < len(text) and text[end + 1].isdigit())
+
+
+def _significant(literal: str) -> str:
+    """The digits of a number without leading or trailing zeros: `1,250.50` and `1250.5` -> `12505`."""
+    return "".join(c for c in literal if c.isdigit()).strip("0")
 
 
 def _looks_numeric(value: str) -> bool:

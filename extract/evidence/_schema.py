@@ -86,6 +86,25 @@ class SchemaIndex:
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self.schema = schema
         self._nodes: dict[Path, Any] = {(): _resolve(schema, schema)}
+        self._facts: dict[int, tuple[bool, tuple[Any, ...] | None]] = {}
+
+    def facts(self, node: Mapping[str, Any] | None) -> tuple[bool, tuple[Any, ...] | None]:
+        """(derived, enum members or None) of a node, worked out once per node."""
+        if node is None:
+            return False, None
+        found = self._facts.get(id(node))
+        if found is None:
+            derived = is_derived(node, self.schema)
+            members = next(
+                (
+                    tuple(b["enum"])
+                    for b in _branches(node, self.schema)
+                    if isinstance(b, Mapping) and isinstance(b.get("enum"), list)
+                ),
+                None,
+            )
+            found = self._facts[id(node)] = (derived, members)
+        return found
 
     @classmethod
     def of(cls, schema: Mapping[str, Any]) -> SchemaIndex:
@@ -122,16 +141,13 @@ def is_derived(node: Mapping[str, Any] | None, schema: Mapping[str, Any]) -> boo
     )
 
 
-def choices(node: Mapping[str, Any] | None, schema: Mapping[str, Any], value: Any) -> tuple[str, ...]:
+def choices(members: tuple[Any, ...] | None, value: Any) -> tuple[str, ...]:
     """The other values the model could have written here, as text (empty when the choice is open)."""
     if isinstance(value, bool):
         return ("false",) if value else ("true",)
-    if node is None:
+    if not members:
         return ()
-    for branch in _branches(node, schema):
-        if isinstance(branch, Mapping) and isinstance(branch.get("enum"), list):
-            return tuple(str(m) for m in branch["enum"] if m != value and isinstance(m, (str, int, float)))
-    return ()
+    return tuple(str(m) for m in members if m != value and isinstance(m, (str, int, float)))
 
 
 _CHOICES: dict[int, tuple[object, bool]] = {}
