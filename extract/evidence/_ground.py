@@ -22,7 +22,6 @@ import datetime as dt
 import functools
 import re
 import unicodedata
-from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -54,6 +53,7 @@ _DATES = (
     (re.compile(r"\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b"), ("y", "mn", "d")),
     (re.compile(r"\b(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})\b"), ("a", "b", "y")),
 )
+_NOT_DIGIT = re.compile(r"[^0-9]")
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ].*)?\Z")
 
 
@@ -217,12 +217,16 @@ class Grounder:
         return "fuzzy", [(self._starts[start], self._end(end))], round(score, 4)
 
 
-def _occurrences(haystack: str, needle: str) -> Iterator[tuple[int, int]]:
+def _occurrences(haystack: str, needle: str) -> list[tuple[int, int]]:
     """Non-overlapping occurrences, earliest first."""
-    start = haystack.find(needle)
+    found: list[tuple[int, int]] = []
+    size = len(needle)
+    find = haystack.find
+    start = find(needle)
     while start >= 0:
-        yield start, start + len(needle)
-        start = haystack.find(needle, start + len(needle))
+        found.append((start, start + size))
+        start = find(needle, start + size)
+    return found
 
 
 def _dedupe(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -242,7 +246,7 @@ def _whole_number_at(text: str, start: int, end: int) -> bool:
 
 def _significant(literal: str) -> str:
     """The digits of a number without leading or trailing zeros: `1,250.50` and `1250.5` -> `12505`."""
-    return "".join(c for c in literal if c.isdigit()).strip("0")
+    return _NOT_DIGIT.sub("", literal).strip("0")
 
 
 def _looks_numeric(value: str) -> bool:
