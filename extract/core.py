@@ -91,8 +91,7 @@ _CALL_OPTIONS = frozenset(
         "require_grounding",
     }
 )
-# top_logprobs asked for with evidence=True: enough alternatives to score a boolean or enum choice
-_EVIDENCE_TOP_LOGPROBS = 5
+
 _PARAMS = REQUEST_FIELDS - {"model"}
 
 
@@ -455,16 +454,17 @@ class Extractor:
 
 def _evidence_fields(row: ModelRow, featured: dict[str, Any], user_schema: dict[str, Any]) -> dict[str, Any]:
     """logprobs where the model row says it returns them (and top_logprobs when the schema has enum or
-    boolean values to score); added on the caller's behalf, so a server that refuses them gets the
+    boolean values to score: 2 for booleans, up to 5 for enums); added on the caller's behalf, so a server that refuses them gets the
     request again without them."""
     if row.logprobs is not True or featured.get("logprobs") is False:
         return featured
-    from extract.evidence import has_choices
+    from extract.evidence import choice_width
 
     out = dict(featured)
     out.setdefault("logprobs", True)
-    if has_choices(user_schema):
-        out.setdefault("top_logprobs", _EVIDENCE_TOP_LOGPROBS)
+    width = choice_width(user_schema)
+    if width:
+        out.setdefault("top_logprobs", width)
     return out
 
 

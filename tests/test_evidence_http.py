@@ -76,7 +76,7 @@ def test_scripted_logprobs_land_on_nested_paths(server: TestServer, call: Any) -
     )
     result = call(make(server), Invoice, evidence=True)
     sent = server.requests[-1]
-    assert sent["logprobs"] is True and sent["top_logprobs"] == 5
+    assert sent["logprobs"] is True and sent["top_logprobs"] == 3  # the widest choice: the 3-member enum
     ev = result.evidence
     assert ev is not None and result.source == TEXT
     assert list(ev) == [
@@ -139,7 +139,7 @@ def test_enum_and_boolean_confidence_uses_top_logprobs(server: TestServer) -> No
         )
     )
     ev = make(server).extract(Invoice, TEXT, full=True, evidence=True).evidence
-    assert server.requests[-1]["top_logprobs"] == 5
+    assert server.requests[-1]["top_logprobs"] == 3
     assert ev["$.paid"].confidence == pytest.approx(0.6 / 0.9)
     assert ev["$.status"].confidence == pytest.approx(0.5 / 0.8)
     assert ev["$.vendor"].confidence == pytest.approx(0.5 * 0.5)  # "ACME", " Corp"

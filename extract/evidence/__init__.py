@@ -13,7 +13,7 @@ from __future__ import annotations
 from extract.evidence._collect import FieldEvidence, collect, ungrounded, user_json
 from extract.evidence._ground import FUZZY_CUTOFF, Alignment, Grounder
 from extract.evidence._paths import format_path, leaves
-from extract.evidence._schema import DERIVED_KEYS, has_choices
+from extract.evidence._schema import DERIVED_KEYS, choice_width
 
 __all__ = [
     "DERIVED_KEYS",
@@ -21,9 +21,9 @@ __all__ = [
     "Alignment",
     "FieldEvidence",
     "Grounder",
+    "choice_width",
     "collect",
     "format_path",
-    "has_choices",
     "leaves",
     "ungrounded",
     "user_json",

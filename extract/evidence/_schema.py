@@ -8,7 +8,15 @@ from typing import Any
 
 from extract.evidence._paths import Path
 
-__all__ = ["DERIVED_KEYS", "choices", "is_derived", "node_at"]
+__all__ = [
+    "DERIVED_KEYS",
+    "MAX_CHOICE_WIDTH",
+    "SchemaIndex",
+    "choice_width",
+    "choices",
+    "is_derived",
+    "node_at",
+]
 
 DERIVED_KEYS = ("derived", "x-derived")
 """A property whose schema has `"derived": true` (pydantic: `Field(json_schema_extra={"derived": True})`)
@@ -150,26 +158,32 @@ def choices(members: tuple[Any, ...] | None, value: Any) -> tuple[str, ...]:
     return tuple(str(m) for m in members if m != value and isinstance(m, (str, int, float)))
 
 
-_CHOICES: dict[int, tuple[object, bool]] = {}
+_CHOICES: dict[int, tuple[object, int]] = {}
+MAX_CHOICE_WIDTH = 5
 
 
-def has_choices(schema: Mapping[str, Any]) -> bool:
-    """Whether any value in the schema is a boolean or an enum member: only then are `top_logprobs` worth
-    asking for (they multiply the reply's size). Remembered per schema object."""
+def choice_width(schema: Mapping[str, Any]) -> int:
+    """How many `top_logprobs` the schema's choices need: 2 for a boolean, the size of the largest enum
+    (at most MAX_CHOICE_WIDTH), 0 when it has neither: then none are asked for (they multiply the
+    reply's size). Remembered per schema object."""
     cached = _CHOICES.get(id(schema))
     if cached is not None and cached[0] is schema:
         return cached[1]
-    found = False
+    width = 0
     stack: list[Any] = [schema]
-    while stack and not found:
+    while stack and width < MAX_CHOICE_WIDTH:
         node = stack.pop()
         if isinstance(node, Mapping):
             kind = node.get("type")
-            found = "enum" in node or kind == "boolean" or (isinstance(kind, list) and "boolean" in kind)
+            if kind == "boolean" or (isinstance(kind, list) and "boolean" in kind):
+                width = max(width, 2)
+            members = node.get("enum")
+            if isinstance(members, list):
+                width = max(width, min(len(members), MAX_CHOICE_WIDTH))
             stack.extend(v for k, v in node.items() if k not in ("enum", "const", "default", "examples"))
         elif isinstance(node, list):
             stack.extend(node)
     if len(_CHOICES) >= 1024:
         _CHOICES.clear()
-    _CHOICES[id(schema)] = (schema, found)
-    return found
+    _CHOICES[id(schema)] = (schema, width)
+    return width
