@@ -84,3 +84,27 @@ def test_batch_outcomes_and_output_lines_carry_evidence(tmp_path: Path) -> None:
     assert line["evidence"]["$.name"]["spans"] == [[0, 3]]
     assert line["evidence"]["$.name"]["alignment"] == "exact"
     assert 0.0 < line["evidence"]["$.name"]["confidence"] <= 1.0
+
+
+def test_cli_run_evidence_writes_it_into_each_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from extract.cli import main
+
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(Person.model_json_schema()))
+    docs = tmp_path / "in.jsonl"
+    docs.write_text(json.dumps({"id": "d1", "text": "Ada from London"}) + "\n")
+    with TestServer() as server:
+        server.script(
+            Fault.content(compact({"name": "Ada", "address": {"city": "Paris"}, "tags": []})),
+            Fault.content(compact({"name": "Ada", "address": {"city": "London"}, "tags": []})),
+        )
+        common = ["--base-url", server.base_url, "--model", MODEL, "--provider", "cerebras", "-q"]
+        code = main(["run", str(schema), "--input", str(docs), "--evidence", "--require-grounding", *common])
+        assert code == 0
+        assert len(server.requests) == 2  # Paris is not in the text: re-asked
+        assert "$.address.city" in server.requests[1]["messages"][-1]["content"]
+    line = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert line["value"]["address"]["city"] == "London"
+    assert line["evidence"]["$.address.city"]["spans"] == [[9, 15]]
