@@ -242,3 +242,16 @@ def test_property_dates_written_out_span_the_written_date(day: object, form: str
     alignment, spans, _ = Grounder(text).match(day.isoformat())
     assert alignment in ("exact", "normalised")
     assert [text[s:e] for s, e in spans] == [written]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=80))
+def test_property_ascii_fast_fold_is_the_general_fold(text: str) -> None:
+    fast = Grounder(text)
+    fast._fold_text()
+    slow = Grounder(text + "é")  # not ASCII: the per-character path
+    slow._fold_text()
+    folded_slow = slow._folded or ""
+    cut = len(folded_slow) - 1 if folded_slow.endswith("e") else len(folded_slow)
+    assert fast._folded == folded_slow[:cut]
+    assert fast._starts == slow._starts[:cut]

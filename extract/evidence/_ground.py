@@ -54,6 +54,8 @@ _DATES = (
     (re.compile(r"\b(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})\b"), ("a", "b", "y")),
 )
 _NOT_DIGIT = re.compile(r"[^0-9]")
+# ASCII runs as `_fold` sees them: whitespace, or characters that are neither whitespace nor punctuation/symbols
+_ASCII_RUN = re.compile(r"\s+|[^\s!-/:-@\[-`{-~]+")
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ].*)?\Z")
 
 
@@ -93,6 +95,8 @@ class Grounder:
     # -- prepared views (built on first use) -----------------------------------------------------------
 
     def _fold_text(self) -> str:
+        if self._folded is None and self.text.isascii():
+            self._fold_ascii()
         if self._folded is None:
             pieces: list[str] = []
             starts: list[int] = []
@@ -111,6 +115,26 @@ class Grounder:
             self._folded = "".join(pieces)
             self._starts = starts
         return self._folded
+
+    def _fold_ascii(self) -> None:
+        """`_fold` over ASCII text by runs (the same result, at C speed per run): letters lowered, digits
+        and other characters kept, punctuation and symbols dropped, whitespace runs one space."""
+        pieces: list[str] = []
+        starts: list[int] = []
+        last_space = True
+        for run in _ASCII_RUN.finditer(self.text):
+            start, end = run.span()
+            if self.text[start].isspace():
+                if not last_space:
+                    pieces.append(" ")
+                    starts.append(start)
+                    last_space = True
+                continue
+            pieces.append(run.group().lower())
+            starts.extend(range(start, end))
+            last_space = False
+        self._folded = "".join(pieces)
+        self._starts = starts
 
     def _end(self, folded_end: int) -> int:
         """The original end offset after folded character `folded_end - 1`, combining marks included."""
