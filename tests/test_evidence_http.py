@@ -284,3 +284,25 @@ def test_module_level_extract_takes_evidence(server: TestServer) -> None:
         full=True, evidence=True,
     )  # fmt: skip
     assert result.evidence["$.vendor"].confidence == pytest.approx(math.exp(-2.0))  # "ACME", " Corp"
+
+
+def test_wrapped_root_and_json_text_values_map_to_user_paths(server: TestServer) -> None:
+    root_list = {"type": "array", "items": {"type": "string"}}
+    server.script(
+        Fault.content(compact({"value": ["ACME Corp", "Blue widget"]}), logprobs={"$.value[1]": -1.5})
+    )
+    ev = make(server).extract(root_list, TEXT, full=True, evidence=True).evidence
+    assert list(ev) == ["$[0]", "$[1]"]
+    assert ev["$[1]"].confidence == pytest.approx(math.exp(-3.0))  # "Blue", " widget"
+    assert ev["$[0]"].spans == [(13, 22)]
+
+    any_json = {"type": "object", "properties": {"meta": {}}, "required": ["meta"]}
+    server.script(
+        Fault.content(compact({"meta": compact({"who": "Ada", "n": [3]})}), logprobs={"$.meta": -0.25})
+    )
+    ev = make(server).extract(any_json, "Ada bought 3", full=True, evidence=True).evidence
+    assert list(ev) == ["$.meta.who", "$.meta.n[0]"]
+    # both leaves were written inside one JSON-text string: they share its tokens' probability
+    assert ev["$.meta.who"].confidence == ev["$.meta.n[0]"].confidence
+    assert ev["$.meta.who"].confidence is not None and ev["$.meta.who"].confidence < 1.0
+    assert ev["$.meta.n[0]"].spans == [(11, 12)]
