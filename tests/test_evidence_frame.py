@@ -108,3 +108,58 @@ def test_cli_run_evidence_writes_it_into_each_line(
     line = json.loads(capsys.readouterr().out.splitlines()[0])
     assert line["value"]["address"]["city"] == "London"
     assert line["evidence"]["$.address.city"]["spans"] == [[9, 15]]
+
+
+def test_cli_report_writes_one_page_least_confident_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from html.parser import HTMLParser
+
+    from extract.cli import main
+
+    monkeypatch.setenv("CEREBRAS_API_KEY", "k")
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(Person.model_json_schema()))
+    docs = tmp_path / "in.jsonl"
+    docs.write_text(
+        json.dumps({"id": "sure", "text": "Ada from London <b>"})
+        + "\n"
+        + json.dumps({"id": "doubtful", "text": "Bob from Leeds"})
+        + "\n"
+    )
+    out = tmp_path / "out.jsonl"
+    page = tmp_path / "report.html"
+    with TestServer() as server:
+        server.script(
+            Fault.content(
+                compact({"name": "Ada", "address": {"city": "London"}, "tags": []}),
+                logprobs={"$.name": -0.01},
+            ),
+            Fault.content(
+                compact({"name": "Bob", "address": {"city": "Paris"}, "tags": []}), logprobs={"$.name": -3.0}
+            ),
+        )
+        common = ["--base-url", server.base_url, "--model", MODEL, "--provider", "cerebras", "-q"]
+        args = ["run", str(schema), "--input", str(docs), "-o", str(out), "--evidence", "--concurrency", "1"]
+        assert main([*args, *common]) == 0
+    assert main(["report", str(out), "--input", str(docs), "-o", str(page)]) == 0
+    text = page.read_text()
+
+    class Sections(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ids: list[str] = []
+            self.srcs: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found = dict(attrs)
+            if tag == "section":
+                self.ids.append(str(found["data-id"]))
+            self.srcs.extend(str(v) for k, v in attrs if k in ("src", "href"))
+
+    parsed = Sections()
+    parsed.feed(text)
+    assert parsed.ids == ["doubtful", "sure"]  # least confident first
+    assert parsed.srcs == [] and "http" not in text
+    assert "&lt;b&gt;" in text and 'data-none="1"' in text  # Paris is not in Bob's text
+    assert main(["report", str(docs), "--input", str(docs), "-o", str(page)]) == 2  # no evidence there
