@@ -53,7 +53,7 @@ _DATES = (
     (re.compile(r"\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b"), ("y", "mn", "d")),
     (re.compile(r"\b(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})\b"), ("a", "b", "y")),
 )
-_NOT_DIGIT = re.compile(r"[^0-9]")
+_DIGITS = re.compile(r"[0-9]+")
 # ASCII runs as `_fold` sees them: whitespace, or characters that are neither whitespace nor punctuation/symbols
 _ASCII_RUN = re.compile(r"\s+|[^\s!-/:-@\[-`{-~]+")
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ].*)?\Z")
@@ -90,6 +90,7 @@ class Grounder:
         self._folded: str | None = None
         self._starts: list[int] = []  # folded index -> original index of the character it came from
         self._numbers: list[tuple[str, int, int]] | None = None
+        self._digits: str | None = None  # every digit of the text, in order
         self._dates: list[tuple[dt.date, int, int]] | None = None
 
     # -- prepared views (built on first use) -----------------------------------------------------------
@@ -155,6 +156,10 @@ class Grounder:
     def _number_spans(self, number: Decimal) -> list[tuple[int, int]]:
         """Where `number` is written in any format (the digits must match before the readings are tried)."""
         key = _significant(format(abs(number), "f"))
+        if self._digits is None:
+            self._digits = "".join(_DIGITS.findall(self.text))
+        if key not in self._digits:  # its digits are nowhere in the text, in any format
+            return []
         text = self.text
         return [
             (start, end)
@@ -272,7 +277,7 @@ def _whole_number_at(text: str, start: int, end: int) -> bool:
 
 def _significant(literal: str) -> str:
     """The digits of a number without leading or trailing zeros: `1,250.50` and `1250.5` -> `12505`."""
-    return _NOT_DIGIT.sub("", literal).strip("0")
+    return "".join(_DIGITS.findall(literal)).strip("0")
 
 
 def _looks_numeric(value: str) -> bool:
