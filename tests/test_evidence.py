@@ -65,8 +65,8 @@ def test_normalised_numbers_in_any_format() -> None:
     assert Grounder(text).match(12)[0] == "exact"
     assert Grounder(text).match(125)[0] == "none"  # digits inside another number are not the number
     assert Grounder(text).match("1250.50")[0] == "normalised"
-    assert Grounder("code 1425").match("42")[0] == "none"  # a digit string inside a longer number
-    assert Grounder("code 42.").match("42") == ("exact", [(5, 7)], 1.0)
+    assert Grounder("code 1425, then 42.").match("42") == ("exact", [(16, 18)], 1.0)  # the number itself
+    assert Grounder("code 1425").match("42") == ("exact", [(6, 8)], 1.0)  # else the characters
 
 
 def test_normalised_dates_written_out() -> None:

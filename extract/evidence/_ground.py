@@ -188,11 +188,11 @@ class Grounder:
         if not isinstance(value, str) or not value.strip():
             return "none", [], 0.0
         spans = _occurrences(self.text, value)
-        if value.isdigit():  # "42" inside "1425" is not the value "42"
-            spans = [span for span in spans if _whole_number_at(self.text, *span)]
+        if value.isdigit():  # "42" as a number of its own, rather than inside "1425", where there is one
+            spans = [span for span in spans if _whole_number_at(self.text, *span)] or spans
         if spans:
             return "exact", spans, 1.0
-        spans = [] if value.isdigit() else self._folded_spans(value)
+        spans = self._folded_spans(value)
         iso = _ISO_DATE.match(value)
         if not spans and iso is not None:
             spans = self._date_spans(iso)
