@@ -5,6 +5,7 @@ Pure.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ Path = tuple[str | int, ...]
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
+@functools.lru_cache(maxsize=8192)
 def format_path(path: Path) -> str:
     """`("items", 0, "unit price")` -> `$.items[0]["unit price"]` (keys that are not identifiers are quoted)."""
     parts = ["$"]

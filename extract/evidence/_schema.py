@@ -88,8 +88,7 @@ _MAX_REMEMBERED = 10_000
 
 
 class SchemaIndex:
-    """node_at with memory: leaves share their parents' lookups, and list items share one entry (item
-    index 64 and up stand for each other: only prefixItems tell items apart, and never that many)."""
+    """node_at with memory: leaves share their parents' lookups (bounded: cleared past 10,000 paths)."""
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self.schema = schema
@@ -126,7 +125,7 @@ class SchemaIndex:
         return index
 
     def node(self, path: Path) -> Mapping[str, Any] | None:
-        key = tuple(min(p, 64) if isinstance(p, int) else p for p in path)
+        key = path
         found = self._nodes.get(key, False)
         if found is False:
             parent = self.node(path[:-1]) if len(path) > 1 else self._nodes[()]
