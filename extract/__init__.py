@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from extract.batch import BatchStats, Outcome, aextract_many, extract_many
     from extract.core import Extractor, aextract, astream, extract, stream
     from extract.documents import DocumentIncomplete
+    from extract.evidence import FieldEvidence
     from extract.frame import extract_frame
     from extract.ratelimit import RateLimiter
     from extract.results import Attempt, ChunkReport, Disagreement, Result, Usage
@@ -62,6 +63,7 @@ _LAZY: dict[str, str] = {
     "PartialStream": "extract.streaming",
     "AsyncPartialStream": "extract.streaming",
     "Result": "extract.results",
+    "FieldEvidence": "extract.evidence",
     "Attempt": "extract.results",
     "Usage": "extract.results",
     "ChunkReport": "extract.results",
@@ -93,6 +95,7 @@ __all__ = [
     "ExtractError",
     "ExtractionFailed",
     "Extractor",
+    "FieldEvidence",
     "InputError",
     "NotFoundError",
     "Outcome",

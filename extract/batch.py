@@ -51,7 +51,8 @@ DEFAULT_CONCURRENCY = 32
 Documents = Iterable[Any] | AsyncIterable[Any]
 
 
-_CHUNK_OPTIONS = ("chunking", "chunk_tokens", "overlap_tokens", "on_chunk_error")
+# per-call options (chunking, evidence) go to every aextract call, not to the Extractor
+_PER_CALL = ("chunking", "chunk_tokens", "overlap_tokens", "on_chunk_error", "evidence", "require_grounding")
 
 
 class _Job:
@@ -75,8 +76,9 @@ class _Job:
         notebook: bool,
         options: dict[str, Any],
     ) -> None:
-        # per-call chunking options (extract/documents/) go to every aextract call, not to the Extractor
-        call_options = {k: options.pop(k) for k in _CHUNK_OPTIONS if k in options}
+        # per-call options (chunking: extract/documents/, evidence=, require_grounding=) go to every
+        # aextract call, not to the Extractor
+        call_options = {k: options.pop(k) for k in _PER_CALL if k in options}
         if extractor is not None and options:
             raise ConfigurationError(
                 f"pass either extractor= or Extractor options ({', '.join(sorted(options))}), not both: "
@@ -237,6 +239,8 @@ def aextract_many(
         retry_failed: on rerun, retry ids whose line in `output` is an error (else skip them too).
         progress: show a progress bar (tqdm, or a plain line on stderr when tqdm is missing).
         total: number of documents, for the progress bar's ETA (taken from len(documents) when it has one).
+        evidence / require_grounding (in `**options`): as for `extract`, per document; with evidence=True
+            each Outcome has `.evidence` and its output line an "evidence" object.
     """
     job = _Job(
         schema,

@@ -97,7 +97,16 @@ _EXTRACTOR_OPTIONS = frozenset(
     }
 )
 _CALL_OPTIONS = frozenset(
-    {"instructions", "full", "model", "max_attempts", "token_budget", "extra_body"}
+    {
+        "instructions",
+        "full",
+        "model",
+        "max_attempts",
+        "token_budget",
+        "extra_body",
+        "evidence",
+        "require_grounding",
+    }
 ) | frozenset({"chunking", "chunk_tokens", "overlap_tokens", "on_chunk_error"})  # documents/
 _PARAMS = REQUEST_FIELDS - {"model"}
 
@@ -335,6 +344,8 @@ class Extractor:
         token_budget: int | None,
         params: dict[str, Any],
         extra_body: Mapping[str, Any] | None = None,
+        evidence: bool = False,
+        require_grounding: bool = False,
     ) -> Job:
         check_options(params, _CALL_OPTIONS | _PARAMS, "extract()")
         check_params(params)
@@ -351,6 +362,9 @@ class Extractor:
         featured = feature_params(
             row, merged, compiled.wire_schema, instructions, default_effort=row.reasoning_effort
         )
+        if evidence:
+            _source_text(text)  # before anything is sent
+            featured = _evidence_fields(row, featured, compiled.user_schema)
         with self._lock:
             demoted = self._demoted.setdefault((self._base_url, use_model), set())
             refused = {m[len(FIELD_REFUSED) :] for m in demoted if m.startswith(FIELD_REFUSED)}
@@ -379,6 +393,7 @@ class Extractor:
             on_encoding_refused=lambda encoding, response: self._on_encoding_refused(
                 use_model, encoding, response
             ),
+            ground=_grounding(compiled, text) if require_grounding else None,
         )
 
     # -- long documents (extract/documents/) ------------------------------------------------------------
@@ -432,12 +447,15 @@ class Extractor:
             if len(self._chunk_schemas) >= _CACHE_LIMIT:
                 self._chunk_schemas.clear()
             pair = self._chunk_schemas[id(job.compiled)] = (job.compiled, relaxed)
-        instructions, model, max_attempts, token_budget, params, extra_body = call
+        instructions, model, max_attempts, token_budget, params, extra_body, grounded = call
 
         def chunk_job(task: ChunkTask) -> Job:
+            # require_grounding holds per chunk (a value must appear in its chunk); evidence is collected
+            # once on the merged value against the whole text
             return self._job(
-                pair[1], task.text, instructions, model, max_attempts, token_budget, params, extra_body
-            )
+                pair[1], task.text, instructions, model, max_attempts, token_budget, params, extra_body,
+                False, grounded,
+            )  # fmt: skip
 
         # the chunk schema is a little larger than the user's: size the chunks by its prompt
         probe = chunk_job(ChunkTask(0, 0, ""))
@@ -481,6 +499,8 @@ class Extractor:
         chunk_tokens: int | None = None,
         overlap_tokens: int | None = None,
         on_chunk_error: str = "keep",
+        evidence: bool = False,
+        require_grounding: bool = False,
         **params: Any,
     ) -> Any:
         """The validated value (a model instance for pydantic schemas), or the whole Result with full=True.
@@ -495,10 +515,18 @@ class Extractor:
         `chunking="off"` makes such a text an InputError; `on_chunk_error="raise"` makes a failed chunk a
         DocumentIncomplete (an ExtractionFailed carrying the partial Result) instead of complete=False.
         max_attempts and token_budget then apply to each chunk.
+
+        `evidence=True` fills `Result.evidence` (spans, alignment and, where the model row returns
+        logprobs, confidence per leaf); `require_grounding=True` re-asks when a string value does not
+        appear in the text (fields marked `"derived": true` in the schema are exempt). Both need `text`
+        as a string.
         """
         options = check_chunk_options(chunking, chunk_tokens, overlap_tokens, on_chunk_error)
-        job = self._job(schema, text, instructions, model, max_attempts, token_budget, params, extra_body)
-        call = (instructions, model, max_attempts, token_budget, params, extra_body)
+        job = self._job(
+            schema, text, instructions, model, max_attempts, token_budget, params, extra_body,
+            evidence, require_grounding,
+        )  # fmt: skip
+        call = (instructions, model, max_attempts, token_budget, params, extra_body, require_grounding)
         document = self._document(job, text, options, call, None)
         if document is None:
             try:
@@ -513,6 +541,8 @@ class Extractor:
                 run_document(plan.text, plan.plan),
                 lambda task: drive_sync(run(chunk_job(task)), self._transport, self.timeout),
             )
+        if evidence:
+            result = _with_evidence(result, job, chunked=document is not None)
         return result if full else result.value
 
     async def aextract(
@@ -530,12 +560,17 @@ class Extractor:
         chunk_tokens: int | None = None,
         overlap_tokens: int | None = None,
         on_chunk_error: str = "keep",
+        evidence: bool = False,
+        require_grounding: bool = False,
         **params: Any,
     ) -> Any:
         """Async twin of `extract`."""
         options = check_chunk_options(chunking, chunk_tokens, overlap_tokens, on_chunk_error)
-        job = self._job(schema, text, instructions, model, max_attempts, token_budget, params, extra_body)
-        call = (instructions, model, max_attempts, token_budget, params, extra_body)
+        job = self._job(
+            schema, text, instructions, model, max_attempts, token_budget, params, extra_body,
+            evidence, require_grounding,
+        )  # fmt: skip
+        call = (instructions, model, max_attempts, token_budget, params, extra_body, require_grounding)
         document = self._document(job, text, options, call, None)
         if document is None:
             try:
@@ -550,6 +585,8 @@ class Extractor:
                 run_document(plan.text, plan.plan),
                 lambda task: drive_async(run(chunk_job(task)), self._transport, self.timeout),
             )
+        if evidence:
+            result = _with_evidence(result, job, chunked=document is not None)
         return result if full else result.value
 
     def stream(self, schema: Any, text: str | Sequence[Mapping[str, Any]], **options: Any) -> PartialStream:
@@ -583,6 +620,60 @@ class Extractor:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+# -- evidence (extract.evidence, loaded only when asked for) ---------------------------------------------
+
+
+def _evidence_fields(row: ModelRow, featured: dict[str, Any], user_schema: dict[str, Any]) -> dict[str, Any]:
+    """logprobs where the model row says it returns them (and top_logprobs when the schema has enum or
+    boolean values to score: 2 for booleans, up to 5 for enums); added on the caller's behalf, so a server that refuses them gets the
+    request again without them."""
+    if row.logprobs is not True or featured.get("logprobs") is False:
+        return featured
+    from extract.evidence import choice_width
+
+    out = dict(featured)
+    out.setdefault("logprobs", True)
+    width = choice_width(user_schema)
+    if width:
+        out.setdefault("top_logprobs", width)
+    return out
+
+
+def _source_text(text: str | Sequence[Mapping[str, Any]]) -> str:
+    if not isinstance(text, str):
+        raise ConfigurationError(
+            "evidence= and require_grounding= need the document as a string (spans are offsets into it); "
+            "pass text=... instead of a message list"
+        )
+    return text
+
+
+def _grounding(compiled: CompiledSchema, text: str | Sequence[Mapping[str, Any]]) -> Any:
+    from extract.evidence import ungrounded
+
+    source = _source_text(text)
+    return lambda content, value: ungrounded(compiled, source, content, value)
+
+
+def _with_evidence(result: Result, job: Job, *, chunked: bool = False) -> Result:
+    """Evidence for the value against the caller's whole text. A chunked document's value is merged from
+    several replies, none of which holds it all: its spans and alignment are found, its confidence is None."""
+    from dataclasses import replace
+
+    from extract.evidence import collect
+
+    source = _source_text(job.source)
+    last = result.attempts[-1]
+    found = collect(
+        job.compiled,
+        source,
+        None if chunked else last.content,
+        result.value,
+        None if chunked else last.logprobs,
+    )
+    return replace(result, evidence=found, source=source)
 
 
 # -- module-level functions over a shared default Extractor ---------------------------------------------

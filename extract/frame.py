@@ -18,9 +18,20 @@ from extract.errors import ConfigurationError, ExtractError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ERROR_COLUMN", "extract_frame", "flatten_value", "schema_columns"]
+__all__ = [
+    "ALIGNMENT_SUFFIX",
+    "CONFIDENCE_SUFFIX",
+    "ERROR_COLUMN",
+    "extract_frame",
+    "flatten_value",
+    "schema_columns",
+]
 
 ERROR_COLUMN = "_error"
+# with evidence=True, each value column `c` is followed by `c__confidence` and `c__alignment`
+CONFIDENCE_SUFFIX = "__confidence"
+ALIGNMENT_SUFFIX = "__alignment"
+_WORST_FIRST = ("none", "fuzzy", "normalised", "exact")
 
 
 def _pandas() -> Any:
@@ -140,6 +151,7 @@ def extract_frame(
     extractor: Any | None = None,
     instructions: str | None = None,
     progress: bool = True,
+    evidence: bool = False,
     **options: Any,
 ) -> pd.DataFrame:
     """Extract `schema` from each row's `text_column`; a new DataFrame with the same index.
@@ -150,6 +162,9 @@ def extract_frame(
             row's error after every row ran.
         concurrency, extractor, instructions, **options: as for `extract_many` (options build the Extractor).
         progress: a tqdm bar (a widget in Jupyter).
+        evidence: after each value column `c`, `c__confidence` (the lowest confidence of the values in it,
+            None without logprobs) and `c__alignment` (the weakest alignment: none < fuzzy < normalised <
+            exact) from `Result.evidence`; a column that holds a list or an object sums up the values in it.
     """
     pd_mod = _pandas()
     if errors not in ("column", "raise"):
@@ -165,9 +180,12 @@ def extract_frame(
     columns = schema_columns(compile_schema(schema).user_schema, flatten=flatten)
     rows: list[dict[str, Any] | None] = [None] * len(df)
     failures: list[str | None] = [None] * len(df)
+    found: list[Mapping[str, Any] | None] = [None] * len(df)
     first_error: ExtractError | None = None
     texts = df[text_column]
     documents = ((pos, text) for pos, text in enumerate(texts))
+    if evidence:
+        options = {**options, "evidence": True}
     run = extract_many(
         schema,
         documents,
@@ -183,6 +201,8 @@ def extract_frame(
             pos = outcome.index
             if outcome.error is None:
                 rows[pos] = flatten_value(outcome.value, flatten=flatten)
+                if evidence:
+                    found[pos] = outcome.evidence
             else:
                 failures[pos] = _describe(outcome.error)
                 if first_error is None:
@@ -197,8 +217,37 @@ def extract_frame(
                     seen.add(key)
                     columns.append(key)
     data = {name: [row.get(name) if row is not None else None for row in rows] for name in columns}
+    if evidence:
+        columns = _with_evidence_columns(columns, data, found)
     frame: pd.DataFrame = pd_mod.DataFrame(data, index=df.index, columns=columns)
     # object dtype set explicitly, so a row without error holds None whether or not another row failed
     # (left to inference, an all-None column can come out as float NaN)
     frame[ERROR_COLUMN] = pd_mod.Series(failures, index=frame.index, dtype=object)
     return frame
+
+
+def _column_summary(column: str, evidence: Mapping[str, Any] | None) -> tuple[float | None, str | None]:
+    """(lowest confidence, weakest alignment) of the evidence under one column; (None, None) if none."""
+    if not evidence:
+        return None, None
+    from extract.evidence import format_path
+
+    root = format_path(tuple(column.split(".")))
+    under = [ev for path, ev in evidence.items() if path == root or path.startswith((root + ".", root + "["))]
+    if not under:
+        return None, None
+    scores = [ev.confidence for ev in under if ev.confidence is not None]
+    weakest = min((ev.alignment for ev in under), key=_WORST_FIRST.index)
+    return (min(scores) if scores else None), weakest
+
+
+def _with_evidence_columns(
+    columns: list[str], data: dict[str, list[Any]], found: list[Mapping[str, Any] | None]
+) -> list[str]:
+    out: list[str] = []
+    for column in columns:
+        summaries = [_column_summary(column, evidence) for evidence in found]
+        data[column + CONFIDENCE_SUFFIX] = [confidence for confidence, _ in summaries]
+        data[column + ALIGNMENT_SUFFIX] = [alignment for _, alignment in summaries]
+        out.extend((column, column + CONFIDENCE_SUFFIX, column + ALIGNMENT_SUFFIX))
+    return out

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from extract.evidence import FieldEvidence
 
 __all__ = ["TIME_KEYS", "Attempt", "ChunkReport", "Disagreement", "Result", "Usage", "sum_time_info"]
 
@@ -139,7 +142,9 @@ class Result:
     failed: its text is in no value), `missing` (the character ranges no successful chunk covered) and
     `disagreements` (fields the chunks gave different values for, resolved by the merge policy).
     `attempts` and `usage` then cover every chunk.
-    """
+
+    `evidence` (with `evidence=True`): JSONPath of each leaf value -> FieldEvidence (spans in the text,
+    alignment, confidence); None when not asked for. `source` is the text the spans point into."""
 
     value: Any
     attempts: list[Attempt]
@@ -151,3 +156,10 @@ class Result:
     chunks: tuple[ChunkReport, ...] = ()
     missing: tuple[tuple[int, int], ...] = ()
     disagreements: tuple[Disagreement, ...] = ()
+    evidence: Mapping[str, FieldEvidence] | None = None
+    source: str | None = None
+
+    def _repr_html_(self) -> str:
+        from extract.evidence._html import result_html
+
+        return result_html(self)

@@ -166,6 +166,7 @@ class _Runner:
             usage=spent if isinstance(spent, Usage) else Usage(),
             attempts=len(attempts) if isinstance(attempts, list) else 1,
             seconds=_since(started),
+            evidence=getattr(result, "evidence", None),
         )
         self.window.on_success(_last_latency(result), time.monotonic())
         return outcome

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ class Outcome:
     usage: Usage = field(default_factory=Usage)
     attempts: int = 0
     seconds: float = 0.0
+    evidence: Mapping[str, Any] | None = None  # path -> FieldEvidence, with evidence=True
 
     @property
     def ok(self) -> bool:
@@ -39,10 +41,27 @@ class Outcome:
         line: dict[str, Any] = {"id": self.id}
         if self.error is None:
             line["value"] = to_jsonable(self.value)
+            if self.evidence is not None:
+                line["evidence"] = evidence_json(self.evidence)
         else:
             line["error"] = error_json(self.error)
         line["usage"] = usage_json(self.usage)
         return line
+
+
+def evidence_json(evidence: Mapping[str, Any]) -> dict[str, Any]:
+    """path -> {value, spans, alignment, score, confidence, derived}: FieldEvidence as an output line holds it."""
+    return {
+        path: {
+            "value": ev.value,
+            "spans": [list(span) for span in ev.spans],
+            "alignment": ev.alignment,
+            "score": ev.score,
+            "confidence": ev.confidence,
+            "derived": ev.derived,
+        }
+        for path, ev in evidence.items()
+    }
 
 
 def to_jsonable(value: Any) -> Any:

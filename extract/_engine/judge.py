@@ -14,7 +14,7 @@ from extract._reply import ReplyKind, parse_reply, unwrap_candidates
 from extract.errors import ValidationFailed
 from extract.modes import Reply
 
-__all__ = ["REASK_EXCERPT_CHARS", "Verdict", "correction", "judge", "quoted_reply"]
+__all__ = ["REASK_EXCERPT_CHARS", "Verdict", "correction", "judge", "quoted_reply", "ungrounded_verdict"]
 
 REASK_EXCERPT_CHARS = 2000
 """At most this many characters of a failed reply are quoted back to the model in a re-ask (its head and
@@ -85,6 +85,12 @@ def judge(compiled: Any, reply: Reply) -> Verdict:
         kind = "length"
     detail = parsed.message or "the reply could not be used"
     return Verdict(kind, errors=(f"$: {detail}",), advice=parsed.message)
+
+
+def ungrounded_verdict(errors: tuple[str, ...]) -> Verdict:
+    """A valid reply whose string values do not all appear in the text (`require_grounding=True`): an
+    `invalid` verdict whose errors name each path, so the re-ask lists them like schema violations."""
+    return Verdict("invalid", errors=tuple(_clip(e) for e in errors))
 
 
 def quoted_reply(content: str, limit: int = REASK_EXCERPT_CHARS) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from extract import modes
 from extract._engine.drive import Action, Outcome, Send, SendStream, Sleep
 from extract._engine.features import is_capacity_refusal, prediction_fields, reasoning_reserve
-from extract._engine.judge import Verdict, correction, judge, quoted_reply
+from extract._engine.judge import Verdict, correction, judge, quoted_reply, ungrounded_verdict
 from extract.errors import (
     APIConnectionError,
     APIError,
@@ -91,6 +91,8 @@ class Job:
     on_encoding_refused: Callable[[str, WireResponse], None] | None = None
     # stream the reply (a streaming driver shows partial values) in the modes the model's row streams
     stream: bool = False
+    # require_grounding: (reply content, validated value) -> one error per value not found in the text
+    ground: Callable[[str | None, Any], tuple[str, ...]] | None = None
 
 
 # How a field refused by a server is remembered in Job.demoted (beside the refused modes).
@@ -326,6 +328,9 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
             continue
         reply = modes.read_reply(response.data)
         verdict: Verdict = judge(job.compiled, reply)
+        if verdict.ok and job.ground is not None:
+            missing = job.ground(reply.content, verdict.value)
+            verdict = ungrounded_verdict(missing) if missing else verdict
         usage = usage + reply.usage
         attempts.append(
             Attempt(

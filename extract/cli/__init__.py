@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from types import FrameType
 
-from extract.cli import _demo, _schema
+from extract.cli import _demo, _report, _schema
 from extract.cli._common import (
     EXIT_CODES_HELP,
     EXIT_USAGE,
@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     _demo.add_parser(subparsers)
     _schema.add_parser(subparsers)
     _add_run(subparsers)
+    _report.add_parser(subparsers)
     return parser
 
 

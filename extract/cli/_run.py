@@ -140,8 +140,26 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="one document only: show the value growing as the reply arrives (in place on a terminal; "
         "otherwise only the final JSON line is written)",
     )
+    parser.add_argument(
+        "--evidence",
+        action="store_true",
+        help="write each value's evidence into its output line: spans in the text, alignment, confidence",
+    )
+    parser.add_argument(
+        "--require-grounding",
+        action="store_true",
+        help='re-ask when a string value does not appear in the text (fields marked "derived" are exempt)',
+    )
     add_global_options(parser, suppress=True)
     parser.set_defaults(handler=handler)
+
+
+def _evidence_options(args: argparse.Namespace) -> dict[str, bool]:
+    """--evidence / --require-grounding as the per-document options of extract_many."""
+    options = {"evidence": bool(getattr(args, "evidence", False))}
+    if getattr(args, "require_grounding", False):
+        options["require_grounding"] = True
+    return {k: v for k, v in options.items() if v}
 
 
 def _resume_command() -> str:
@@ -223,6 +241,7 @@ def _handle(args: argparse.Namespace, state: _State) -> int:
         chunk_tokens=args.chunk_tokens,
         overlap_tokens=args.overlap_tokens,
         on_chunk_error=args.on_chunk_error,
+        **_evidence_options(args),
     )
     state.run = run
     noted = False

@@ -33,7 +33,7 @@ from extract.testing._latency import TokenLatency
 from extract.testing._limits import Limits
 from extract.testing._oracle import oracle_value
 from extract.testing._requests import Plan, Rules, plan_request
-from extract.testing._tokens import chat_logprobs, matched_chars, text_logprobs
+from extract.testing._tokens import chat_logprobs, matched_chars, pinned_ranges, text_logprobs, value_ranges
 from extract.testing._wire import (
     DEFAULT_MODELS,
     Reply,
@@ -579,7 +579,11 @@ class App:
             reasoning_tokens=reasoning_tokens,
             cached_tokens=self.cached_tokens(plan.cache_scope, plan.prompt_text, plan.prompt_tokens),
             elapsed=elapsed,
-            logprobs=chat_logprobs(delivered, plan.seed, plan.top_logprobs) if plan.logprobs else None,
+            logprobs=chat_logprobs(
+                delivered, plan.seed, plan.top_logprobs, *_pinned(fault, content, delivered)
+            )
+            if plan.logprobs
+            else None,
             reasoning_model=plan.reasoning_tokens > 0,
             accepted_prediction_tokens=accepted,
             rejected_prediction_tokens=rejected,
@@ -726,6 +730,22 @@ def _rate_limited(code: str, headers: Iterable[tuple[str, str]]) -> Reply:
 
 def _method_not_allowed(method: str, path: str) -> Reply:
     return client_error(405, f"{method} is not allowed on {path}; use POST.", code="method_not_allowed")
+
+
+def _pinned(
+    fault: Fault | None, content: str, delivered: str
+) -> tuple[list[tuple[int, int, float]], dict[int, dict[str, float]]]:
+    """The scripted logprobs and alternatives of a `Fault.content(..., logprobs=, alternatives=)`, as
+    character ranges and offsets of the delivered text."""
+    if fault is None or fault.kind != "content" or "logprobs" not in fault.extra or not content:
+        return [], {}
+    shift = delivered.rfind(content)  # after a raw <think> block, when there is one
+    if shift < 0:
+        return [], {}
+    pinned = [(s + shift, e + shift, lp) for s, e, lp in pinned_ranges(content, fault.extra["logprobs"])]
+    ranges = value_ranges(content)
+    rivals = {ranges[path][0] + shift: dict(alts) for path, alts in fault.extra["alternatives"].items()}
+    return pinned, rivals
 
 
 def _respond(reply: Reply) -> HttpResponse:

@@ -70,9 +70,35 @@ class Fault:
         return cls("schema_violation")
 
     @classmethod
-    def content(cls, text: str) -> Fault:
-        """Exactly this content string, finish_reason "stop"."""
-        return cls("content", text=text)
+    def content(
+        cls,
+        text: str,
+        *,
+        logprobs: Mapping[str, float] | None = None,
+        alternatives: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> Fault:
+        """Exactly this content string, finish_reason "stop".
+
+        `logprobs`: JSONPath ("$.items[0].name") -> the log probability every token of that value gets
+        when the request asks for logprobs (the other tokens keep their made-up figures). The content must
+        then be compact JSON as `json.dumps(value, separators=(",", ":"), ensure_ascii=False)` writes it,
+        and every path must name a value in it. `alternatives`: JSONPath -> {token: logprob}, the
+        `top_logprobs` alternatives of that value's first token (after the sampled one, up to the
+        request's top_logprobs), replacing the made-up ones.
+        """
+        if not logprobs and not alternatives:
+            return cls("content", text=text)
+        from extract.testing._tokens import value_ranges
+
+        ranges = value_ranges(text)
+        unknown = sorted((set(logprobs or {}) | set(alternatives or {})) - set(ranges))
+        if unknown:
+            raise ConfigurationError(f"no value at {unknown} in the content; paths there: {sorted(ranges)}")
+        extra = {
+            "logprobs": dict(logprobs or {}),
+            "alternatives": {k: dict(v) for k, v in (alternatives or {}).items()},
+        }
+        return cls("content", text=text, extra=extra)
 
     @classmethod
     def truncated(cls, fraction: float = 0.5) -> Fault:

@@ -15,11 +15,24 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import math
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["alternatives", "chat_logprobs", "matched_chars", "text_logprobs", "token_logprob", "tokenize"]
+from extract.errors import ConfigurationError
+
+__all__ = [
+    "alternatives",
+    "chat_logprobs",
+    "matched_chars",
+    "pinned_ranges",
+    "text_logprobs",
+    "token_logprob",
+    "tokenize",
+    "value_ranges",
+]
 
 _TOKEN = re.compile(r" ?[A-Za-z]{1,12}| ?[0-9]{1,3}| ?[^\sA-Za-z0-9]{1,4}|\s{1,8}")
 _VOCABULARY = (
@@ -66,17 +79,92 @@ def _bytes(token: str) -> list[int]:
     return list(token.encode("utf-8"))
 
 
-def chat_logprobs(content: str, seed: int, top: int) -> dict[str, Any]:
-    """`choices[].logprobs` of a chat completion: one entry per token with `top` alternatives (sampled first)."""
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def value_ranges(content: str) -> dict[str, tuple[int, int]]:
+    """JSONPath -> the characters of each value in compact JSON `content` (a string's between its quotes).
+
+    The test server's own reading, independent of the library's: the value is written out again piece by
+    piece, and the result must be `content` itself."""
+    try:
+        value = json.loads(content)
+    except ValueError as exc:
+        raise ConfigurationError(f"scripted logprobs need JSON content: {exc}") from None
+    ranges: dict[str, tuple[int, int]] = {}
+    pieces: list[str] = []
+    length = 0
+
+    def emit(text: str) -> None:
+        nonlocal length
+        pieces.append(text)
+        length += len(text)
+
+    def walk(node: Any, path: str) -> None:
+        start = length
+        if isinstance(node, dict):
+            emit("{")
+            for index, (key, item) in enumerate(node.items()):
+                emit(("," if index else "") + _dump(key) + ":")
+                walk(item, f"{path}.{key}" if _IDENTIFIER.match(key) else f"{path}[{_dump(key)}]")
+            emit("}")
+        elif isinstance(node, list):
+            emit("[")
+            for index, item in enumerate(node):
+                emit("," if index else "")
+                walk(item, f"{path}[{index}]")
+            emit("]")
+        else:
+            emit(_dump(node))
+        inner = 1 if isinstance(node, str) and len(node) > 0 else 0
+        ranges[path] = (start + inner, length - inner)
+
+    walk(value, "$")
+    if "".join(pieces) != content:
+        raise ConfigurationError(
+            'scripted logprobs need compact JSON content, as json.dumps(value, separators=(",", ":"), '
+            "ensure_ascii=False) writes it"
+        )
+    return ranges
+
+
+def pinned_ranges(content: str, logprobs: Mapping[str, float]) -> list[tuple[int, int, float]]:
+    """(start, end, logprob) for each scripted path, as character ranges of `content`."""
+    ranges = value_ranges(content)
+    return [(*ranges[path], logprob) for path, logprob in logprobs.items() if path in ranges]
+
+
+def chat_logprobs(
+    content: str,
+    seed: int,
+    top: int,
+    pinned: Sequence[tuple[int, int, float]] = (),
+    rivals: Mapping[int, Mapping[str, float]] | None = None,
+) -> dict[str, Any]:
+    """`choices[].logprobs` of a chat completion: one entry per token with `top` alternatives (sampled first).
+
+    `pinned`: character ranges whose overlapping tokens get the given logprob instead of a made-up one;
+    `rivals`: character offset -> the alternatives of the token covering it, instead of made-up ones."""
     entries: list[dict[str, Any]] = []
+    position = 0
     for index, token in enumerate(tokenize(content)):
         logprob = token_logprob(seed, index, token)
+        end = position + len(token)
+        for start, stop, chosen in pinned:
+            if start < end and position < stop:
+                logprob = chosen
+        given = next((r for at, r in (rivals or {}).items() if position <= at < end), None)
+        position = end
         top_list: list[dict[str, Any]] = []
         if top > 0:
             top_list.append({"token": token, "logprob": logprob, "bytes": _bytes(token)})
+            others = list(given.items()) if given is not None else alternatives(seed, index, token, top - 1)
             top_list.extend(
-                {"token": alt, "logprob": lp, "bytes": _bytes(alt)}
-                for alt, lp in alternatives(seed, index, token, top - 1)
+                {"token": alt, "logprob": lp, "bytes": _bytes(alt)} for alt, lp in others[: top - 1]
             )
         entries.append({"token": token, "logprob": logprob, "bytes": _bytes(token), "top_logprobs": top_list})
     return {"content": entries, "refusal": None}
