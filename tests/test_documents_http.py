@@ -259,3 +259,18 @@ def test_a_short_text_refused_as_too_long_is_not_split() -> None:
         with pytest.raises(ContextLengthError):
             _extractor(server, UNKNOWN).extract(Doc, "FIELD title=x RECORD id=a name=b")
         assert len(server.requests) == 1
+
+
+def test_evidence_on_a_chunked_document_points_into_the_whole_text() -> None:
+    text = _document(60_000, seed=3)
+    with _server() as server:
+        result = _extractor(server).extract(Doc, text, full=True, evidence=True)
+    assert len(result.chunks) > 1 and result.source == text
+    truth = {(i, n): (s, e) for i, n, s, e in _truth(text)}
+    for k, record in enumerate(result.value.records):
+        ev = result.evidence[f"$.records[{k}].id"]
+        assert (
+            ev.alignment == "exact" and ev.confidence is None
+        )  # merged from several replies: no one reply's logprobs
+        start, end = truth[(record.id, record.name)]
+        assert any(start <= s and e <= end and text[s:e] == record.id for s, e in ev.spans)
