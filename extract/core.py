@@ -44,6 +44,7 @@ from extract.documents import (
     estimate_tokens,
     plan_chunks,
     run_document,
+    uses_policy,
 )
 from extract.errors import ConfigurationError, ContextLengthError, redact
 from extract.providers import PROVIDERS, REQUEST_FIELDS, ModelRow, Resolved, error_fields, resolve
@@ -448,13 +449,15 @@ class Extractor:
                 self._chunk_schemas.clear()
             pair = self._chunk_schemas[id(job.compiled)] = (job.compiled, relaxed)
         instructions, model, max_attempts, token_budget, params, extra_body, grounded = call
+        # a highest_confidence merge needs each chunk's logprobs (where the model row returns them)
+        scored = uses_policy(job.compiled.user_schema, "highest_confidence")
 
         def chunk_job(task: ChunkTask) -> Job:
             # require_grounding holds per chunk (a value must appear in its chunk); evidence is collected
             # once on the merged value against the whole text
             return self._job(
                 pair[1], task.text, instructions, model, max_attempts, token_budget, params, extra_body,
-                False, grounded,
+                scored, grounded,
             )  # fmt: skip
 
         # the chunk schema is a little larger than the user's: size the chunks by its prompt
@@ -479,6 +482,7 @@ class Extractor:
             model=job.model,
             budget=budget,
             finish=compiled.validator.validate_value,
+            confidence=_chunk_confidence(pair[1]) if scored else None,
         )
         return _Document(text, plan), chunk_job
 
@@ -655,6 +659,21 @@ def _grounding(compiled: CompiledSchema, text: str | Sequence[Mapping[str, Any]]
 
     source = _source_text(text)
     return lambda content, value: ungrounded(compiled, source, content, value)
+
+
+def _chunk_confidence(compiled: CompiledSchema) -> Callable[[ChunkTask, Result], dict[str, float]]:
+    """Per-leaf probabilities of a chunk's reply, for the highest_confidence merge (none without logprobs)."""
+
+    def scores(task: ChunkTask, result: Result) -> dict[str, float]:
+        last = result.attempts[-1] if result.attempts else None
+        if last is None or not last.logprobs:
+            return {}
+        from extract.evidence import collect
+
+        found = collect(compiled, task.text, last.content, result.value, last.logprobs)
+        return {path: ev.confidence for path, ev in found.items() if ev.confidence is not None}
+
+    return scores
 
 
 def _with_evidence(result: Result, job: Job, *, chunked: bool = False) -> Result:
