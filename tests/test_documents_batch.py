@@ -30,12 +30,12 @@ class Doc(BaseModel):
 
 
 def _server(**settings: Any) -> TestServer:
+    settings.setdefault("api_key", "sk-test")
     return TestServer(
         models=(MODEL,),
         oracle=RECORD_PATTERN,
         oracle_fields=FIELD_PATTERN,
         context_windows={MODEL: 8192},
-        api_key="sk-test",
         **settings,
     )
 
@@ -114,3 +114,37 @@ def test_without_retry_failed_an_incomplete_document_is_kept_and_skipped(tmp_pat
         assert _run(server, docs, out, retry_failed=False) == []
         assert server.requests == []
     assert out.read_bytes() == before
+
+
+def test_cli_run_marks_an_incomplete_document_and_retries_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from extract.cli import main
+
+    for name in ("CEREBRAS_API_KEY", "CEREBRAS_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(Doc.model_json_schema()))
+    sick, _ = _poisoned(30_000, seed=14)
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "sick", "text": sick}) + "\n")
+    out = tmp_path / "out.jsonl"
+
+    def run(server: TestServer) -> int:
+        return main(
+            [
+                *("--base-url", server.base_url, "--model", MODEL, "run", str(schema)),
+                *(str(source), "-o", str(out), "--chunk-tokens", "2000", "--overlap-tokens", "50"),
+            ]
+        )
+
+    with _server(oracle_unavailable="POISON", api_key=None) as server:
+        run(server)
+    (line,) = _lines(out)
+    assert line["complete"] is False and line["missing"]
+    capsys.readouterr()
+    with _server(api_key=None) as server:
+        assert run(server) == 0
+    assert "1 left incomplete earlier and retried" in capsys.readouterr().err
+    (line,) = _lines(out)
+    assert "complete" not in line and [r["id"] for r in line["value"]["records"]] == _ids(sick)
