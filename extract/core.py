@@ -32,6 +32,7 @@ from extract._engine.inputs import (
 from extract._engine.loop import DEFAULT_RESERVED_COMPLETION, FIELD_REFUSED, Job, Prepared, run
 from extract.documents import (
     BYTES_PER_TOKEN,
+    CHUNK_CONCURRENCY,
     MIN_CHUNK_TOKENS,
     ChunkOptions,
     ChunkTask,
@@ -231,6 +232,9 @@ class Extractor:
         # long documents (extract/documents/): context windows servers named when refusing, per (server,
         # model), and each compiled schema's chunk variant (required relaxed), keyed by id like _prepared
         self._windows: dict[tuple[str, str], int] = {}
+        # the embedded model answers one request at a time: chunks queued behind each other would spend
+        # their timeout waiting, so they go one by one
+        self._chunk_concurrency = 1 if self.record.embedded else CHUNK_CONCURRENCY
         self._chunk_schemas: dict[int, tuple[CompiledSchema, CompiledSchema]] = {}
 
     @property
@@ -544,6 +548,7 @@ class Extractor:
             result = drive_document_sync(
                 run_document(plan.text, plan.plan),
                 lambda task: drive_sync(run(chunk_job(task)), self._transport, self.timeout),
+                self._chunk_concurrency,
             )
         if evidence:
             result = _with_evidence(result, job, chunked=document is not None)
@@ -588,6 +593,7 @@ class Extractor:
             result = await drive_document_async(
                 run_document(plan.text, plan.plan),
                 lambda task: drive_async(run(chunk_job(task)), self._transport, self.timeout),
+                self._chunk_concurrency,
             )
         if evidence:
             result = _with_evidence(result, job, chunked=document is not None)

@@ -311,3 +311,32 @@ def test_highest_confidence_merges_by_the_chunks_logprobs() -> None:
     best = max(score for score, _ in candidates)
     assert scored.value.title == next(title for score, title in candidates if score == best)
     assert [d.path for d in scored.disagreements] == ["$.title"]
+
+
+def test_the_embedded_provider_sends_chunks_one_at_a_time() -> None:
+    # the embedded model answers one request at a time: chunks sent together would queue and time out.
+    # A server that takes one request at a time (429 beyond) stands in for it; the cerebras record,
+    # which sends chunks concurrently, is the control.
+    class Records(BaseModel):
+        records: list[Rec]
+
+    text, planted = planted_document(40_000, seed=10)
+    statuses: dict[str, Counter[int | None]] = {}
+    for provider in ("local", "cerebras"):
+        with TestServer(
+            models=("m",),
+            oracle=RECORD_PATTERN,
+            latency=0.2,
+            max_concurrency=1,
+            context_windows={"m": 4096},
+        ) as server:
+            extractor = Extractor(
+                base_url=server.base_url, api_key="k", model="m", provider=provider, max_retries=0
+            )
+            result = extractor.extract(Records, text, full=True, chunk_tokens=2000)
+            if provider == "local":
+                assert result.complete and len(result.chunks) > 2
+                assert [r.id for r in result.value.records] == [rid for rid, _, _, _ in planted]
+            statuses[provider] = _statuses(server)
+    assert set(statuses["local"]) == {200}
+    assert statuses["cerebras"][429] > 0
