@@ -15,7 +15,8 @@ except documents already in `output`. Errors about the setup rather than a docum
 unknown model or URL (404), a ConfigurationError) stop the run and are raised, since every document would
 fail the same way. With `output`, results are appended to that JSONL file as they finish (in completion
 order, also when ordered=True) and a rerun of the same job skips the ids that have a value there. Ids that failed are retried on rerun
-(their error lines are removed first) unless retry_failed=False.
+(their error lines are removed first) unless retry_failed=False; so are long documents left incomplete (a
+chunk failed: their line has `"complete": false` and the `"missing"` character ranges).
 
 The output is guarded (see `_batch/_guard`): one run writes it at a time (a lock on `OUT.lock`; a second
 run is refused with a message naming the first), and `OUT.meta` records the job (a fingerprint of the
@@ -236,7 +237,8 @@ def aextract_many(
         output: JSONL checkpoint file; a rerun skips ids that already have a value there.
         input_key: names the input (any string, e.g. a path); recorded in the output's `.meta`, and a rerun
             with another key (or another schema) is refused rather than mixing two jobs in one file.
-        retry_failed: on rerun, retry ids whose line in `output` is an error (else skip them too).
+        retry_failed: on rerun, retry ids whose line in `output` is an error or an incomplete document
+            (else skip them too).
         progress: show a progress bar (tqdm, or a plain line on stderr when tqdm is missing).
         total: number of documents, for the progress bar's ETA (taken from len(documents) when it has one).
         evidence / require_grounding (in `**options`): as for `extract`, per document; with evidence=True

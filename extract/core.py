@@ -32,6 +32,7 @@ from extract._engine.inputs import (
 from extract._engine.loop import DEFAULT_RESERVED_COMPLETION, FIELD_REFUSED, Job, Prepared, run
 from extract.documents import (
     BYTES_PER_TOKEN,
+    CHUNK_CONCURRENCY,
     MIN_CHUNK_TOKENS,
     ChunkOptions,
     ChunkTask,
@@ -44,6 +45,7 @@ from extract.documents import (
     estimate_tokens,
     plan_chunks,
     run_document,
+    uses_policy,
 )
 from extract.errors import ConfigurationError, ContextLengthError, redact
 from extract.providers import PROVIDERS, REQUEST_FIELDS, ModelRow, Resolved, error_fields, resolve
@@ -230,6 +232,9 @@ class Extractor:
         # long documents (extract/documents/): context windows servers named when refusing, per (server,
         # model), and each compiled schema's chunk variant (required relaxed), keyed by id like _prepared
         self._windows: dict[tuple[str, str], int] = {}
+        # the embedded model answers one request at a time: chunks queued behind each other would spend
+        # their timeout waiting, so they go one by one
+        self._chunk_concurrency = 1 if self.record.embedded else CHUNK_CONCURRENCY
         self._chunk_schemas: dict[int, tuple[CompiledSchema, CompiledSchema]] = {}
 
     @property
@@ -448,13 +453,15 @@ class Extractor:
                 self._chunk_schemas.clear()
             pair = self._chunk_schemas[id(job.compiled)] = (job.compiled, relaxed)
         instructions, model, max_attempts, token_budget, params, extra_body, grounded = call
+        # a highest_confidence merge needs each chunk's logprobs (where the model row returns them)
+        scored = uses_policy(job.compiled.user_schema, "highest_confidence")
 
         def chunk_job(task: ChunkTask) -> Job:
             # require_grounding holds per chunk (a value must appear in its chunk); evidence is collected
             # once on the merged value against the whole text
             return self._job(
                 pair[1], task.text, instructions, model, max_attempts, token_budget, params, extra_body,
-                False, grounded,
+                scored, grounded,
             )  # fmt: skip
 
         # the chunk schema is a little larger than the user's: size the chunks by its prompt
@@ -479,6 +486,7 @@ class Extractor:
             model=job.model,
             budget=budget,
             finish=compiled.validator.validate_value,
+            confidence=_chunk_confidence(pair[1]) if scored else None,
         )
         return _Document(text, plan), chunk_job
 
@@ -540,6 +548,7 @@ class Extractor:
             result = drive_document_sync(
                 run_document(plan.text, plan.plan),
                 lambda task: drive_sync(run(chunk_job(task)), self._transport, self.timeout),
+                self._chunk_concurrency,
             )
         if evidence:
             result = _with_evidence(result, job, chunked=document is not None)
@@ -584,6 +593,7 @@ class Extractor:
             result = await drive_document_async(
                 run_document(plan.text, plan.plan),
                 lambda task: drive_async(run(chunk_job(task)), self._transport, self.timeout),
+                self._chunk_concurrency,
             )
         if evidence:
             result = _with_evidence(result, job, chunked=document is not None)
@@ -655,6 +665,21 @@ def _grounding(compiled: CompiledSchema, text: str | Sequence[Mapping[str, Any]]
 
     source = _source_text(text)
     return lambda content, value: ungrounded(compiled, source, content, value)
+
+
+def _chunk_confidence(compiled: CompiledSchema) -> Callable[[ChunkTask, Result], dict[str, float]]:
+    """Per-leaf probabilities of a chunk's reply, for the highest_confidence merge (none without logprobs)."""
+
+    def scores(task: ChunkTask, result: Result) -> dict[str, float]:
+        last = result.attempts[-1] if result.attempts else None
+        if last is None or not last.logprobs:
+            return {}
+        from extract.evidence import collect
+
+        found = collect(compiled, task.text, last.content, result.value, last.logprobs)
+        return {path: ev.confidence for path, ev in found.items() if ev.confidence is not None}
+
+    return scores
 
 
 def _with_evidence(result: Result, job: Job, *, chunked: bool = False) -> Result:

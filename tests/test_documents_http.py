@@ -274,3 +274,69 @@ def test_evidence_on_a_chunked_document_points_into_the_whole_text() -> None:
         )  # merged from several replies: no one reply's logprobs
         start, end = truth[(record.id, record.name)]
         assert any(start <= s and e <= end and text[s:e] == record.id for s, e in ev.spans)
+
+
+def test_highest_confidence_merges_by_the_chunks_logprobs() -> None:
+    import json
+
+    from pydantic import Field
+
+    from extract.evidence import collect
+    from extract.schema import compile_schema
+
+    class Scored(BaseModel):
+        title: str = Field(json_schema_extra={"merge": "highest_confidence"})
+        records: list[Rec]
+
+    text = _document(60_000, seed=9)
+    with _server() as server:
+        scored = _extractor(server).extract(Scored, text, full=True, chunk_tokens=4000)
+        asked = [r.get("logprobs") for r in server.requests]
+        plain = _extractor(server).extract(Doc, text, full=True, chunk_tokens=4000)
+        not_asked = [r.get("logprobs") for r in server.requests[len(asked) :]]
+    assert asked and all(flag is True for flag in asked)  # only the policy asks for logprobs
+    assert not any(not_asked)
+    assert plain.value.title == "Alpha"  # `first`
+    # the title of the reply the model was surest of, from the replies' own logprobs
+    compiled = compile_schema(Scored)
+    candidates = []
+    for attempt in scored.attempts:
+        value = json.loads(attempt.content or "{}")
+        if value.get("title") is None:
+            continue
+        found = collect(compiled, text, attempt.content, value, attempt.logprobs)
+        candidates.append((found["$.title"].confidence, value["title"]))
+    assert {title for _, title in candidates} == {"Alpha", "Beta"}
+    assert all(score is not None for score, _ in candidates)
+    best = max(score for score, _ in candidates)
+    assert scored.value.title == next(title for score, title in candidates if score == best)
+    assert [d.path for d in scored.disagreements] == ["$.title"]
+
+
+def test_the_embedded_provider_sends_chunks_one_at_a_time() -> None:
+    # the embedded model answers one request at a time: chunks sent together would queue and time out.
+    # A server that takes one request at a time (429 beyond) stands in for it; the cerebras record,
+    # which sends chunks concurrently, is the control.
+    class Records(BaseModel):
+        records: list[Rec]
+
+    text, planted = planted_document(40_000, seed=10)
+    statuses: dict[str, Counter[int | None]] = {}
+    for provider in ("local", "cerebras"):
+        with TestServer(
+            models=("m",),
+            oracle=RECORD_PATTERN,
+            latency=0.2,
+            max_concurrency=1,
+            context_windows={"m": 4096},
+        ) as server:
+            extractor = Extractor(
+                base_url=server.base_url, api_key="k", model="m", provider=provider, max_retries=0
+            )
+            result = extractor.extract(Records, text, full=True, chunk_tokens=2000)
+            if provider == "local":
+                assert result.complete and len(result.chunks) > 2
+                assert [r.id for r in result.value.records] == [rid for rid, _, _, _ in planted]
+            statuses[provider] = _statuses(server)
+    assert set(statuses["local"]) == {200}
+    assert statuses["cerebras"][429] > 0

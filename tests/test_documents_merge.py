@@ -151,3 +151,48 @@ def test_unknown_policies_are_refused_before_anything_is_sent(policy: Any) -> No
 
 def test_a_property_named_merge_is_not_a_policy() -> None:
     check_policies({"type": "object", "properties": {"merge": {"type": "string"}}})
+
+
+_SCORES = st.one_of(st.none(), st.sampled_from([0.1, 0.5, 0.9]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from("abc")), _SCORES), min_size=1, max_size=8))
+def test_highest_confidence_takes_the_surest_value_and_falls_back_to_document_order(
+    given_values: list[tuple[str | None, float | None]],
+) -> None:
+    parts = [
+        Part(i * 10, i * 10 + 10, {"title": v}, None if score is None else {"$.title": score})
+        for i, (v, score) in enumerate(given_values)
+    ]
+    merged, _ = merge_parts(_schema("highest_confidence"), parts)
+    present = [(v, score) for v, score in given_values if v is not None]
+    if not present:
+        assert "title" not in merged
+        return
+    scored = [(v, score) for v, score in present if score is not None]
+    if scored:
+        best = max(score for _, score in scored)
+        expected = next(v for v, score in scored if score == best)  # ties: the earliest
+    else:
+        expected = present[0][0]  # no logprobs anywhere: `first`
+    assert merged["title"] == expected
+
+
+def test_highest_confidence_reads_the_nested_and_quoted_paths_evidence_uses() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "party": {
+                "type": "object",
+                "properties": {"unit price": {"type": "string", "x-merge": "highest_confidence"}},
+            }
+        },
+    }
+    parts = [
+        Part(0, 10, {"party": {"unit price": "1"}}, {'$.party["unit price"]': 0.2}),
+        Part(10, 20, {"party": {"unit price": "2"}}, {'$.party["unit price"]': 0.8}),
+    ]
+    merged, disagreements = merge_parts(schema, parts)
+    assert merged == {"party": {"unit price": "2"}}
+    assert [d.path for d in disagreements] == ['$.party["unit price"]']

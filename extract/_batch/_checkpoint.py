@@ -8,7 +8,8 @@ touched. fsync runs every few seconds and at the end.
 
 Safety rules (see `_guard`): the run holds an exclusive lock on the output for its whole life, the output
 must belong to this job (its `.meta`) before anything is read for resuming, and the one rewrite (dropping
-error lines so those ids rerun) happens only under that lock, atomically.
+the error lines and the incomplete-document lines, so those ids rerun) happens only under that lock,
+atomically, and keeps every other line byte for byte.
 """
 
 from __future__ import annotations
@@ -38,12 +39,17 @@ class Resumed:
 
     done: set[DocId] = field(default_factory=set)
     failed: set[DocId] = field(default_factory=set)
+    incomplete: set[DocId] = field(default_factory=set)  # a chunk missing; kept only without retry_failed
     lines: int = 0
     torn_bytes: int = 0
     dropped_failures: int = 0
+    dropped_incomplete: int = 0
 
 
-def _line_id(raw: bytes, path: Path, number: int) -> tuple[DocId, bool]:
+_OK, _FAILED, _INCOMPLETE = "ok", "failed", "incomplete"
+
+
+def _line_status(raw: bytes, path: Path, number: int) -> tuple[DocId, str]:
     try:
         obj: Any = _json.loads(raw)
     except json.JSONDecodeError as exc:  # orjson's and the exact loader's errors alike
@@ -57,7 +63,9 @@ def _line_id(raw: bytes, path: Path, number: int) -> tuple[DocId, bool]:
             f"{path} line {number} is not an output line ({raw[:80]!r}): this file was not written by "
             "`extract run`, or was edited. Pass a different --output, or fix or delete that line and rerun"
         )
-    return obj["id"], "value" in obj
+    if "value" not in obj:
+        return obj["id"], _FAILED
+    return obj["id"], _INCOMPLETE if obj.get("complete", True) is False else _OK
 
 
 class Checkpoint:
@@ -94,7 +102,8 @@ class Checkpoint:
             raise
 
     def load(self, *, retry_failed: bool = True) -> Resumed:
-        """Read what earlier runs finished; with retry_failed, their error lines are removed so the ids rerun.
+        """Read what earlier runs finished; with retry_failed, their error lines and the lines of documents
+        left incomplete (a chunk failed) are removed so those ids rerun.
 
         Call it after `acquire`. Removing lines rewrites the file to a temporary one and renames it over the
         original, so a kill during the rewrite leaves either the old or the new file, never a mix.
@@ -103,6 +112,7 @@ class Checkpoint:
         if not self.path.exists():
             return state
         failed_lines: set[DocId] = set()
+        incomplete_lines: set[DocId] = set()
         with open(self.path, "r+b") as fh:
             offset = 0
             for number, raw in enumerate(fh, start=1):
@@ -115,26 +125,36 @@ class Checkpoint:
                 offset += len(raw)
                 if not raw.strip():
                     continue
-                doc_id, ok = _line_id(raw, self.path, number)
+                doc_id, status = _line_status(raw, self.path, number)
                 state.lines += 1
-                if ok:
+                if status == _OK:
                     state.done.add(doc_id)
-                else:
+                elif status == _FAILED:
                     failed_lines.add(doc_id)
-        failed_lines -= state.done
+                else:
+                    incomplete_lines.add(doc_id)
+        incomplete_lines -= state.done
+        failed_lines -= state.done | incomplete_lines  # a value, even a partial one, is the better record
         if not retry_failed:
             state.failed = failed_lines
-        elif failed_lines:
+            state.incomplete = incomplete_lines
+        elif failed_lines or incomplete_lines:
             state.dropped_failures = len(failed_lines)
-            self._drop_errors()
+            state.dropped_incomplete = len(incomplete_lines)
+            self._drop_lines(failed_lines | incomplete_lines)
         return state
 
-    def _drop_errors(self) -> None:
+    def _drop_lines(self, rerun: set[DocId]) -> None:
+        """Rewrite the output without the failed or incomplete lines of the `rerun` ids; every other line
+        (this run's or not, blank or not) is copied unchanged."""
         tmp = self.path.with_name(self.path.name + f".{os.getpid()}.rewrite")
         with open(self.path, "rb") as src, open(tmp, "wb") as dst:
-            for raw in src:
-                if raw.strip() and b'"value"' in raw and "value" in _json.loads(raw):
-                    dst.write(raw)
+            for number, raw in enumerate(src, start=1):
+                if raw.strip():
+                    doc_id, status = _line_status(raw, self.path, number)
+                    if status != _OK and doc_id in rerun:
+                        continue
+                dst.write(raw)
             dst.flush()
             os.fsync(dst.fileno())
         os.replace(tmp, self.path)

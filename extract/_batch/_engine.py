@@ -167,6 +167,8 @@ class _Runner:
             attempts=len(attempts) if isinstance(attempts, list) else 1,
             seconds=_since(started),
             evidence=getattr(result, "evidence", None),
+            complete=getattr(result, "complete", True) is not False,
+            missing=tuple(getattr(result, "missing", ()) or ()),
         )
         self.window.on_success(_last_latency(result), time.monotonic())
         return outcome
@@ -175,6 +177,8 @@ class _Runner:
         stats = self.stats
         if outcome.ok:
             stats.done += 1
+            if not outcome.complete:
+                stats.incomplete += 1
         else:
             stats.failed += 1
         stats.tokens += outcome.usage.total_tokens
@@ -228,7 +232,7 @@ async def run_batch(
         except BaseException:
             store.close()
             raise
-        done_before = resumed.done | resumed.failed
+        done_before = resumed.done | resumed.failed | resumed.incomplete
         if config.on_resume is not None:
             config.on_resume(resumed, stats)
     reorder_limit = config.reorder_limit or max(4 * config.concurrency, 256)

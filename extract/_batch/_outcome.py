@@ -21,6 +21,8 @@ class Outcome:
 
     `index` is the document's position in the input, `attempts` how many model replies it took, `usage` the
     tokens it cost (zero when the server never answered) and `seconds` its wall time including waits.
+    A long document split into chunks whose chunk failed has a `value` but `complete=False`, and `missing`
+    names the character ranges no successful chunk covered; a resumed batch sends it again.
     """
 
     id: DocId
@@ -31,16 +33,25 @@ class Outcome:
     attempts: int = 0
     seconds: float = 0.0
     evidence: Mapping[str, Any] | None = None  # path -> FieldEvidence, with evidence=True
+    complete: bool = True
+    missing: tuple[tuple[int, int], ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
     def to_json(self) -> dict[str, Any]:
-        """The checkpoint/stdout line: {"id", "value", "usage"} or {"id", "error": {"type", "message"}, "usage"}."""
+        """The checkpoint/stdout line: {"id", "value", "usage"} or {"id", "error": {"type", "message"}, "usage"}.
+
+        An incomplete document's line also carries `"complete": false` and `"missing": [[start, end], ...]`
+        (complete ones leave both out, so their lines stay as they were).
+        """
         line: dict[str, Any] = {"id": self.id}
         if self.error is None:
             line["value"] = to_jsonable(self.value)
+            if not self.complete:
+                line["complete"] = False
+                line["missing"] = [[start, end] for start, end in self.missing]
             if self.evidence is not None:
                 line["evidence"] = evidence_json(self.evidence)
         else:
@@ -96,6 +107,7 @@ class BatchStats:
     total: int | None = None
     done: int = 0
     failed: int = 0
+    incomplete: int = 0  # of `done`: documents with a value but a chunk missing (they rerun on resume)
     skipped: int = 0
     tokens: int = 0
     cached_tokens: int = 0  # prompt tokens the provider billed from its prompt cache
@@ -115,7 +127,8 @@ class BatchStats:
 
     def summary(self) -> str:
         rate = self.completed / self.elapsed if self.elapsed > 0 else 0.0
+        incomplete = f" ({self.incomplete} incomplete)" if self.incomplete else ""
         return (
-            f"{self.done} done, {self.failed} failed, {self.skipped} skipped (already in the output), "
+            f"{self.done} done{incomplete}, {self.failed} failed, {self.skipped} skipped (already in the output), "
             f"{self.tokens:,} tokens ({self.cached_tokens:,} cached), {self.elapsed:.1f}s ({rate:.1f} docs/s), {self.throttled} rate-limited (429)"
         )

@@ -336,5 +336,7 @@ def _note_resume(args: argparse.Namespace, resumed: Any, total: int) -> bool:
         retried = (
             f", {resumed.dropped_failures} failed earlier and retried" if resumed.dropped_failures else ""
         )
+        if resumed.dropped_incomplete:
+            retried += f", {resumed.dropped_incomplete} left incomplete earlier and retried"
         note(args, f"resuming {args.output}: {len(resumed.done)} of {total} already done{retried}")
     return True

@@ -6,7 +6,7 @@ generator `Extractor.extract` / `aextract` drive when a document does not fit (s
 
 from __future__ import annotations
 
-from extract.documents._merge import SCALAR_POLICIES, Part, check_policies, merge_parts
+from extract.documents._merge import SCALAR_POLICIES, Part, check_policies, merge_parts, uses_policy
 from extract.documents._run import (
     CHUNK_CONCURRENCY,
     MAX_RESPLITS,
@@ -52,4 +52,5 @@ __all__ = [
     "plan_chunks",
     "run_document",
     "split_text",
+    "uses_policy",
 ]

@@ -8,8 +8,11 @@ Per node of the user's JSON Schema, values given in document order (each with it
   the overlap and is kept once (each earlier item absorbs one repeat: identical records that really occur
   twice inside one overlap cannot be told apart, so name key fields that tell them apart);
 - anything else is a scalar, resolved by the node's policy: ``first`` non-null value in document order
-  (the default), ``last``, or ``most_frequent`` (ties go to the earliest). Different non-null values are
-  a `Disagreement` (path, values, chunk ranges), kept on the Result.
+  (the default), ``last``, ``most_frequent`` (ties go to the earliest), or ``highest_confidence``: the
+  value the model was surest of (its chunk's token probability for that field, see `extract.evidence`;
+  ties and chunks without logprobs fall back to document order, so with no logprobs at all it is
+  ``first``). Different non-null values are a `Disagreement` (path, values, chunk ranges), kept on the
+  Result.
 
 A chunk's null means "not in this chunk" (the chunk schema makes required fields nullable), never a value.
 
@@ -22,6 +25,7 @@ Policies are set per node, in the JSON Schema as ``"x-merge"`` or with pydantic
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,22 +36,25 @@ import orjson
 from extract.errors import ConfigurationError
 from extract.results import Disagreement
 
-__all__ = ["SCALAR_POLICIES", "Part", "check_policies", "merge_parts"]
+__all__ = ["SCALAR_POLICIES", "Part", "check_policies", "merge_parts", "uses_policy"]
 
-SCALAR_POLICIES = ("first", "last", "most_frequent")
+SCALAR_POLICIES = ("first", "last", "most_frequent", "highest_confidence")
 _ARRAY_POLICIES = ("dedupe", "concat")
 _SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SUBSCHEMA_ONE = ("items", "additionalProperties", "not", "if", "then", "else", "contains")
 _SUBSCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # as extract.evidence._paths.format_path writes keys
 
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """One chunk's value and the range [start, end) of the document it was extracted from."""
+    """One chunk's value and the range [start, end) of the document it was extracted from; `confidence`
+    maps a leaf's JSONPath in the value (`$.a.b`) to the model's probability for it, when known."""
 
     start: int
     end: int
     value: Any
+    confidence: Mapping[str, float] | None = None
 
 
 def _policy_of(node: Mapping[str, Any]) -> Any:
@@ -73,6 +80,16 @@ def _schema_nodes(node: Any, path: str) -> Iterator[tuple[str, Mapping[str, Any]
             children = current.get(key)
             if isinstance(children, Mapping):
                 stack.extend((f"{where}/{key}/{name}", child) for name, child in children.items())
+
+
+def uses_policy(schema: Mapping[str, Any], policy: str) -> bool:
+    """Whether any node of `schema` names this merge policy (to collect only the evidence it needs)."""
+    return any(_policy_of(node) == policy for _, node in _schema_nodes(schema, "#"))
+
+
+def _child(path: str, name: str) -> str:
+    """`$.a` + `b` -> `$.a.b`; a key that is not an identifier is bracket-quoted (as evidence paths are)."""
+    return f"{path}.{name}" if _PLAIN_KEY.match(name) else f"{path}[{json.dumps(name, ensure_ascii=False)}]"
 
 
 def check_policies(schema: Mapping[str, Any]) -> None:
@@ -148,8 +165,8 @@ class _Merger:
         merged: dict[str, Any] = {}
         for name in names:
             child = properties.get(name, extra if isinstance(extra, Mapping) else {})
-            given = [Part(p.start, p.end, p.value[name]) for p in parts if name in p.value]
-            value = self.merge(child, given, f"{path}.{name}")
+            given = [Part(p.start, p.end, p.value[name], p.confidence) for p in parts if name in p.value]
+            value = self.merge(child, given, _child(path, name))
             if value is not None or _accepts_null(child, self):
                 merged[name] = value
         return merged
@@ -190,6 +207,10 @@ class _Merger:
             )
         if policy == "last":
             return parts[-1].value
+        if policy == "highest_confidence":
+            scores = [(p.confidence or {}).get(path) for p in parts]
+            known = [(score, -i) for i, score in enumerate(scores) if score is not None]
+            return parts[-max(known)[1]].value if known else parts[0].value
         if policy == "most_frequent":
             counts = Counter(encoded)
             best = max(counts.values())

@@ -75,6 +75,7 @@ class DocumentPlan:
     model: str
     budget: Callable[[int | None, int], int]
     finish: Callable[[Any], Any]
+    confidence: Callable[[ChunkTask, Result], Mapping[str, float]] | None = None
 
 
 def _split(document: str, start: int, end: int, tokens: int, overlap: int, depth: int) -> list[ChunkTask]:
@@ -171,7 +172,8 @@ def _conclude(
         attempts.extend(tried)
         usage = usage + _usage_of(outcome)
         if isinstance(outcome, Result):
-            parts.append(Part(task.start, task.end, outcome.value))
+            scores = plan.confidence(task, outcome) if plan.confidence is not None else None
+            parts.append(Part(task.start, task.end, outcome.value, scores))
             mode = mode or outcome.mode
             reports.append(ChunkReport(task.start, task.end, len(tried), outcome.usage))
         else:
