@@ -288,3 +288,55 @@ def test_chat_stream_reads_every_data_line_form() -> None:
     assert stream.done
     assert text == "ab c"
     assert stream.content == "ab c"
+
+
+# -- the SSE reader's inline path for the usual event agrees with the general one --------------------------
+
+_piece = st.text(max_size=6)
+_sse_events = st.lists(
+    st.one_of(
+        st.builds(lambda t: {"choices": [{"index": 0, "delta": {"content": t}}]}, _piece),
+        st.builds(
+            lambda t: {"choices": [{"index": 0, "delta": {"role": "assistant", "content": t}}]}, _piece
+        ),
+        st.builds(lambda t: {"choices": [{"index": 0, "delta": {"reasoning": t}}]}, _piece),
+        st.builds(
+            lambda t: {"choices": [{"index": 0, "delta": {"content": t}, "finish_reason": "length"}]}, _piece
+        ),
+        st.builds(
+            lambda t: {
+                "choices": [{"index": 0, "delta": {"content": t}, "logprobs": {"content": [{"t": t}]}}]
+            },
+            _piece,
+        ),
+        st.builds(
+            lambda t: {"id": "x", "choices": [{"index": 0, "delta": {"content": t}, "finish_reason": None}]},
+            _piece,
+        ),
+        st.just({"choices": [], "usage": {"total_tokens": 7}, "time_info": {"total_time": 0.1}}),
+        st.just({"choices": [{"index": 0, "delta": {"content": None}}]}),
+        st.just({"choices": ["not a choice"]}),
+        st.just(["not", "a", "chunk"]),
+    ),
+    max_size=12,
+)
+
+
+def _sse_state(stream: ChatStream) -> Any:
+    return (stream.content, stream.completion(), stream.events, stream.done)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_sse_events, st.data())
+def test_chat_stream_inline_path_matches_the_general_reader(events: list[Any], data: st.DataObject) -> None:
+    raw = [b"data: " + orjson.dumps(e) for e in events] + [b"data: {broken", b": keep-alive", b"data: [DONE]"]
+    wire = b"".join(r + b"\n\n" for r in raw)
+    general = ChatStream()  # every event through the general reader, one by one
+    for r in raw:
+        general._event(r)
+    fed = ChatStream()
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(wire) - 1)), max_size=10)))
+    texts = [fed.feed(wire[a:b]) for a, b in itertools.pairwise([0, *cuts, len(wire)])]
+    fed.close()
+    assert "".join(texts) == fed.content
+    assert _sse_state(fed) == _sse_state(general)
