@@ -340,3 +340,35 @@ def test_chat_stream_inline_path_matches_the_general_reader(events: list[Any], d
     fed.close()
     assert "".join(texts) == fed.content
     assert _sse_state(fed) == _sse_state(general)
+
+
+class _CountingJson(IncrementalJson):
+    __slots__ = ("calls",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def feed(self, text: str) -> bool:
+        self.calls += 1
+        return super().feed(text)
+
+
+def test_progress_parses_a_long_reply_once_per_window_not_once_per_event() -> None:
+    value = {"items": [{"n": i, "word": "w" * (i % 7)} for i in range(400)]}
+    content = json.dumps(value, separators=(",", ":"))
+    compiled = compile_schema({"type": "object", "properties": {"items": {"type": "array"}}})
+    progress = Progress(compiled)
+    progress.begin(StreamStart(200, {"content-type": "text/event-stream"}))
+    counting = progress._json = _CountingJson()
+    events = 0
+    shown = []
+    for i in range(0, len(content), 3):
+        event = {"choices": [{"index": 0, "delta": {"content": content[i : i + 3]}}]}
+        item = progress.feed(b"data: " + orjson.dumps(event) + b"\n\n")
+        events += 1
+        if item is not NOTHING:
+            shown.append(item)
+    assert counting.done and counting.root == value
+    assert shown[-1] == value  # the whole value is shown the moment it completes
+    assert counting.calls < events / 3, (counting.calls, events)
