@@ -8,10 +8,16 @@ Part 1 (CPU, no network): one reply of ~100 KB of JSON (a list of records) split
     decode, PartialModel instances at structural boundaries) plus the final parse;
   - re-parse (pydantic-core `from_json(allow_partial=True)` of the buffer) after every piece, and the same
     only at structural boundaries (after a value completes): the well-kept alternatives, O(n^2).
-Part 2 (wall time, loopback test server): time to the first partial (a complete field) and to the last
+Part 2 (peer, loopback test server in this process): client CPU (`time.thread_time` of the calling thread, so
+the server's threads are not counted) to stream the same reply in 4-character SSE events with
+`Extractor.stream` and with instructor's `create_partial` (Mode.JSON_SCHEMA, over the OpenAI SDK), side by
+side in one run; target: extract <= 0.5x instructor. instructor validates a partial model of the whole
+buffer on every event (quadratic: a 100 KB reply takes it over ten minutes), so the peer size is
+`--peer-kb` (default 10). Skipped with the reason where instructor is not importable.
+Part 3 (wall time, loopback test server): time to the first partial (a complete field) and to the last
 item for a ~4 KB reply in 4-character events, one every `--gap` seconds (default 1 ms, a model's token rate).
 
-    python benchmarks/bench_stream.py [--kb 100] [--gap 0.001] [--quick]
+    python benchmarks/bench_stream.py [--kb 100] [--peer-kb 10] [--gap 0.001] [--quick]
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -39,6 +46,9 @@ from extract.transports import StreamStart
 
 NAME = "stream"
 TOKEN_CHARS = 4
+TARGET_VS_INSTRUCTOR = 0.5
+NOTES: list[str] = []  # the peer table's verdict or why the instructor row was skipped (set by run)
+MODEL = "llama3.1-8b"
 
 
 class Record(BaseModel):
@@ -159,6 +169,83 @@ def cpu_rows(kb: int, rounds: int, reparse: bool) -> list[Row]:
     return rows
 
 
+def _instructor_client(base_url: str) -> tuple[Callable[[str], Iterator[Any]], Callable[[], None]] | str:
+    """instructor's `create_partial` against `base_url`, or why it cannot run here."""
+    try:
+        import instructor
+        import openai
+    except ImportError as exc:
+        return f"instructor is not importable in this Python ({exc.name}); run with a venv that has it"
+    raw = openai.OpenAI(base_url=base_url, api_key="k", max_retries=0)
+    client = instructor.from_openai(raw, mode=instructor.Mode.JSON_SCHEMA)
+
+    def partials(text: str) -> Iterator[Any]:
+        return iter(
+            client.chat.completions.create_partial(
+                model=MODEL,
+                messages=[{"role": "user", "content": text}],
+                response_model=Catalogue,
+                max_retries=0,
+            )
+        )
+
+    return partials, raw.close
+
+
+def peer_rows(kb: int, rounds: int, *, with_instructor: bool = True) -> tuple[list[Row], list[str]]:
+    """extract and instructor streaming the same reply from one test server, client-thread CPU."""
+    text = "Catalogue of items with names, tags, prices and flags."
+    content = _reply(kb)
+    want = Catalogue.model_validate_json(content)
+    rows: list[Row] = []
+    notes: list[str] = []
+    with TestServer(stream_chunk_chars=TOKEN_CHARS) as server:
+        extractor = Extractor(base_url=server.base_url, api_key="k", model=MODEL)
+        systems: dict[str, Callable[[str], Iterator[Any]]] = {
+            "extract (Extractor.stream)": lambda t: iter(extractor.stream(Catalogue, t))
+        }
+        peer = _instructor_client(server.base_url) if with_instructor else None
+        if isinstance(peer, str):
+            notes.append(f"instructor row skipped: {peer}")
+        elif peer is not None:
+            systems["instructor (create_partial, Mode.JSON_SCHEMA)"] = peer[0]
+        cpu: dict[str, float] = {}
+        for name, partials in systems.items():
+            best, items, last = float("inf"), 0, None
+            for _ in range(rounds if name.startswith("extract") else 1):
+                server.script(Fault.content(content))
+                count = 0
+                start = time.thread_time()
+                for item in partials(text):
+                    count += 1
+                    last = item
+                best = min(best, time.thread_time() - start)
+                items = count
+            same = last is not None and Catalogue.model_validate(last.model_dump()) == want
+            cpu[name] = best
+            rows.append(
+                {
+                    "client": name,
+                    "reply KB": len(content) // 1024,
+                    "SSE events": -(-len(content) // TOKEN_CHARS),
+                    "items yielded": items,
+                    "last item == reply": same,
+                    "client CPU ms": round(best * 1000, 1),
+                }
+            )
+        extractor.close()
+        if peer is not None and not isinstance(peer, str):
+            peer[1]()
+    if len(cpu) == 2:
+        ours, theirs = cpu.values()
+        ratio = ours / theirs
+        verdict = "met" if ratio <= TARGET_VS_INSTRUCTOR else "MISSED"
+        notes.append(
+            f"extract / instructor client CPU: {ratio:.3f}x (target <= {TARGET_VS_INSTRUCTOR}x): {verdict}"
+        )
+    return rows, notes
+
+
 def latency_rows(gap: float, chunk_chars: int, runs: int, kb: int) -> list[Row]:
     """Wall time to the first partial and to the last item for a scripted reply of about `kb` KB."""
     text = "Catalogue of items with names, tags, prices and flags."
@@ -198,13 +285,19 @@ def latency_rows(gap: float, chunk_chars: int, runs: int, kb: int) -> list[Row]:
 def run(argv: Sequence[str] | None = None) -> dict[str, list[Row]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--kb", type=int, default=100)
+    parser.add_argument("--peer-kb", type=int, default=10, help="reply size of the instructor comparison")
     parser.add_argument("--gap", type=float, default=0.001)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run; figures are noise)")
     args = parser.parse_args(argv)
     kb, rounds, runs = (4, 1, 1) if args.quick else (args.kb, args.rounds, 3)
+    peer, notes = peer_rows(1 if args.quick else args.peer_kb, rounds)
+    if not args.quick and args.kb != args.peer_kb:  # extract alone end to end at the CPU table's size
+        peer += peer_rows(args.kb, rounds, with_instructor=False)[0]
+    NOTES[:] = notes
     return {
         "cpu": cpu_rows(kb, rounds, reparse=True),
+        "peer": peer,
         "latency": latency_rows(0.0 if args.quick else args.gap, TOKEN_CHARS, runs, 1 if args.quick else 4),
     }
 
@@ -214,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name, rows in tables.items():
         print(f"\n## {name}\n")
         print(markdown_table(rows))
+        if name == "peer":
+            for note in NOTES:
+                print(f"\n{note}")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,10 @@ BENCHES: tuple[Bench, ...] = (
     Bench("hostile", "bench_hostile", "Hostile inputs: replies, servers, schemas", False),
     Bench("reasoning", "bench_reasoning", "Reasoning effort: tokens and success per effort", True),
     Bench("long", "bench_long", "Long documents: recall, precision, requests and CPU per MB", False),
+    Bench(
+        "stream", "bench_stream", "Streaming: client CPU per reply, vs instructor, time to first field", False
+    ),
+    Bench("evidence", "bench_evidence", "Evidence: client CPU of evidence=True against evidence=False", True),
 )
 
 

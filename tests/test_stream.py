@@ -288,3 +288,87 @@ def test_chat_stream_reads_every_data_line_form() -> None:
     assert stream.done
     assert text == "ab c"
     assert stream.content == "ab c"
+
+
+# -- the SSE reader's inline path for the usual event agrees with the general one --------------------------
+
+_piece = st.text(max_size=6)
+_sse_events = st.lists(
+    st.one_of(
+        st.builds(lambda t: {"choices": [{"index": 0, "delta": {"content": t}}]}, _piece),
+        st.builds(
+            lambda t: {"choices": [{"index": 0, "delta": {"role": "assistant", "content": t}}]}, _piece
+        ),
+        st.builds(lambda t: {"choices": [{"index": 0, "delta": {"reasoning": t}}]}, _piece),
+        st.builds(
+            lambda t: {"choices": [{"index": 0, "delta": {"content": t}, "finish_reason": "length"}]}, _piece
+        ),
+        st.builds(
+            lambda t: {
+                "choices": [{"index": 0, "delta": {"content": t}, "logprobs": {"content": [{"t": t}]}}]
+            },
+            _piece,
+        ),
+        st.builds(
+            lambda t: {"id": "x", "choices": [{"index": 0, "delta": {"content": t}, "finish_reason": None}]},
+            _piece,
+        ),
+        st.just({"choices": [], "usage": {"total_tokens": 7}, "time_info": {"total_time": 0.1}}),
+        st.just({"choices": [{"index": 0, "delta": {"content": None}}]}),
+        st.just({"choices": ["not a choice"]}),
+        st.just(["not", "a", "chunk"]),
+    ),
+    max_size=12,
+)
+
+
+def _sse_state(stream: ChatStream) -> Any:
+    return (stream.content, stream.completion(), stream.events, stream.done)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_sse_events, st.data())
+def test_chat_stream_inline_path_matches_the_general_reader(events: list[Any], data: st.DataObject) -> None:
+    raw = [b"data: " + orjson.dumps(e) for e in events] + [b"data: {broken", b": keep-alive", b"data: [DONE]"]
+    wire = b"".join(r + b"\n\n" for r in raw)
+    general = ChatStream()  # every event through the general reader, one by one
+    for r in raw:
+        general._event(r)
+    fed = ChatStream()
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(wire) - 1)), max_size=10)))
+    texts = [fed.feed(wire[a:b]) for a, b in itertools.pairwise([0, *cuts, len(wire)])]
+    fed.close()
+    assert "".join(texts) == fed.content
+    assert _sse_state(fed) == _sse_state(general)
+
+
+class _CountingJson(IncrementalJson):
+    __slots__ = ("calls",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def feed(self, text: str) -> bool:
+        self.calls += 1
+        return super().feed(text)
+
+
+def test_progress_parses_a_long_reply_once_per_window_not_once_per_event() -> None:
+    value = {"items": [{"n": i, "word": "w" * (i % 7)} for i in range(400)]}
+    content = json.dumps(value, separators=(",", ":"))
+    compiled = compile_schema({"type": "object", "properties": {"items": {"type": "array"}}})
+    progress = Progress(compiled)
+    progress.begin(StreamStart(200, {"content-type": "text/event-stream"}))
+    counting = progress._json = _CountingJson()
+    events = 0
+    shown = []
+    for i in range(0, len(content), 3):
+        event = {"choices": [{"index": 0, "delta": {"content": content[i : i + 3]}}]}
+        item = progress.feed(b"data: " + orjson.dumps(event) + b"\n\n")
+        events += 1
+        if item is not NOTHING:
+            shown.append(item)
+    assert counting.done and counting.root == value
+    assert shown[-1] == value  # the whole value is shown the moment it completes
+    assert counting.calls < events / 3, (counting.calls, events)

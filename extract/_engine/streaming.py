@@ -35,12 +35,24 @@ if TYPE_CHECKING:
 __all__ = ["NOTHING", "Progress", "stream_async", "stream_sync"]
 
 NOTHING: Any = object()
+_CLOSERS = ("}", "]")
 
 
 class Progress:
     """One extraction's streaming state: the attempt under way and what the caller was last shown."""
 
-    __slots__ = ("_chat", "_decoder", "_head", "_json", "_next", "_received", "_shown", "attempt", "result")
+    __slots__ = (
+        "_chat",
+        "_decoder",
+        "_head",
+        "_json",
+        "_next",
+        "_pending",
+        "_received",
+        "_shown",
+        "attempt",
+        "result",
+    )
 
     def __init__(self, compiled: CompiledSchema) -> None:
         self._decoder = PartialDecoder(compiled)
@@ -48,6 +60,7 @@ class Progress:
         self._json = IncrementalJson()
         self._head: StreamStart | None = None
         self._shown: Any = None
+        self._pending: list[str] = []  # content not yet given to the parser
         self._received = 0  # content characters of the reply under way
         self._next = 0  # the content size at which the next partial may be built
         self.attempt = 0  # the number of the reply under way (1 = the first); a re-ask adds one
@@ -63,6 +76,7 @@ class Progress:
         self._chat = ChatStream()
         self._json = IncrementalJson()
         self._shown = None
+        self._pending = []
         self._received = 0
         self._next = 0
         self.attempt += 1
@@ -73,11 +87,19 @@ class Progress:
         A partial costs time in the size of the value so far (it is a new object each time), so one is
         built at a boundary only once the content has grown by an eighth since the last: every boundary
         of a small reply is shown, a large one costs a bounded multiple of its size, not its square.
-        The complete value is always shown."""
+        Content that arrives before that size is only kept (`_pending`) and parsed in one piece once the
+        size is reached, or when it ends with a closing bracket (it may complete the whole value, which is
+        shown at once): the parser is called once per window and per close, not once per event."""
         text = self._chat.feed(data)
         if not text:
             return NOTHING
         self._received += len(text)
+        pending = self._pending
+        pending.append(text)
+        if self._received < self._next and text.rstrip()[-1:] not in _CLOSERS:
+            return NOTHING
+        text = pending[0] if len(pending) == 1 else "".join(pending)
+        pending.clear()
         parser = self._json
         if not parser.feed(text) and not (parser.done and self._shown is not parser.root):
             return NOTHING

@@ -61,7 +61,39 @@ class ChatStream:
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         *events, self._partial = buf.split(b"\n\n")
         out: list[str] = []
+        loads = orjson.loads
         for event in events:
+            # The usual event, read inline (a function call per event is a good part of its cost): one
+            # `data: {...}` line after the first chunk, a content delta alone, no usage, error or logprobs.
+            if self.events and event[:7] == b"data: {" and b"\n" not in event:
+                try:
+                    chunk = loads(event[6:])
+                except orjson.JSONDecodeError:
+                    continue  # an unreadable event: the reply it leaves incomplete is judged at the end
+                if type(chunk) is dict and "usage" not in chunk and "time_info" not in chunk:
+                    choices = chunk.get("choices")
+                    if type(choices) is list and choices and "error" not in chunk:
+                        choice = choices[0]
+                        delta = choice.get("delta") if type(choice) is dict else None
+                        if (
+                            type(delta) is dict
+                            and len(delta) == 1
+                            and choice.get("finish_reason") is None
+                            and choice.get("logprobs") is None
+                        ):
+                            text = delta.get("content")
+                            if type(text) is str:
+                                self.events += 1
+                                if text:
+                                    self._content.append(text)
+                                    out.append(text)
+                                continue
+                    if type(chunk) is dict:
+                        self.events += 1
+                        text = self._chunk(chunk)
+                        if text:
+                            out.append(text)
+                        continue
             text = self._event(event)
             if text:
                 out.append(text)
