@@ -50,6 +50,7 @@ class Progress:
         "_pending",
         "_received",
         "_shown",
+        "_whole",
         "attempt",
         "result",
     )
@@ -59,6 +60,7 @@ class Progress:
         self._chat = ChatStream()
         self._json = IncrementalJson()
         self._head: StreamStart | None = None
+        self._whole: Outcome = None  # a whole answer a streaming transport gave instead of a stream
         self._shown: Any = None
         self._pending: list[str] = []  # content not yet given to the parser
         self._received = 0  # content characters of the reply under way
@@ -148,6 +150,23 @@ class Progress:
 
     def reset(self) -> None:
         self._head = None
+        self._whole = None
+
+    def take(self, part: bytes | StreamStart | Outcome) -> Any:
+        """One item of a transport's stream: body bytes (a partial value or NOTHING back), the response
+        head, or a whole answer; the sync and async drivers share this."""
+        if isinstance(part, bytes):
+            return self.feed(part)
+        if isinstance(part, StreamStart):
+            self.begin(part)
+        else:
+            self._whole = part
+            self.answered(part)
+        return NOTHING
+
+    def outcome(self) -> Outcome:
+        """What the engine gets for the stream just read: the whole answer given, else the stream's end."""
+        return self._whole if self._whole is not None else self.end()
 
 
 def _unstreamed(request: WireRequest) -> WireRequest:
@@ -183,20 +202,12 @@ def stream_sync(
                 progress.answered(outcome)
                 continue
             progress.reset()
-            outcome = None
             try:
                 for part in opener(action.request, timeout):
-                    if isinstance(part, bytes):
-                        value = progress.feed(part)
-                        if value is not NOTHING:
-                            yield value
-                    elif isinstance(part, StreamStart):
-                        progress.begin(part)
-                    else:
-                        outcome = part
-                        progress.answered(part)
-                if outcome is None:
-                    outcome = progress.end()
+                    value = progress.take(part)
+                    if value is not NOTHING:
+                        yield value
+                outcome = progress.outcome()
             except APIError as exc:
                 outcome = progress.broken(exc)
     finally:
@@ -228,21 +239,13 @@ async def stream_async(
                 progress.answered(outcome)
                 continue
             progress.reset()
-            outcome = None
             parts = opener(action.request, timeout)
             try:
                 async for part in parts:
-                    if isinstance(part, bytes):
-                        value = progress.feed(part)
-                        if value is not NOTHING:
-                            yield value
-                    elif isinstance(part, StreamStart):
-                        progress.begin(part)
-                    else:
-                        outcome = part
-                        progress.answered(part)
-                if outcome is None:
-                    outcome = progress.end()
+                    value = progress.take(part)
+                    if value is not NOTHING:
+                        yield value
+                outcome = progress.outcome()
             except APIError as exc:
                 outcome = progress.broken(exc)
             finally:
