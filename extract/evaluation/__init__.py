@@ -19,7 +19,7 @@ from extract.evaluation._metrics import (
     normalise,
     score,
 )
-from extract.evaluation._run import evaluate, observe
+from extract.evaluation._run import evaluate, observe, run_examples
 
 __all__ = [
     "EvalReport",
@@ -30,5 +30,6 @@ __all__ = [
     "expected_calibration_error",
     "normalise",
     "observe",
+    "run_examples",
     "score",
 ]

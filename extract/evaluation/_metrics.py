@@ -62,6 +62,7 @@ class Observation:
     completion_tokens: int = 0
     error: str | None = None
     id: str | None = None
+    text: str | None = None
 
 
 @dataclass(slots=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from extract.errors import ExtractError, InputError
+from extract.errors import InputError
 from extract.evaluation._metrics import EvalReport, Observation, score
 
-__all__ = ["evaluate", "observe"]
+__all__ = ["evaluate", "observe", "run_examples"]
 
 
 def _example(example: Any, number: int) -> tuple[str | None, str, Any]:
@@ -35,7 +35,7 @@ def _plain(value: Any) -> Any:
     return dump(mode="json", by_alias=True) if callable(dump) else value
 
 
-def observe(result: Any, gold: Any, doc_id: str | None = None) -> Observation:
+def observe(result: Any, gold: Any, doc_id: str | None = None, text: str | None = None) -> Observation:
     """An Observation from a `Result` (extract(..., full=True))."""
     usage = result.usage
     return Observation(
@@ -46,6 +46,7 @@ def observe(result: Any, gold: Any, doc_id: str | None = None) -> Observation:
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         id=doc_id,
+        text=text,
     )
 
 
@@ -59,16 +60,32 @@ def evaluate(
 ) -> EvalReport:
     """Extract every example and compare with its gold value, per leaf path (see extract.evaluation).
 
-    `examples`: mappings {"text": ..., "gold": ...} (gold as JSON, pydantic instances dumped by alias) or
-    (text, gold) pairs. `options` go to `extract()` (model, base_url, require_grounding, temperature, ...),
-    or to `extractor.extract` when an Extractor is given. `evidence=True` (the default) asks for spans and
-    confidences, so grounding rate and calibration can be measured. A document whose extraction fails
-    counts every gold leaf as missed; its error is kept in the report's count of failures.
+    `examples`: mappings {"text": ..., "gold": ..., "id"?: ...} (gold as JSON, or a pydantic instance,
+    dumped by alias) or (text, gold) pairs. `options` go to `extract()` (model, base_url,
+    require_grounding, temperature, ...), or to `extractor.extract` when an Extractor is given.
+    `evidence=True` (the default) asks for spans and confidences, so grounding rate and calibration can
+    be measured. A document whose extraction fails (ExtractionFailed) counts every gold leaf as missed
+    and is counted in `failed`; configuration and connection errors are raised.
     """
-    from extract.core import extract
     from extract.schema import compile_schema
 
     compiled = compile_schema(schema)
+    found = run_examples(schema, examples, extractor=extractor, evidence=evidence, **options)
+    return score(compiled.user_schema, found)
+
+
+def run_examples(
+    schema: Any,
+    examples: Iterable[Any],
+    *,
+    extractor: Any = None,
+    evidence: bool = True,
+    **options: Any,
+) -> list[Observation]:
+    """One Observation per example (what `evaluate` scores), texts kept for a report."""
+    from extract.core import extract
+    from extract.errors import ExtractionFailed
+
     observations: list[Observation] = []
     for number, example in enumerate(examples, 1):
         doc_id, text, gold = _example(example, number)
@@ -77,18 +94,10 @@ def evaluate(
                 result = extractor.extract(schema, text, full=True, evidence=evidence, **options)
             else:
                 result = extract(schema, text, full=True, evidence=evidence, **options)
-        except ExtractError as exc:
-            if not _is_failure(exc):
-                raise
-            observations.append(Observation(gold=_plain(gold), predicted=None, error=str(exc), id=doc_id))
+        except ExtractionFailed as exc:
+            observations.append(
+                Observation(gold=_plain(gold), predicted=None, error=str(exc), id=doc_id, text=text)
+            )
             continue
-        observations.append(observe(result, gold, doc_id))
-    return score(compiled.user_schema, observations)
-
-
-def _is_failure(exc: ExtractError) -> bool:
-    """The model's failure on one document (it counts against the score); configuration and connection
-    errors are the caller's to see."""
-    from extract.errors import ExtractionFailed
-
-    return isinstance(exc, ExtractionFailed)
+        observations.append(observe(result, gold, doc_id, text))
+    return observations
