@@ -209,5 +209,6 @@ def test_evaluate_counts_a_failed_document_and_rejects_bad_examples(server: Test
             Contact, [(TEXT, {"name": "Ada", "city": "London", "age": 36})], extractor=ex
         )
         assert report.failed == 1 and report.totals.fn == 3 and report.f1 == 0.0
+        assert report.requests_per_document == 3.0  # the failed attempts still cost requests
         with pytest.raises(InputError, match="example 1"):
             extract.evaluate(Contact, ["just text"], extractor=ex)

@@ -1,17 +1,14 @@
 """The four document kinds of the evaluation set. Gold values are in canonical form: ISO dates, plain
-numbers, names in title case; the documents write them otherwise."""
+numbers, names in title case; the documents write them otherwise. No field descriptions: a small model
+copies a description into the value instead of reading the document."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
-
-_DATE = "the date as YYYY-MM-DD"
+from pydantic import BaseModel
 
 
 class Contact(BaseModel):
-    """A contact note: who called, how to reach them."""
-
-    name: str = Field(description="the person's full name")
+    name: str
     email: str | None = None
     phone: str | None = None
     company: str | None = None
@@ -20,26 +17,26 @@ class Contact(BaseModel):
 
 class Invoice(BaseModel):
     invoice_number: str
-    vendor: str = Field(description="the company that issued the invoice")
-    total: float = Field(description="the amount due, a number without currency sign")
-    currency: str = Field(description="ISO code, e.g. USD")
-    due_date: str | None = Field(default=None, description=_DATE)
+    vendor: str
+    total: float
+    currency: str
+    due_date: str | None = None
 
 
 class JobPosting(BaseModel):
     title: str
     company: str
     location: str | None = None
-    salary_min: int | None = Field(default=None, description="the lowest yearly salary, a number")
+    salary_min: int | None = None
     remote: bool = False
 
 
 class Event(BaseModel):
     name: str
-    date: str = Field(description=_DATE)
+    date: str
     venue: str | None = None
     city: str
-    price: float | None = Field(default=None, description="ticket price, a number; 0 when free")
+    price: float | None = None
 
 
 SCHEMAS: dict[str, type[BaseModel]] = {

@@ -95,8 +95,18 @@ def run_examples(
             else:
                 result = extract(schema, text, full=True, evidence=evidence, **options)
         except ExtractionFailed as exc:
+            usage = exc.usage
             observations.append(
-                Observation(gold=_plain(gold), predicted=None, error=str(exc), id=doc_id, text=text)
+                Observation(
+                    gold=_plain(gold),
+                    predicted=None,
+                    requests=len(exc.attempts),
+                    prompt_tokens=getattr(usage, "prompt_tokens", 0),
+                    completion_tokens=getattr(usage, "completion_tokens", 0),
+                    error=str(exc),
+                    id=doc_id,
+                    text=text,
+                )
             )
             continue
         observations.append(observe(result, gold, doc_id, text))
