@@ -94,3 +94,25 @@ def test_eval_bad_input_is_exit_code_2(files: dict[str, Path], capsys: pytest.Ca
     assert '"gold"' in capsys.readouterr().err
     assert main(["eval", str(files["schema"]), str(files["gold"]), "-o", "x.html"]) == 2
     assert "--evidence" in capsys.readouterr().err
+
+
+def test_bench_quality_runs_against_a_server(server: TestServer) -> None:
+    import sys
+
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from benchmarks import bench_quality
+
+    rows = bench_quality.main(
+        ["--quick", "--base-url", server.base_url, "--model", MODEL, "--provider", "cerebras"]
+    )
+    assert [
+        r["run"].endswith(f"require_grounding={g}") for r, g in zip(rows, (False, True), strict=True)
+    ] == [
+        True,
+        True,
+    ]
+    for row in rows:
+        assert row["docs (failed)"].startswith("4 (") and 0.0 <= row["field F1"] <= 1.0
+        assert row["scored leaves"] > 0 and (row["AUROC"] == "n/a" or 0.0 <= row["AUROC"] <= 1.0)
