@@ -43,6 +43,15 @@ def test_normalised_match_folds_case_accents_punctuation_and_numbers() -> None:
     assert normalise("$1,250.50") == normalise(1250.5)
     assert normalise(3) == normalise(3.0)
     assert normalise(True) != normalise("true")
+    for written in (
+        "March 5, 2024",
+        "Tue, Mar 5 2024",
+        "the 5th of March 2024",
+        "2024-03-05",
+        "5 March 2024",
+    ):
+        assert normalise(written) == "2024-03-05", written
+    assert normalise("03/05/2024") != "2024-03-05"  # two readings: left as text
 
 
 def test_hand_made_counts_precision_recall_f1() -> None:

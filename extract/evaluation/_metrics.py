@@ -4,7 +4,9 @@ Matching rules:
 
 - A leaf (string, number, boolean) is compared at its JSONPath. `exact`: equal as JSON values.
   `normalised`: equal after case folding, accent removal, whitespace collapsed and punctuation dropped,
-  with numbers (and strings that read as numbers, "$1,250.00") compared as numbers. Correctness uses the
+  with numbers (and strings that read as numbers, "$1,250.00") compared as numbers, and dates written
+  out ("March 5, 2024", "Tue, Mar 5 2024", "the 5th of March 2024") compared as ISO dates (a numeric
+  date with two readings, 03/05/2024, is left as text). Correctness uses the
   normalised match; the exact counts are reported beside it.
 - Lists are matched in order (item i against gold item i) unless the schema marks the array
   `"uniqueItems": true` (pydantic `set[...]` / `frozenset[...]`): then each predicted item is correct when
@@ -20,6 +22,7 @@ Matching rules:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
@@ -30,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from extract.evidence._ground import _DATES, _date_readings
 from extract.evidence._paths import Path, format_path
 from extract.evidence._schema import node_at
 
@@ -46,6 +50,7 @@ __all__ = [
 _BINS = 10
 _NUMBER = re.compile(r"[-+]?\d[\d,\u00a0\u202f ]*(?:\.\d+)?")
 _CURRENCY = "$€£¥₹"
+_WEEKDAY = re.compile(r"^(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?(?:the\s+)?", re.I)
 _INDEX = re.compile(r"\[\d+\]")
 
 
@@ -220,6 +225,19 @@ def _as_number(text: str) -> Decimal | None:
         return None
 
 
+def _as_date(text: str) -> dt.date | None:
+    """The one date a string writes, in any of the grounding module's date forms, else None."""
+    stripped = _WEEKDAY.sub("", text.strip()).rstrip(".")
+    if len(stripped) > 40:
+        return None
+    for pattern, order in _DATES:
+        found = pattern.fullmatch(stripped)
+        if found is not None:
+            readings = set(_date_readings(found, order))
+            return readings.pop() if len(readings) == 1 else None
+    return None
+
+
 def normalise(value: Any) -> Any:
     """The form two values are compared in for a `normalised` match (see the module docstring)."""
     if isinstance(value, bool):
@@ -229,7 +247,10 @@ def normalise(value: Any) -> Any:
         return number.normalize() if number.is_finite() else str(value)
     if isinstance(value, str):
         parsed = _as_number(value)
-        return parsed.normalize() if parsed is not None else _fold(value)
+        if parsed is not None:
+            return parsed.normalize()
+        day = _as_date(value)
+        return day.isoformat() if day is not None else _fold(value)
     if isinstance(value, list):
         return [normalise(v) for v in value]
     if isinstance(value, dict):
