@@ -116,3 +116,21 @@ def test_bench_quality_runs_against_a_server(server: TestServer) -> None:
     for row in rows:
         assert row["docs (failed)"].startswith("4 (") and 0.0 <= row["field F1"] <= 1.0
         assert row["scored leaves"] > 0 and (row["AUROC"] == "n/a" or 0.0 <= row["AUROC"] <= 1.0)
+
+
+def test_eval_require_grounding_reasks_a_value_not_in_the_text(
+    server: TestServer, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    gold = files["dir"] / "one.jsonl"
+    gold.write_text(
+        json.dumps({"id": "a", "text": TEXT_A, "gold": {"name": "Ada Lovelace", "city": "London"}}) + "\n"
+    )
+    server.script(
+        Fault.content(compact({"name": "Ada Lovelace", "city": "Paris"})),
+        Fault.content(compact({"name": "Ada Lovelace", "city": "London"})),
+    )
+    argv = ["eval", str(files["schema"]), str(gold), "--require-grounding", "--json", "-"]
+    assert main([*argv, "--base-url", server.base_url, "--model", MODEL, "-q"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["requests_per_document"] == 2.0 and report["f1"] == 1.0
+    assert "does not appear in the text" in json.dumps(server.requests[-1]["messages"])
