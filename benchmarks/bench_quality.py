@@ -8,6 +8,15 @@ if any, from CEREBRAS_API_KEY). Targets (issue 12): AUROC >= 0.75 on the embedde
 require_grounding lowers the share of `none`-aligned wrong values without lowering F1.
 
     python benchmarks/bench_quality.py [--n 20] [--max-tokens 160] [--base-url URL --model NAME]
+
+The embedded model returns no logprobs (its provider row says so, and llama-cpp-python computes them only
+for a model loaded with logits_all=True), so ECE and AUROC read n/a there. The same weights behind
+llama.cpp's own server do return them:
+
+    python -m llama_cpp.server --model .../SmolLM2-135M-Instruct.Q4_1.gguf --model_alias smollm2-135m \
+        --host 127.0.0.1 --port 18917 --n_ctx 2048 --logits_all true
+    python benchmarks/bench_quality.py --base-url http://127.0.0.1:18917/v1 --model smollm2-135m \
+        --provider llamacpp
 """
 
 from __future__ import annotations
