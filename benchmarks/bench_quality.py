@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--base-url", help="an OpenAI-compatible server instead of the embedded model")
     parser.add_argument("--model", help="the model name at --base-url")
     parser.add_argument("--provider", help="the provider record for --base-url (default: guessed)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per request (slow CPUs)")
     parser.add_argument("--json", metavar="PATH", help="also write both full reports as JSON")
     return parser
 
@@ -69,12 +70,14 @@ def _extractor(args: argparse.Namespace) -> Any:
     from extract import Extractor
 
     if args.base_url:
-        return Extractor(base_url=args.base_url, model=args.model, provider=args.provider)
+        return Extractor(
+            base_url=args.base_url, model=args.model, provider=args.provider, timeout=args.timeout
+        )
     from extract.local import LocalTransport
 
     transport = LocalTransport()
     transport.load()
-    return Extractor(transport=transport, model=transport.model_name, provider="local")
+    return Extractor(transport=transport, model=transport.model_name, provider="local", timeout=args.timeout)
 
 
 def _tagged(kind: str, obs: Any) -> Any:
