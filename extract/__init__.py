@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from extract.batch import BatchStats, Outcome, aextract_many, extract_many
     from extract.core import Extractor, aextract, astream, extract, stream
     from extract.documents import DocumentIncomplete
+    from extract.evaluation import evaluate
     from extract.evidence import FieldEvidence
     from extract.frame import extract_frame
     from extract.ratelimit import RateLimiter
@@ -64,6 +65,7 @@ _LAZY: dict[str, str] = {
     "AsyncPartialStream": "extract.streaming",
     "Result": "extract.results",
     "FieldEvidence": "extract.evidence",
+    "evaluate": "extract.evaluation",
     "Attempt": "extract.results",
     "Usage": "extract.results",
     "ChunkReport": "extract.results",
@@ -119,6 +121,7 @@ __all__ = [
     "aextract_many",
     "astream",
     "compile_schema",
+    "evaluate",
     "extract",
     "extract_frame",
     "extract_many",

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from types import FrameType
 
-from extract.cli import _demo, _report, _schema
+from extract.cli import _demo, _eval, _report, _schema
 from extract.cli._common import (
     EXIT_CODES_HELP,
     EXIT_USAGE,
@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     _schema.add_parser(subparsers)
     _add_run(subparsers)
     _report.add_parser(subparsers)
+    _eval.add_parser(subparsers)
     return parser
 
 
