@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -779,18 +779,37 @@ async def aextract(
 
 def _stream_job(
     extractor: Extractor, schema: Any, text: str | Sequence[Mapping[str, Any]], kwargs: dict[str, Any]
-) -> Job:
-    """The job `Extractor.extract` would run, asking for a streamed reply in the modes the row streams."""
+) -> tuple[Job, _Document | None, Callable[[ChunkTask], Job] | None]:
+    """The job `Extractor.extract` would run, asking for a streamed reply in the modes the row streams;
+    and, for a text longer than the model's context window, its chunked run (see extract/documents/)."""
     params = dict(kwargs)
+    if params.pop("evidence", False):
+        raise ConfigurationError(
+            "evidence=True is not computed for streams; use extract(..., full=True, evidence=True)"
+        )
+    require_grounding = bool(params.pop("require_grounding", False))
+    chunking = check_chunk_options(
+        params.pop("chunking", "auto"),
+        params.pop("chunk_tokens", None),
+        params.pop("overlap_tokens", None),
+        params.pop("on_chunk_error", "keep"),
+    )
     instructions = params.pop("instructions", None)
     model = params.pop("model", None)
     max_attempts = params.pop("max_attempts", None)
     token_budget = params.pop("token_budget", None)
     extra_body = params.pop("extra_body", None)
-    job = extractor._job(schema, text, instructions, model, max_attempts, token_budget, params, extra_body)
+    job = extractor._job(
+        schema, text, instructions, model, max_attempts, token_budget, params, extra_body,
+        False, require_grounding,
+    )  # fmt: skip
+    call = (instructions, model, max_attempts, token_budget, params, extra_body, require_grounding)
+    document = extractor._document(job, text, chunking, call, None)
     job.stream = True
     job.optional = job.optional | {"stream"}  # a server that refuses to stream a mode gets it unstreamed
-    return job
+    if document is None:
+        return job, None, None
+    return job, document[0], document[1]
 
 
 def _extractor_stream(
@@ -798,15 +817,28 @@ def _extractor_stream(
 ) -> PartialStream:
     """Partial values of `schema` as the reply arrives, then the validated value (what `extract` returns)
     as the last item; `.attempt` says which reply an item came from, `.result` is the Result at the end.
-    Options are those of `extract` (without `full`). See `extract.streaming._iterators` for what a partial
-    holds."""
+    Options are those of `extract` (without `full`; `evidence=True` is refused). A text longer than the
+    model's context window is extracted in chunks and merged: it yields its value once, at the end. See
+    `extract.streaming._iterators` for what a partial holds."""
     from extract._engine.streaming import Progress, stream_sync
     from extract.streaming import PartialStream
 
     check_options(options, _CALL_OPTIONS - {"full"} | _PARAMS, "stream()")
-    job = _stream_job(self, schema, text, options)
+    job, plan, chunk_job = _stream_job(self, schema, text, options)
     progress = Progress(job.compiled)
-    return PartialStream(stream_sync(run(job), self._transport, self.timeout, progress), progress)
+    if plan is None or chunk_job is None:
+        return PartialStream(stream_sync(run(job), self._transport, self.timeout, progress), progress)
+    split, make = plan, chunk_job
+
+    def chunked() -> Iterator[Any]:
+        progress.result = drive_document_sync(
+            run_document(split.text, split.plan),
+            lambda task: drive_sync(run(make(task)), self._transport, self.timeout),
+            self._chunk_concurrency,
+        )
+        yield from ()
+
+    return PartialStream(chunked(), progress)
 
 
 def _extractor_astream(
@@ -817,9 +849,22 @@ def _extractor_astream(
     from extract.streaming import AsyncPartialStream
 
     check_options(options, _CALL_OPTIONS - {"full"} | _PARAMS, "astream()")
-    job = _stream_job(self, schema, text, options)
+    job, plan, chunk_job = _stream_job(self, schema, text, options)
     progress = Progress(job.compiled)
-    return AsyncPartialStream(stream_async(run(job), self._transport, self.timeout, progress), progress)
+    if plan is None or chunk_job is None:
+        return AsyncPartialStream(stream_async(run(job), self._transport, self.timeout, progress), progress)
+    split, make = plan, chunk_job
+
+    async def chunked() -> AsyncIterator[Any]:
+        progress.result = await drive_document_async(
+            run_document(split.text, split.plan),
+            lambda task: drive_async(run(make(task)), self._transport, self.timeout),
+            self._chunk_concurrency,
+        )
+        return
+        yield  # an async generator that yields nothing: the value comes from progress.result
+
+    return AsyncPartialStream(chunked(), progress)
 
 
 def stream(

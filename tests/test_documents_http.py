@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from extract.core import Extractor, Result
 from extract.documents import DocumentIncomplete
-from extract.errors import ExtractionFailed, InputError
+from extract.errors import ConfigurationError, ExtractionFailed, InputError
 from extract.testing import TestServer
 from extract.testing._oracle import FIELD_PATTERN, RECORD_PATTERN, planted_document
 
@@ -340,3 +340,25 @@ def test_the_embedded_provider_sends_chunks_one_at_a_time() -> None:
             statuses[provider] = _statuses(server)
     assert set(statuses["local"]) == {200}
     assert statuses["cerebras"][429] > 0
+
+
+def test_stream_of_a_long_document_is_chunked_and_yields_the_merged_value() -> None:
+    text = _document(100_000, seed=5)
+    with _server() as server:
+        ex = _extractor(server)
+        whole = ex.extract(Doc, text, full=True)
+        stream = ex.stream(Doc, text)
+        items = list(stream)
+        assert items == [whole.value]  # one item: the merged value, exactly what extract returns
+        assert stream.result is not None and len(stream.result.chunks) == len(whole.chunks) > 1
+        assert all(entry.status == 200 for entry in server.request_log)  # no request over the window
+
+        async def collect() -> list[Any]:
+            out = []
+            async for item in ex.astream(Doc, text):
+                out.append(item)
+            return out
+
+        assert asyncio.run(collect()) == [whole.value]
+        with pytest.raises(ConfigurationError, match="evidence"):
+            ex.stream(Doc, text, evidence=True)
