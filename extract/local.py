@@ -223,19 +223,16 @@ class LocalTransport:
             cancelled.set()
             raise
 
-    def _send(self, request: WireRequest, timeout: float, cancelled: threading.Event | None) -> WireResponse:
-        deadline = time.monotonic() + timeout
-        try:
-            kwargs = llama_kwargs(request.body, model_name=self.model_name)
-        except LocalRequestError as exc:
-            return _json_response(
-                exc.status_code, error_body(exc.status_code, exc.message, param=exc.param, code=exc.code)
-            )
+    def _ready(
+        self, kwargs: dict[str, Any], deadline: float, cancelled: threading.Event | None, timeout: float
+    ) -> _Model:
+        """The loaded model, holding the one-at-a-time lock, with the request's schema as a checked grammar.
+
+        The grammar is built and checked here rather than by llama-cpp-python, which hands llama.cpp whatever
+        its converter produced and crashes the process when the C parser refuses it."""
         model = _load(self.model_path, self.n_ctx, self.n_threads)
         response_format = kwargs.pop("response_format", None)
         if response_format is not None:
-            # The grammar is built and checked here rather than by llama-cpp-python, which hands llama.cpp
-            # whatever its converter produced and crashes the process when the C parser refuses it.
             grammar = _grammar_for(model.llama, response_format.get("schema"))
             if grammar.text is not None:
                 from llama_cpp.llama_grammar import LlamaGrammar
@@ -246,6 +243,17 @@ class LocalTransport:
                 f"the embedded model was busy with other requests for {timeout:g}s; raise timeout= or send fewer "
                 "requests at once (it answers one at a time)"
             )
+        return model
+
+    def _send(self, request: WireRequest, timeout: float, cancelled: threading.Event | None) -> WireResponse:
+        deadline = time.monotonic() + timeout
+        try:
+            kwargs = llama_kwargs(request.body, model_name=self.model_name)
+        except LocalRequestError as exc:
+            return _json_response(
+                exc.status_code, error_body(exc.status_code, exc.message, param=exc.param, code=exc.code)
+            )
+        model = self._ready(kwargs, deadline, cancelled, timeout)
         try:
             model.deadline, model.cancelled = deadline, cancelled
             begun = time.monotonic()
@@ -309,19 +317,7 @@ class LocalTransport:
                 exc.status_code, error_body(exc.status_code, exc.message, param=exc.param, code=exc.code)
             )
             return
-        model = _load(self.model_path, self.n_ctx, self.n_threads)
-        response_format = kwargs.pop("response_format", None)
-        if response_format is not None:
-            grammar = _grammar_for(model.llama, response_format.get("schema"))
-            if grammar.text is not None:
-                from llama_cpp.llama_grammar import LlamaGrammar
-
-                kwargs["grammar"] = LlamaGrammar.from_string(grammar.text, verbose=False)
-        if not _acquire(deadline, cancelled):
-            raise APITimeoutError(
-                f"the embedded model was busy with other requests for {timeout:g}s; raise timeout= or send fewer "
-                "requests at once (it answers one at a time)"
-            )
+        model = self._ready(kwargs, deadline, cancelled, timeout)
         try:
             model.deadline, model.cancelled = deadline, cancelled
             begun = time.monotonic()
