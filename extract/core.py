@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -143,8 +143,15 @@ _FRAMING_TOKENS = 32
 
 @dataclass(frozen=True, slots=True)
 class _Document:
+    """A text to extract in chunks: its plan, and how to make each chunk's job."""
+
     text: str
     plan: DocumentPlan
+    chunk_job: Callable[[ChunkTask], Job]
+
+
+# what one extraction asks its driver to run: the whole text's job, or a chunked document
+_Step = Job | _Document
 
 
 def _refusal_text(response: WireResponse) -> str:
@@ -410,7 +417,7 @@ class Extractor:
         options: ChunkOptions,
         call: tuple[Any, ...],
         refusal: ContextLengthError | None,
-    ) -> tuple[_Document, Callable[[ChunkTask], Job]] | None:
+    ) -> _Document | None:
         """The chunked run of `text`, or None when it goes whole (fits, or is a list of messages).
 
         Called before the first request with the window the record gives or a server named earlier, and
@@ -488,7 +495,75 @@ class Extractor:
             finish=compiled.validator.validate_value,
             confidence=_chunk_confidence(pair[1]) if scored else None,
         )
-        return _Document(text, plan), chunk_job
+        return _Document(text, plan, chunk_job)
+
+    def _begin(
+        self,
+        schema: Any,
+        text: str | Sequence[Mapping[str, Any]],
+        instructions: str | None,
+        model: str | None,
+        max_attempts: int | None,
+        token_budget: int | None,
+        extra_body: Mapping[str, Any] | None,
+        chunking: str,
+        chunk_tokens: int | None,
+        overlap_tokens: int | None,
+        on_chunk_error: str,
+        evidence: bool,
+        require_grounding: bool,
+        params: dict[str, Any],
+    ) -> tuple[Job, str | Sequence[Mapping[str, Any]], ChunkOptions, tuple[Any, ...], bool]:
+        """The checked arguments of one extract/aextract call, as `_call` takes them."""
+        options = check_chunk_options(chunking, chunk_tokens, overlap_tokens, on_chunk_error)
+        job = self._job(
+            schema, text, instructions, model, max_attempts, token_budget, params, extra_body,
+            evidence, require_grounding,
+        )  # fmt: skip
+        call = (instructions, model, max_attempts, token_budget, params, extra_body, require_grounding)
+        return job, text, options, call, evidence
+
+    def _call(
+        self,
+        job: Job,
+        text: str | Sequence[Mapping[str, Any]],
+        options: ChunkOptions,
+        call: tuple[Any, ...],
+        evidence: bool,
+    ) -> Generator[_Step, Result, Result]:
+        """One extraction as steps for a driver (sync or async): the whole text first unless it is known
+        to be too long, chunks when it is or when the server refuses it as too long, evidence last."""
+        document = self._document(job, text, options, call, None)
+        if document is None:
+            try:
+                result = yield job
+            except ContextLengthError as refusal:
+                document = self._document(job, text, options, call, refusal)
+                if document is None:
+                    raise
+        if document is not None:
+            result = yield document
+        if evidence:
+            result = _with_evidence(result, job, chunked=document is not None)
+        return result
+
+    def _step_sync(self, step: _Step) -> Result:
+        if isinstance(step, Job):
+            return drive_sync(run(step), self._transport, self.timeout)
+        return drive_document_sync(
+            run_document(step.text, step.plan),
+            lambda task: drive_sync(run(step.chunk_job(task)), self._transport, self.timeout),
+            self._chunk_concurrency,
+        )
+
+    async def _step_async(self, step: _Step) -> Result:
+        if isinstance(step, Job):
+            return await drive_async(run(step), self._transport, self.timeout)
+        return await drive_document_async(
+            run_document(step.text, step.plan),
+            lambda task: drive_async(run(step.chunk_job(task)), self._transport, self.timeout),
+            self._chunk_concurrency,
+        )
 
     # -- public ---------------------------------------------------------------------------------------
 
@@ -529,30 +604,21 @@ class Extractor:
         appear in the text (fields marked `"derived": true` in the schema are exempt). Both need `text`
         as a string.
         """
-        options = check_chunk_options(chunking, chunk_tokens, overlap_tokens, on_chunk_error)
-        job = self._job(
-            schema, text, instructions, model, max_attempts, token_budget, params, extra_body,
-            evidence, require_grounding,
+        steps = self._call(
+            *self._begin(schema, text, instructions, model, max_attempts, token_budget, extra_body, chunking,
+                         chunk_tokens, overlap_tokens, on_chunk_error, evidence, require_grounding, params),
         )  # fmt: skip
-        call = (instructions, model, max_attempts, token_budget, params, extra_body, require_grounding)
-        document = self._document(job, text, options, call, None)
-        if document is None:
+        step = next(steps)
+        while True:
             try:
-                result = drive_sync(run(job), self._transport, self.timeout)
+                result = self._step_sync(step)
             except ContextLengthError as refusal:
-                document = self._document(job, text, options, call, refusal)
-                if document is None:
-                    raise
-        if document is not None:
-            plan, chunk_job = document
-            result = drive_document_sync(
-                run_document(plan.text, plan.plan),
-                lambda task: drive_sync(run(chunk_job(task)), self._transport, self.timeout),
-                self._chunk_concurrency,
-            )
-        if evidence:
-            result = _with_evidence(result, job, chunked=document is not None)
-        return result if full else result.value
+                step = steps.throw(refusal)
+                continue
+            try:
+                step = steps.send(result)
+            except StopIteration as done:
+                return done.value if full else done.value.value
 
     async def aextract(
         self,
@@ -574,30 +640,21 @@ class Extractor:
         **params: Any,
     ) -> Any:
         """Async twin of `extract`."""
-        options = check_chunk_options(chunking, chunk_tokens, overlap_tokens, on_chunk_error)
-        job = self._job(
-            schema, text, instructions, model, max_attempts, token_budget, params, extra_body,
-            evidence, require_grounding,
+        steps = self._call(
+            *self._begin(schema, text, instructions, model, max_attempts, token_budget, extra_body, chunking,
+                         chunk_tokens, overlap_tokens, on_chunk_error, evidence, require_grounding, params),
         )  # fmt: skip
-        call = (instructions, model, max_attempts, token_budget, params, extra_body, require_grounding)
-        document = self._document(job, text, options, call, None)
-        if document is None:
+        step = next(steps)
+        while True:
             try:
-                result = await drive_async(run(job), self._transport, self.timeout)
+                result = await self._step_async(step)
             except ContextLengthError as refusal:
-                document = self._document(job, text, options, call, refusal)
-                if document is None:
-                    raise
-        if document is not None:
-            plan, chunk_job = document
-            result = await drive_document_async(
-                run_document(plan.text, plan.plan),
-                lambda task: drive_async(run(chunk_job(task)), self._transport, self.timeout),
-                self._chunk_concurrency,
-            )
-        if evidence:
-            result = _with_evidence(result, job, chunked=document is not None)
-        return result if full else result.value
+                step = steps.throw(refusal)
+                continue
+            try:
+                step = steps.send(result)
+            except StopIteration as done:
+                return done.value if full else done.value.value
 
     def stream(self, schema: Any, text: str | Sequence[Mapping[str, Any]], **options: Any) -> PartialStream:
         """Partial values while the reply arrives, then the validated value (see `extract.stream`)."""
@@ -779,7 +836,7 @@ async def aextract(
 
 def _stream_job(
     extractor: Extractor, schema: Any, text: str | Sequence[Mapping[str, Any]], kwargs: dict[str, Any]
-) -> tuple[Job, _Document | None, Callable[[ChunkTask], Job] | None]:
+) -> tuple[Job, _Document | None]:
     """The job `Extractor.extract` would run, asking for a streamed reply in the modes the row streams;
     and, for a text longer than the model's context window, its chunked run (see extract/documents/)."""
     params = dict(kwargs)
@@ -787,29 +844,26 @@ def _stream_job(
         raise ConfigurationError(
             "evidence=True is not computed for streams; use extract(..., full=True, evidence=True)"
         )
-    require_grounding = bool(params.pop("require_grounding", False))
-    chunking = check_chunk_options(
+    job, _, chunking, call, _ = extractor._begin(
+        schema,
+        text,
+        params.pop("instructions", None),
+        params.pop("model", None),
+        params.pop("max_attempts", None),
+        params.pop("token_budget", None),
+        params.pop("extra_body", None),
         params.pop("chunking", "auto"),
         params.pop("chunk_tokens", None),
         params.pop("overlap_tokens", None),
         params.pop("on_chunk_error", "keep"),
+        False,
+        bool(params.pop("require_grounding", False)),
+        params,
     )
-    instructions = params.pop("instructions", None)
-    model = params.pop("model", None)
-    max_attempts = params.pop("max_attempts", None)
-    token_budget = params.pop("token_budget", None)
-    extra_body = params.pop("extra_body", None)
-    job = extractor._job(
-        schema, text, instructions, model, max_attempts, token_budget, params, extra_body,
-        False, require_grounding,
-    )  # fmt: skip
-    call = (instructions, model, max_attempts, token_budget, params, extra_body, require_grounding)
     document = extractor._document(job, text, chunking, call, None)
     job.stream = True
     job.optional = job.optional | {"stream"}  # a server that refuses to stream a mode gets it unstreamed
-    if document is None:
-        return job, None, None
-    return job, document[0], document[1]
+    return job, document
 
 
 def _extractor_stream(
@@ -824,18 +878,14 @@ def _extractor_stream(
     from extract.streaming import PartialStream
 
     check_options(options, _CALL_OPTIONS - {"full"} | _PARAMS, "stream()")
-    job, plan, chunk_job = _stream_job(self, schema, text, options)
+    job, document = _stream_job(self, schema, text, options)
     progress = Progress(job.compiled)
-    if plan is None or chunk_job is None:
+    if document is None:
         return PartialStream(stream_sync(run(job), self._transport, self.timeout, progress), progress)
-    split, make = plan, chunk_job
+    chunks = document
 
     def chunked() -> Iterator[Any]:
-        progress.result = drive_document_sync(
-            run_document(split.text, split.plan),
-            lambda task: drive_sync(run(make(task)), self._transport, self.timeout),
-            self._chunk_concurrency,
-        )
+        progress.result = self._step_sync(chunks)
         yield from ()
 
     return PartialStream(chunked(), progress)
@@ -849,18 +899,14 @@ def _extractor_astream(
     from extract.streaming import AsyncPartialStream
 
     check_options(options, _CALL_OPTIONS - {"full"} | _PARAMS, "astream()")
-    job, plan, chunk_job = _stream_job(self, schema, text, options)
+    job, document = _stream_job(self, schema, text, options)
     progress = Progress(job.compiled)
-    if plan is None or chunk_job is None:
+    if document is None:
         return AsyncPartialStream(stream_async(run(job), self._transport, self.timeout, progress), progress)
-    split, make = plan, chunk_job
+    chunks = document
 
     async def chunked() -> AsyncIterator[Any]:
-        progress.result = await drive_document_async(
-            run_document(split.text, split.plan),
-            lambda task: drive_async(run(make(task)), self._transport, self.timeout),
-            self._chunk_concurrency,
-        )
+        progress.result = await self._step_async(chunks)
         return
         yield  # an async generator that yields nothing: the value comes from progress.result
 
