@@ -4,7 +4,7 @@
 
 Module-scoped: Ray takes seconds to start, so each test module starts it once, with 2 CPUs whatever the
 machine (the worker processes the tests need, and no more), no dashboard, and workers that import this
-checkout of `extract` and the tests' helper modules.
+checkout of `extract` and the test modules (so classes defined in a test unpickle there).
 """
 
 from __future__ import annotations
@@ -26,14 +26,17 @@ def ray_local() -> Iterator[Any]:
     pytest.importorskip("ray.data")
     if ray.is_initialized():
         ray.shutdown()
-    path = os.pathsep.join(p for p in (str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")) if p)
-    ray.init(
-        num_cpus=RAY_CPUS,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        runtime_env={"env_vars": {"PYTHONPATH": path}},
-    )
+    # Workers inherit the environment Ray starts with: set PYTHONPATH for them only while it starts (a
+    # runtime_env would cost a fresh worker pool per job instead)
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), str(ROOT / "tests"), before) if p)
+    try:
+        ray.init(num_cpus=RAY_CPUS, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
