@@ -118,7 +118,14 @@ def test_rows_columns_errors_and_laziness(ray_local: Any) -> None:  # noqa: F811
         rows = out.take_all()
         schema = out.schema()
         sent = _sent(server)
+        limiters = [
+            ray_local.get(ray_local.get_actor(name).stats.remote())
+            for name in ray_local.util.list_named_actors()
+            if name.startswith("extract-limiter-")
+        ]
     assert schema is not None
+    # both workers leased from the job's one limiter actor, for every request they sent
+    assert any(s["workers"] == 2 and s["granted"] >= sum(sent.values()) for s in limiters), limiters
     assert list(schema.names) == ["id", "body", "lang", "name", "age", "address", "error", "usage"]
     assert sorted(r["id"] for r in rows) == sorted(f"d{i}" for i in range(n))  # every id, once
     by_id = {r["id"]: r for r in rows}

@@ -57,6 +57,8 @@ def extract_dataset(
     keep_columns: bool = True,
     batch_size: int | None = None,
     instructions: str | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
     num_cpus: float = 0.5,
     ray_remote_args: Mapping[str, Any] | None = None,
     **options: Any,
@@ -76,6 +78,9 @@ def extract_dataset(
         output: a directory (shared by every worker) where each finished document is written as it
             finishes; a task retry or a rerun of the job skips the ids found there. Ids must then be unique
             strings or integers.
+        rpm, tpm: the provider's request and token budgets per minute, shared by all workers through one
+            limiter actor (`extract.ray._limiter`); None learns them from the `x-ratelimit-*` headers. With
+            `limiter=` in options, that limiter is used in each worker instead (and rpm/tpm are refused).
         batch_size: rows per batch (default 4 x per_worker_concurrency, so an actor's slowest document holds
             back little of its batch).
         num_cpus, ray_remote_args: the actors' Ray resources and other remote options. Ray's defaults for an
@@ -123,6 +128,16 @@ def extract_dataset(
     call_options = {k: options.pop(k) for k in _PER_CALL if k in options}
     secret = _resolve_key(options, resolve)
 
+    limiter_name = f"extract-limiter-{uuid.uuid4().hex[:12]}"
+    limiter_actor = None
+    if "limiter" in options:
+        if rpm is not None or tpm is not None:
+            raise ConfigurationError("pass rpm/tpm or limiter=, not both: set the limits on your limiter")
+    else:
+        from extract.ray._limiter import start_limiter
+
+        limiter_actor = start_limiter(limiter_name, rpm=rpm, tpm=tpm)
+
     fingerprint = None
     if output is not None:
         from extract._batch._guard import schema_fingerprint
@@ -143,7 +158,8 @@ def extract_dataset(
         extractor_options=options,
         call_options=call_options,
         secret=None if secret is None else ray.put(secret),
-        limiter_name=f"extract-limiter-{uuid.uuid4().hex[:12]}",
+        limiter_name=limiter_name,
+        limiter_actor=limiter_actor,
         output=output,
     )
     if isinstance(concurrency, tuple):

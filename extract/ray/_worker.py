@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from extract._batch._engine import BatchConfig, run_batch
 from extract._batch._outcome import BatchStats, Outcome, to_jsonable, usage_json
 from extract.errors import ConfigurationError, InputError
-from extract.ratelimit import Limiter, RateLimiter
+from extract.ratelimit import Limiter
 from extract.ray._arrow import build_table
 from extract.ray._resume import DocId, ResultStore, normalise_id
 from extract.ray._secret import SecretKey
@@ -29,11 +29,11 @@ __all__ = ["ExtractWorker", "WorkerSpec"]
 
 
 def _make_limiter(name: str) -> Limiter:
-    """The one place that picks the worker's limiter. `name` is the job's cluster-wide limiter actor (issue 14:
-    `extract.ray._limiter.ClusterLimiter(name)`); until that lands, each actor paces itself with its own
-    header-driven RateLimiter, so N actors share the provider's limit only through its 429s."""
-    del name
-    return RateLimiter()
+    """The one place that picks a worker's limiter: a lease on the job's cluster-wide limiter actor `name`
+    (started on the driver by `extract_dataset`), so N actors together stay under the provider's limit."""
+    from extract.ray._limiter import ClusterLimiter
+
+    return ClusterLimiter(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,7 @@ class WorkerSpec:
     call_options: Mapping[str, Any] = field(default_factory=dict)
     secret: Any = None  # an ObjectRef to a SecretKey (ray.put on the driver), a SecretKey, or None
     limiter_name: str = "extract-limiter"
+    limiter_actor: Any = None  # the driver's handle: referenced here so the actor lives as long as the job
     output: str | None = None
 
 
