@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -99,7 +100,15 @@ def test_rows_columns_errors_and_laziness(ray_local: Any) -> None:  # noqa: F811
     items = [{"id": f"d{i}", "body": _doc(i), "lang": "en"} for i in range(n)]
     items[3]["body"] = None  # not a string: a row with an error, not sent
     items[7]["body"] = "Document number 7: POISON"  # the server answers 503 for this one, always
-    with TestServer(oracle_unavailable="POISON") as server:
+    peak = 0
+    with TestServer(oracle_unavailable="POISON", latency=0.2, max_concurrency=8) as server:
+
+        def watch(stop: threading.Event) -> None:
+            nonlocal peak
+            while not stop.wait(0.005):
+                with server._app.lock:  # the server's own count of requests being answered
+                    peak = max(peak, server._app.in_flight)
+
         ds = ray_local.data.from_items(items)
         out = extract.ray.extract_dataset(
             ds,
@@ -115,14 +124,25 @@ def test_rows_columns_errors_and_laziness(ray_local: Any) -> None:  # noqa: F811
         )
         time.sleep(1.0)
         assert server.request_count == 0  # lazy: nothing is sent before the dataset is consumed
-        rows = out.take_all()
+        stop = threading.Event()
+        watcher = threading.Thread(target=watch, args=(stop,), daemon=True)
+        watcher.start()
+        try:
+            rows = out.take_all()
+        finally:
+            stop.set()
+            watcher.join()
         schema = out.schema()
         sent = _sent(server)
+        refused = server.count_429
         limiters = [
             ray_local.get(ray_local.get_actor(name).stats.remote())
             for name in ray_local.util.list_named_actors()
             if name.startswith("extract-limiter-")
         ]
+    # each actor keeps several documents in flight (not one at a time), and no more than
+    # per_worker_concurrency: 2 actors x 4 never exceed the server's 8 (above it, it answers 429)
+    assert peak >= 3 and refused == 0
     assert schema is not None
     # both workers leased from the job's one limiter actor, for every request they sent
     assert any(s["workers"] == 2 and s["granted"] >= sum(sent.values()) for s in limiters), limiters
@@ -145,8 +165,17 @@ def test_api_key_never_in_ray_logs_or_dataset(ray_local: Any) -> None:  # noqa: 
     import extract.ray
 
     key = "sk-h18-" + os.urandom(12).hex()
+    wrong = "sk-h18-wrong-" + os.urandom(12).hex()
     with TestServer(api_key=key) as server:
         ds = ray_local.data.from_items([{"id": i, "text": _doc(i)} for i in range(12)])
+        # a wrong key is about the setup, not a document: the job fails (once, not a row per document),
+        # and the failure does not show the key
+        failing = extract.ray.extract_dataset(
+            ds, Person, text_column="text", base_url=server.base_url, api_key=wrong, model=MODEL
+        )
+        with pytest.raises(Exception, match="AuthenticationError") as failed:
+            failing.take_all()
+        assert wrong not in str(failed.value) and wrong not in repr(failed.value)
         out = extract.ray.extract_dataset(
             ds,
             Person,
@@ -164,7 +193,7 @@ def test_api_key_never_in_ray_logs_or_dataset(ray_local: Any) -> None:  # noqa: 
     assert set(rows[0]) == {"id", "name", "age", "address", "error", "usage"}  # keep_columns=False
     assert key not in json.dumps(rows, default=str) and key not in plan
     session = Path(ray_local._private.worker._global_node.get_session_dir_path())
-    needle = key.encode()
+    needles = (key.encode(), wrong.encode())
     files = [p for p in session.rglob("*") if p.is_file() and not p.is_symlink()]
     seen_worker = False
     for path in files:
@@ -172,7 +201,7 @@ def test_api_key_never_in_ray_logs_or_dataset(ray_local: Any) -> None:  # noqa: 
             data = path.read_bytes()
         except OSError:
             continue
-        assert needle not in data, f"the API key is in {path}"
+        assert not any(n in data for n in needles), f"an API key is in {path}"
         seen_worker = seen_worker or b"ExtractWorker" in data
     assert seen_worker  # the scan did read the logs of this job's workers
 
