@@ -344,3 +344,30 @@ def test_arrow_types_follow_the_schema() -> None:
     assert arrow_type(props["address"], user) is None  # an object: inferred (a struct)
     assert arrow_type({"type": "array", "items": {"type": "number"}}, user) == pa.list_(pa.float64())
     assert arrow_type({"anyOf": [{"type": "boolean"}, {"type": "null"}]}, user) == pa.bool_()
+
+
+def test_setup_mistakes_are_refused_before_anything_runs(ray_local: Any, tmp_path: Path) -> None:  # noqa: F811
+    import extract.ray
+
+    ds = ray_local.data.from_items([{"id": 1, "body": "x", "name": "n"}])
+    common: dict[str, Any] = {"base_url": "http://127.0.0.1:9/v1", "api_key": "k", "model": MODEL}
+    with pytest.raises(ConfigurationError, match="no column 'text'"):
+        extract.ray.extract_dataset(ds, Person, text_column="text", **common)
+    with pytest.raises(ConfigurationError, match="no column 'key'"):
+        extract.ray.extract_dataset(ds, Person, text_column="body", id_column="key", **common)
+    with pytest.raises(ConfigurationError, match="keep_columns=False"):  # `name` is an input and a field
+        extract.ray.extract_dataset(ds, Person, text_column="body", **common)
+    extract.ray.extract_dataset(ds, Person, text_column="body", keep_columns=False, **common)  # lazy: no I/O
+
+    class Clash(pydantic.BaseModel):
+        error: str
+
+    with pytest.raises(ConfigurationError, match="clash"):
+        extract.ray.extract_dataset(ds, Clash, text_column="body", keep_columns=False, **common)
+    with pytest.raises(ConfigurationError, match="transport"):
+        extract.ray.extract_dataset(ds, Person, text_column="body", transport=object(), **common)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigurationError, match="is a file"):
+        extract.ray.extract_dataset(
+            ds, Person, text_column="body", keep_columns=False, output=tmp_path / "file", **common
+        )
