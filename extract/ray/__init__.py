@@ -68,7 +68,8 @@ def extract_dataset(
     Columns: `id_column` and the other input columns (only the id with keep_columns=False), one column per
     top-level field of the schema (as `extract_frame(..., flatten=False)` lays them out; `value` for a schema
     whose root is not an object), `error` ("Type: message", None where it worked) and `usage` (a struct of
-    prompt_tokens, completion_tokens, total_tokens). Values are in JSON form (dates as ISO strings). A
+    prompt_tokens, completion_tokens, total_tokens; for a row answered from `output`, what it cost when it
+    was extracted). Values are in JSON form (dates as ISO strings). A
     document that fails is a row with `error`; a bad key, an unknown model or an unreachable server fails the
     job, as it stops `extract_many`.
 
