@@ -371,3 +371,49 @@ def test_setup_mistakes_are_refused_before_anything_runs(ray_local: Any, tmp_pat
         extract.ray.extract_dataset(
             ds, Person, text_column="body", keep_columns=False, output=tmp_path / "file", **common
         )
+
+
+def test_worker_answers_from_the_output_and_refuses_ambiguous_ids(tmp_path: Path) -> None:
+    """One worker's batch logic, in this process (no Ray runtime): resumed ids, duplicates, changed texts."""
+    import pyarrow as pa
+
+    from extract.ratelimit import RateLimiter
+    from extract.ray._arrow import arrow_type
+    from extract.ray._resume import prepare_output
+    from extract.ray._worker import ExtractWorker, WorkerSpec
+    from extract.schema import compile_schema
+
+    user = compile_schema(Person).user_schema
+    fields = ("name", "age", "address")
+    folder = prepare_output(tmp_path / "out", "fp")
+    with TestServer() as server:
+        spec = WorkerSpec(
+            schema=Person,
+            text_column="body",
+            id_column="id",
+            fields=fields,
+            field_types={f: arrow_type(user["properties"][f], user) for f in fields},
+            keep_columns=True,
+            per_worker_concurrency=4,
+            instructions=None,
+            extractor_options={
+                "base_url": server.base_url,
+                "api_key": "k",
+                "model": MODEL,
+                "limiter": RateLimiter(),
+            },
+            output=str(folder),
+        )
+        first = ExtractWorker(spec)(pa.table({"id": [1, 2, 2], "body": [_doc(1), _doc(2), _doc(22)]}))
+        assert server.request_count == 2  # the second id 2 was not sent
+        again = ExtractWorker(spec)(pa.table({"id": [1, 2, 3], "body": [_doc(1), _doc(99), _doc(3)]}))
+        assert server.request_count == 3  # only id 3: id 1 came from the output, id 2 is another text
+    one, two = first.to_pylist(), again.to_pylist()
+    assert one[0]["error"] is None and one[1]["error"] is None
+    assert one[2]["error"].startswith("InputError: duplicate id 2 in this batch")
+    assert {k: two[0][k] for k in ("name", "age", "usage")} == {
+        k: one[0][k] for k in ("name", "age", "usage")
+    }
+    assert two[1]["error"].startswith("InputError: id 2 is already in the output for another text")
+    assert two[2]["error"] is None and isinstance(two[2]["age"], int)
+    assert again.schema.field("usage").type == first.schema.field("usage").type

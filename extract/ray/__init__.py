@@ -98,6 +98,11 @@ def extract_dataset(
     from extract.ray._worker import ExtractWorker, WorkerSpec
     from extract.schema import compile_schema
 
+    if not isinstance(ds, ray.data.Dataset):
+        raise ConfigurationError(
+            f"extract_dataset takes a ray.data.Dataset, not {type(ds).__name__}; e.g. ray.data.from_pandas(df), "
+            "ray.data.read_parquet(path), or extract_frame/extract_many without Ray"
+        )
     for name, why in _REFUSED.items():
         if name in options:
             raise ConfigurationError(f"extract_dataset does not take {name}=: {why}")

@@ -19,7 +19,7 @@ from extract._batch._outcome import BatchStats, Outcome, to_jsonable, usage_json
 from extract.errors import ConfigurationError, InputError
 from extract.ratelimit import Limiter
 from extract.ray._arrow import build_table
-from extract.ray._resume import DocId, ResultStore, normalise_id
+from extract.ray._resume import TEXT_DIGEST, DocId, ResultStore, normalise_id, text_digest
 from extract.ray._secret import SecretKey
 
 if TYPE_CHECKING:
@@ -112,6 +112,7 @@ class ExtractWorker:
             store.refresh()
             stored = store.stored(i for i in ids if i is not None)
         todo: list[tuple[int, str]] = []
+        taken: set[DocId] = set()  # with output: ids this batch sends (a second one would share their line)
         for pos, (doc_id, text) in enumerate(zip(ids, texts, strict=True)):
             if store is not None and doc_id is None:
                 rows[pos].error = _describe(
@@ -122,7 +123,23 @@ class ExtractWorker:
                 )
             elif doc_id is not None and doc_id in stored:
                 line = stored[doc_id]
-                rows[pos] = _Row(value=line.get("value"), usage=_usage(line.get("usage")))
+                if isinstance(text, str) and line.get(TEXT_DIGEST, text_digest(text)) != text_digest(text):
+                    rows[pos].error = _describe(
+                        InputError(
+                            f"id {doc_id!r} is already in the output for another text (a duplicate id, or the "
+                            "text changed since): ids must be unique; this document was not sent. Delete its "
+                            "line from the output directory to extract it again"
+                        )
+                    )
+                else:
+                    rows[pos] = _Row(value=line.get("value"), usage=_usage(line.get("usage")))
+            elif store is not None and doc_id in taken:
+                rows[pos].error = _describe(
+                    InputError(
+                        f"duplicate id {doc_id!r} in this batch: ids must be unique because they key the output; "
+                        "this document was not sent, the first one with this id was"
+                    )
+                )
             elif not isinstance(text, str):
                 got = "null" if text is None else f"a {type(text).__name__}"
                 rows[pos].error = _describe(
@@ -132,8 +149,10 @@ class ExtractWorker:
                 )
             else:
                 todo.append((pos, text))
+                if doc_id is not None:
+                    taken.add(doc_id)
         if todo:
-            await self._extract(todo, ids, rows)
+            await self._extract(todo, ids, texts, rows)
         if store is not None:
             store.sync()
         return build_table(
@@ -148,7 +167,11 @@ class ExtractWorker:
         )
 
     async def _extract(
-        self, todo: Sequence[tuple[int, str]], ids: Sequence[DocId | None], rows: list[_Row]
+        self,
+        todo: Sequence[tuple[int, str]],
+        ids: Sequence[DocId | None],
+        texts: Sequence[Any],
+        rows: list[_Row],
     ) -> None:
         spec = self._spec
         store = self._store
@@ -166,7 +189,13 @@ class ExtractWorker:
             row.value = to_jsonable(outcome.value)
             doc_id = ids[pos]
             if store is not None and doc_id is not None and outcome.complete:
-                store.append({"id": doc_id, "value": row.value, "usage": row.usage})
+                line = {
+                    "id": doc_id,
+                    "value": row.value,
+                    "usage": row.usage,
+                    TEXT_DIGEST: text_digest(texts[pos]),
+                }
+                store.append(line)
 
         config = BatchConfig(
             schema=spec.schema,
