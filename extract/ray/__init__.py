@@ -10,7 +10,8 @@ Workers are an actor pool (`map_batches` with `_worker.ExtractWorker`): each act
 runs every batch through the batch engine with `per_worker_concurrency` documents in flight. The API key is
 resolved on the driver and reaches the workers masked (`_secret`); with `output=DIR` every finished document
 is written there as it finishes and skipped by task retries and reruns (`_resume`). The result's columns are
-described in `_arrow`. Needs the `ray` extra: `pip install "extract-llm[ray]"`; `import extract` never
+described in `_arrow`. All actors share one rate limit through a limiter actor (`start_limiter`, and a
+`ClusterLimiter` in each worker: `_limiter`). Needs the `ray` extra: `pip install "extract-llm[ray]"`; `import extract` never
 imports Ray.
 """
 
@@ -26,7 +27,9 @@ from extract.errors import ConfigurationError
 if TYPE_CHECKING:
     from ray.data import Dataset
 
-__all__ = ["extract_dataset"]
+from extract.ray._limiter import ClusterLimiter, start_limiter
+
+__all__ = ["ClusterLimiter", "extract_dataset", "start_limiter"]
 
 _INSTALL = 'pip install "extract-llm[ray]"'
 # options that configure the run, never the Extractor; each would be wrong or unpicklable in a worker
