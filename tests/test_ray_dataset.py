@@ -417,3 +417,42 @@ def test_worker_answers_from_the_output_and_refuses_ambiguous_ids(tmp_path: Path
     assert two[1]["error"].startswith("InputError: id 2 is already in the output for another text")
     assert two[2]["error"] is None and isinstance(two[2]["age"], int)
     assert again.schema.field("usage").type == first.schema.field("usage").type
+    assert "evidence" not in first.column_names
+
+
+def test_worker_evidence_column_survives_resume(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from extract.ratelimit import RateLimiter
+    from extract.ray._resume import prepare_output
+    from extract.ray._worker import ExtractWorker, WorkerSpec
+
+    folder = prepare_output(tmp_path / "out", "fp")
+    text = "Ada Lovelace, 36, lives in London."
+    with TestServer() as server:
+        spec = WorkerSpec(
+            schema=Person,
+            text_column="body",
+            id_column="id",
+            fields=("name", "age", "address"),
+            field_types={},
+            keep_columns=False,
+            per_worker_concurrency=2,
+            instructions=None,
+            extractor_options={
+                "base_url": server.base_url,
+                "api_key": "k",
+                "model": MODEL,
+                "limiter": RateLimiter(),
+            },
+            call_options={"evidence": True},
+            output=str(folder),
+        )
+        first = ExtractWorker(spec)(pa.table({"id": ["a"], "body": [text]})).to_pylist()[0]
+        again = ExtractWorker(spec)(pa.table({"id": ["a"], "body": [text]})).to_pylist()[0]
+        assert server.request_count == 1
+    assert first["error"] is None
+    found = json.loads(first["evidence"])
+    assert found["$.name"]["value"] == first["name"] and found["$.age"]["value"] == first["age"]
+    assert {"spans", "alignment", "confidence"} <= set(found["$.name"])
+    assert json.loads(again["evidence"]) == found  # answered from the output, evidence included

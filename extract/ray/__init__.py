@@ -72,7 +72,8 @@ def extract_dataset(
     top-level field of the schema (as `extract_frame(..., flatten=False)` lays them out; `value` for a schema
     whose root is not an object), `error` ("Type: message", None where it worked) and `usage` (a struct of
     prompt_tokens, completion_tokens, total_tokens; for a row answered from `output`, what it cost when it
-    was extracted). Values are in JSON form (dates as ISO strings). A
+    was extracted), and with evidence=True an `evidence` column (JSON text: path -> spans, alignment,
+    confidence, as `extract run` writes it). Values are in JSON form (dates as ISO strings). A
     document that fails is a row with `error`; a bad key, an unknown model or an unreachable server fails the
     job, as it stops `extract_many`.
 
@@ -97,7 +98,7 @@ def extract_dataset(
     from extract.batch import _PER_CALL
     from extract.frame import schema_columns
     from extract.providers import resolve
-    from extract.ray._arrow import ERROR_COLUMN, USAGE_COLUMN, VALUE_COLUMN, arrow_type
+    from extract.ray._arrow import ERROR_COLUMN, EVIDENCE_COLUMN, USAGE_COLUMN, VALUE_COLUMN, arrow_type
     from extract.ray._worker import ExtractWorker, WorkerSpec
     from extract.schema import compile_schema
 
@@ -126,13 +127,14 @@ def extract_dataset(
     else:
         types = {VALUE_COLUMN: arrow_type(user_schema, user_schema)}
     made = fields or (VALUE_COLUMN,)
-    for reserved in (ERROR_COLUMN, USAGE_COLUMN, id_column):
+    added = (ERROR_COLUMN, USAGE_COLUMN, *((EVIDENCE_COLUMN,) if options.get("evidence") else ()))
+    for reserved in (*added, id_column):
         if reserved in made:
             raise ConfigurationError(
                 f"the schema has a top-level field {reserved!r}, which would clash with the {reserved!r} column "
                 "extract_dataset adds; rename that field in the schema (or pass another id_column)"
             )
-    _check_columns(ds, text_column, id_column, made if keep_columns else ())
+    _check_columns(ds, text_column, id_column, (*made, *added) if keep_columns else ())
 
     call_options = {k: options.pop(k) for k in _PER_CALL if k in options}
     secret = _resolve_key(options, resolve)
@@ -214,8 +216,8 @@ def _check_columns(ds: Dataset, text_column: str, id_column: str, added: tuple[s
     clash = [n for n in added if n in names and n != id_column]
     if clash:
         raise ConfigurationError(
-            f"the dataset already has column(s) {', '.join(map(repr, clash))}, which extract_dataset would add "
-            "for the schema's fields; pass keep_columns=False, or drop or rename those input columns"
+            f"the dataset already has column(s) {', '.join(map(repr, clash))}, which extract_dataset adds "
+            "(one per schema field, error, usage); pass keep_columns=False, or drop or rename those input columns"
         )
 
 

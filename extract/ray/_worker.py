@@ -14,8 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from extract._batch._engine import BatchConfig, run_batch
-from extract._batch._outcome import BatchStats, Outcome, to_jsonable, usage_json
+from extract._batch._outcome import BatchStats, Outcome, evidence_json, to_jsonable, usage_json
 from extract.errors import ConfigurationError, InputError
 from extract.ratelimit import Limiter
 from extract.ray._arrow import build_table
@@ -61,6 +63,7 @@ class _Row:
     value: Any = None  # JSON-shaped (pydantic models dumped in JSON mode)
     error: str | None = None
     usage: dict[str, int] | None = None
+    evidence: str | None = None  # JSON text, with evidence=True
 
 
 def _describe(error: BaseException) -> str:
@@ -132,7 +135,9 @@ class ExtractWorker:
                         )
                     )
                 else:
-                    rows[pos] = _Row(value=line.get("value"), usage=_usage(line.get("usage")))
+                    rows[pos] = _Row(
+                        value=line.get("value"), usage=_usage(line.get("usage")), evidence=_evidence(line)
+                    )
             elif store is not None and doc_id in taken:
                 rows[pos].error = _describe(
                     InputError(
@@ -164,6 +169,7 @@ class ExtractWorker:
             usages=[row.usage for row in rows],
             keep_columns=spec.keep_columns,
             id_column=spec.id_column,
+            evidence=[row.evidence for row in rows] if spec.call_options.get("evidence") else None,
         )
 
     async def _extract(
@@ -187,14 +193,19 @@ class ExtractWorker:
                 row.error = _describe(outcome.error)
                 return
             row.value = to_jsonable(outcome.value)
+            found = evidence_json(outcome.evidence) if outcome.evidence is not None else None
+            if found is not None:
+                row.evidence = orjson.dumps(found, option=orjson.OPT_NON_STR_KEYS).decode()
             doc_id = ids[pos]
             if store is not None and doc_id is not None and outcome.complete:
-                line = {
+                line: dict[str, Any] = {
                     "id": doc_id,
                     "value": row.value,
                     "usage": row.usage,
                     TEXT_DIGEST: text_digest(texts[pos]),
                 }
+                if found is not None:
+                    line["evidence"] = found
                 store.append(line)
 
         config = BatchConfig(
@@ -208,6 +219,13 @@ class ExtractWorker:
         )
         async for _ in run_batch(config, todo):
             pass
+
+
+def _evidence(line: Mapping[str, Any]) -> str | None:
+    found = line.get("evidence")
+    return (
+        orjson.dumps(found, option=orjson.OPT_NON_STR_KEYS).decode() if isinstance(found, Mapping) else None
+    )
 
 
 def _usage(raw: Any) -> dict[str, int] | None:
