@@ -1,6 +1,7 @@
 """extract.ray.extract_dataset on a local Ray runtime (2 CPUs, 2 worker actors) against the loopback TestServer.
 
-The server runs in this process (its own thread and event loop; the driver only waits while Ray works), so
+For the Ray jobs the server runs in a process of its own (`_ray_fixture.ServerProcess`), as a provider
+would, and reports what it received, so
 its request log shows what the worker processes sent. Each Ray job costs seconds of actor start-up, so each
 test checks several things on one job.
 """
@@ -14,7 +15,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from extract.errors import ConfigurationError
 from extract.testing import TestServer
-from tests._ray_fixture import ray_local  # noqa: F401  (a fixture)
+from tests._ray_fixture import ServerProcess, ray_local  # noqa: F401  (a fixture)
 
 pytest.importorskip("pyarrow")
 
@@ -51,11 +51,11 @@ def _doc(i: int) -> str:
     return f"Document number {i}: a person of some age lives somewhere."
 
 
-def _sent(server: TestServer) -> Counter[int]:
+def _sent(summary: Mapping[str, Any]) -> Counter[int]:
     """How many completion requests the server received per document number."""
     counts: Counter[int] = Counter()
-    for request in server.requests:
-        found = _DOC_NUMBER.search(json.dumps(request.get("messages")))
+    for messages in summary["messages"]:
+        found = _DOC_NUMBER.search(messages)
         if found:
             counts[int(found.group(1))] += 1
     return counts
@@ -100,15 +100,7 @@ def test_rows_columns_errors_and_laziness(ray_local: Any) -> None:  # noqa: F811
     items = [{"id": f"d{i}", "body": _doc(i), "lang": "en"} for i in range(n)]
     items[3]["body"] = None  # not a string: a row with an error, not sent
     items[7]["body"] = "Document number 7: POISON"  # the server answers 503 for this one, always
-    peak = 0
-    with TestServer(oracle_unavailable="POISON", latency=0.2, max_concurrency=8) as server:
-
-        def watch(stop: threading.Event) -> None:
-            nonlocal peak
-            while not stop.wait(0.005):
-                with server._app.lock:  # the server's own count of requests being answered
-                    peak = max(peak, server._app.in_flight)
-
+    with ServerProcess(oracle_unavailable="POISON", latency=0.2, max_concurrency=8) as server:
         ds = ray_local.data.from_items(items)
         out = extract.ray.extract_dataset(
             ds,
@@ -123,18 +115,11 @@ def test_rows_columns_errors_and_laziness(ray_local: Any) -> None:  # noqa: F811
             batch_size=8,
         )
         time.sleep(1.0)
-        assert server.request_count == 0  # lazy: nothing is sent before the dataset is consumed
-        stop = threading.Event()
-        watcher = threading.Thread(target=watch, args=(stop,), daemon=True)
-        watcher.start()
-        try:
-            rows = out.take_all()
-        finally:
-            stop.set()
-            watcher.join()
+        assert server.summary()["request_count"] == 0  # lazy: nothing is sent before the dataset is consumed
+        rows = out.take_all()
         schema = out.schema()
-        sent = _sent(server)
-        refused = server.count_429
+        seen = server.summary()
+        sent = _sent(seen)
         limiters = [
             ray_local.get(ray_local.get_actor(name).stats.remote())
             for name in ray_local.util.list_named_actors()
@@ -142,7 +127,7 @@ def test_rows_columns_errors_and_laziness(ray_local: Any) -> None:  # noqa: F811
         ]
     # each actor keeps several documents in flight (not one at a time), and no more than
     # per_worker_concurrency: 2 actors x 4 never exceed the server's 8 (above it, it answers 429)
-    assert peak >= 3 and refused == 0
+    assert seen["peak_in_flight"] >= 3 and seen["count_429"] == 0
     assert schema is not None
     # both workers leased from the job's one limiter actor, for every request they sent
     assert any(s["workers"] == 2 and s["granted"] >= sum(sent.values()) for s in limiters), limiters
@@ -166,7 +151,7 @@ def test_api_key_never_in_ray_logs_or_dataset(ray_local: Any) -> None:  # noqa: 
 
     key = "sk-h18-" + os.urandom(12).hex()
     wrong = "sk-h18-wrong-" + os.urandom(12).hex()
-    with TestServer(api_key=key) as server:
+    with ServerProcess(api_key=key) as server:
         ds = ray_local.data.from_items([{"id": i, "text": _doc(i)} for i in range(12)])
         # a wrong key is about the setup, not a document: the job fails (once, not a row per document),
         # and the failure does not show the key
@@ -213,7 +198,7 @@ def test_killed_worker_resumes_without_resending_finished_documents(ray_local: A
     n, per_worker, batch = 60, 2, 20
     output = tmp_path / "out"
     marker = tmp_path / "killed"
-    with TestServer(latency=0.05) as server:
+    with ServerProcess(latency=0.05) as server:
         ds = ray_local.data.from_items([{"id": i, "body": _doc(i)} for i in range(n)])
         options: dict[str, Any] = {
             "text_column": "body",
@@ -230,18 +215,16 @@ def test_killed_worker_resumes_without_resending_finished_documents(ray_local: A
             ds, Person, limiter=KillOnce(str(marker), at=12), **options
         ).take_all()
         assert marker.exists()  # a worker was killed mid-batch
-        sent = _sent(server)
+        sent = _sent(server.summary())
         # only the documents in flight when the worker died were sent twice; the finished ones were not
         assert set(sent) == set(range(n))
         assert max(sent.values()) <= 2
         assert sum(c - 1 for c in sent.values()) <= per_worker
         # a rerun of the whole job: every id answered from the output, nothing sent
-        before = server.request_count
+        before = server.summary()["request_count"]
         again = extract.ray.extract_dataset(ds, Person, **options).take_all()
-        assert server.request_count == before
-        assert (
-            ray_local.data.read_json(str(output)).count() == n
-        )  # DIR reads back (its .extract-meta skipped)
+        assert server.summary()["request_count"] == before
+        assert ray_local.data.read_json(str(output)).count() == n  # read back (.extract-meta is skipped)
     assert sorted(r["id"] for r in rows) == list(range(n))  # each id exactly once, none missing
     assert all(r["error"] is None for r in rows)
     lines = [
