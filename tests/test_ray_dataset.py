@@ -401,6 +401,8 @@ def test_worker_answers_from_the_output_and_refuses_ambiguous_ids(tmp_path: Path
     assert two[2]["error"] is None and isinstance(two[2]["age"], int)
     assert again.schema.field("usage").type == first.schema.field("usage").type
     assert "evidence" not in first.column_names
+    with pytest.raises(ConfigurationError, match="already has column"):  # the driver could not tell
+        ExtractWorker(spec)(pa.table({"id": [4], "body": [_doc(4)], "error": ["x"]}))
 
 
 def test_worker_evidence_column_survives_resume(tmp_path: Path) -> None:

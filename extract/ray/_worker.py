@@ -20,7 +20,7 @@ from extract._batch._engine import BatchConfig, run_batch
 from extract._batch._outcome import BatchStats, Outcome, evidence_json, to_jsonable, usage_json
 from extract.errors import ConfigurationError, InputError
 from extract.ratelimit import Limiter
-from extract.ray._arrow import build_table
+from extract.ray._arrow import ERROR_COLUMN, EVIDENCE_COLUMN, USAGE_COLUMN, VALUE_COLUMN, build_table
 from extract.ray._resume import TEXT_DIGEST, DocId, ResultStore, normalise_id, text_digest
 from extract.ray._secret import SecretKey
 
@@ -105,6 +105,14 @@ class ExtractWorker:
             if column not in names:
                 shown = ", ".join(repr(n) for n in names[:20])
                 raise ConfigurationError(f"the dataset has no column {column!r}; its columns are: {shown}")
+        if spec.keep_columns:
+            added = (*(spec.fields or (VALUE_COLUMN,)), ERROR_COLUMN, USAGE_COLUMN, EVIDENCE_COLUMN)
+            clash = [n for n in names if n in added and n != spec.id_column]
+            if clash and (clash != [EVIDENCE_COLUMN] or spec.call_options.get("evidence")):
+                raise ConfigurationError(
+                    f"the dataset already has column(s) {', '.join(map(repr, clash))}, which extract_dataset "
+                    "adds; pass keep_columns=False, or drop or rename those input columns"
+                )
         texts: list[Any] = batch.column(spec.text_column).to_pylist()
         raw_ids: list[Any] = batch.column(spec.id_column).to_pylist()
         rows = [_Row() for _ in texts]
