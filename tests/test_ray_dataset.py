@@ -177,6 +177,10 @@ def test_api_key_never_in_ray_logs_or_dataset(ray_local: Any) -> None:  # noqa: 
     assert len(rows) == 12 and all(r["error"] is None for r in rows)  # the key reached the workers
     assert set(rows[0]) == {"id", "name", "age", "address", "error", "usage"}  # keep_columns=False
     assert key not in json.dumps(rows, default=str) and key not in plan
+    # what Ray ships to every actor (the map operator's constructor arguments, and the object they point to)
+    shipped = out._logical_plan.dag.fn_constructor_kwargs
+    assert key.encode() not in ray_local.cloudpickle.dumps(shipped)
+    assert key.encode() not in ray_local.cloudpickle.dumps(ray_local.get(shipped["spec"].secret))
     session = Path(ray_local._private.worker._global_node.get_session_dir_path())
     needles = (key.encode(), wrong.encode())
     files = [p for p in session.rglob("*") if p.is_file() and not p.is_symlink()]
