@@ -96,8 +96,10 @@ def simulate(
     configured: bool,
     rtt: float = 0.004,
     seed: int | None = None,
+    charged: float = 1.0,
 ) -> tuple[Provider, list[Worker], Desk]:
-    """Every worker extracts `costs` with `concurrency` requests in flight, all leasing from one desk."""
+    """Every worker extracts `costs` with `concurrency` requests in flight, all leasing from one desk; the
+    provider charges `charged` times what the client reserves (its estimate of the prompt is rough)."""
     clock = Clock()
     desk = Desk(RateLimiter(tokens_per_minute=limit if configured else None, clock=clock), clock=clock)
     provider = Provider(limit, limit / 60.0 * scale)
@@ -152,7 +154,7 @@ def simulate(
                 push(t + there, "arrive", w, payload)
         elif kind == "arrive":
             assert isinstance(payload, int)
-            status, headers = provider.receive(t, payload)
+            status, headers = provider.receive(t, math.ceil(payload * charged))
             back = latency * (rng.uniform(0.2, 3.0) if rng else 1.0)
             push(t + back, "answer", w, (payload, status, headers))
         elif kind == "answer":
@@ -194,6 +196,30 @@ def test_workers_share_one_limit_fully_and_without_429s(workers: int, configured
     assert sum(w.done for w in crew) == workers * (1_000 // workers)
     assert provider.rejected <= 1
     assert utilisation(provider) >= 0.9
+
+
+@pytest.mark.parametrize("charged", [0.6, 0.8, 1.2])
+def test_a_rough_estimate_of_the_prompt_costs_little(charged: float) -> None:
+    """The provider charges less than the engine reserved (its prompt estimate is high): the headers
+    correct the desk, which needs each answer matched to its own lease. It charges more: 429s correct it,
+    and a burst of them answered in one report pauses the workers once, not with a doubled backoff each."""
+    provider, crew, desk = simulate(
+        limit=30_000,
+        scale=30.0,
+        workers=3,
+        costs=[250] * 300,
+        latency=0.05,
+        concurrency=32,
+        configured=True,
+        charged=charged,
+    )
+    assert sum(w.done for w in crew) == 900
+    assert utilisation(provider) >= 0.9
+    if charged < 1:
+        assert provider.rejected == 0
+    else:
+        assert provider.rejected <= 900 * 0.06  # a lone RateLimiter also collects ~3% here
+        assert desk.throttled == provider.rejected
 
 
 @settings(max_examples=40, deadline=None)
@@ -249,22 +275,23 @@ def test_book_serves_from_its_lease_and_hands_back_the_rest() -> None:
     assert wait > 0 and ask
     report = book.report(0.0)
     assert (report.unit, report.want) == (100, 1)
-    book.apply(Grant(units=3, unit=100, ttl=1.0, wait=0.0, blocked=0.0, workers=2, limits=KnownLimits()), 0.0)
+    book.apply(Grant((99, 100, 101), ttl=1.0, wait=0.0, blocked=0.0, workers=2, limits=KnownLimits()), 0.0)
     assert book.reserve(100, 0.1) == (0.0, False)
     assert book.reserve(100, 0.2) == (0.0, False)
     assert book.leased == 1
+    # answers are reported under the sizes of the oldest leased requests still unanswered
+    book.observe(200, {}, 50, 100, 0.3)
+    assert [seen.reserved for seen in book.report(0.3).observations] == [99]
     assert book.report(0.5).returned == ()  # still valid
     later = book.report(1.5)
-    assert later.returned == (100,)
+    assert later.returned == (101,)
     assert book.leased == 0
 
 
 def test_book_waits_are_short_and_bounded() -> None:
     book = Book("w")
     book.report(0.0)
-    book.apply(
-        Grant(units=0, unit=100, ttl=1.0, wait=30.0, blocked=0.0, workers=1, limits=KnownLimits()), 0.0
-    )
+    book.apply(Grant((), ttl=1.0, wait=30.0, blocked=0.0, workers=1, limits=KnownLimits()), 0.0)
     wait, ask = book.reserve(100, 0.001)
     assert MIN_POLL_S <= wait <= FLUSH_S and not ask  # the desk said "not yet": poll, do not ask again
 

@@ -59,7 +59,7 @@ class _LimiterActor:
         stats = self._desk.limiter.stats()
         return {
             "granted": stats.granted,
-            "throttled": stats.throttled,
+            "throttled": self._desk.throttled,
             "observed": stats.observed,
             "workers": self._desk.workers(),
         }
