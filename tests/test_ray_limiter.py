@@ -21,6 +21,7 @@ ray = pytest.importorskip("ray")
 
 from extract import Extractor, aextract_many  # noqa: E402
 from extract.ray._limiter import ClusterLimiter, start_limiter  # noqa: E402
+from tests._ray_fixture import ray_local  # noqa: E402, F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 TPM = 12_000
@@ -66,22 +67,6 @@ class LimitedServer:
             self.process.wait()
 
 
-@pytest.fixture(scope="module")
-def ray_local() -> Iterator[None]:
-    path = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
-    ray.init(
-        num_cpus=4,
-        include_dashboard=False,
-        namespace="extract-tests",
-        runtime_env={"env_vars": {"PYTHONPATH": path}},
-        log_to_driver=False,
-    )
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 @pytest.fixture
 def limited() -> Iterator[LimitedServer]:
     server = LimitedServer(tpm=TPM, scale=SCALE, latency_ms=30)
@@ -91,7 +76,7 @@ def limited() -> Iterator[LimitedServer]:
         server.stop()
 
 
-@ray.remote(num_cpus=1)
+@ray.remote(num_cpus=0.5)  # the fixture starts Ray with 2 CPUs: up to 4 workers
 class Worker:
     """One worker process: an Extractor whose limiter is the cluster's, running batches concurrently."""
 
@@ -130,12 +115,11 @@ def run_workers(base_url: str, name: str, workers: int, per_worker: int) -> tupl
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("workers", [2, 3])
-def test_workers_together_use_the_limit_without_429s(
-    ray_local: None, limited: LimitedServer, workers: int
-) -> None:
+@pytest.mark.usefixtures("ray_local")
+def test_workers_together_use_the_limit_without_429s(limited: LimitedServer, workers: int) -> None:
     name = f"limit-{workers}-{time.monotonic_ns()}"
     limiter = start_limiter(name, tpm=TPM)
-    per_worker = 480 // workers
+    per_worker = 360 // workers
     crew, runs = run_workers(limited.base_url, name, workers, per_worker)
     results = ray.get(runs, timeout=100)
     stats = limited.stats()
@@ -152,7 +136,8 @@ def test_workers_together_use_the_limit_without_429s(
 
 
 @pytest.mark.timeout(120)
-def test_workers_go_on_with_a_share_when_the_limiter_dies(ray_local: None, limited: LimitedServer) -> None:
+@pytest.mark.usefixtures("ray_local")
+def test_workers_go_on_with_a_share_when_the_limiter_dies(limited: LimitedServer) -> None:
     name = f"doomed-{time.monotonic_ns()}"
     limiter = start_limiter(name, tpm=TPM)
     crew, runs = run_workers(limited.base_url, name, 2, 200)
