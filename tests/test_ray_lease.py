@@ -5,7 +5,10 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import pickle
 import random
+import sys
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -25,6 +28,7 @@ from extract.ray._lease import (
     fallback_limiter,
     share_headers,
 )
+from extract.ray._limiter import ClusterLimiter
 
 
 class Clock:
@@ -345,3 +349,23 @@ def test_fallback_gets_one_nth_of_the_last_known_limits() -> None:
     assert granted <= 10_000
     unknown = fallback_limiter(KnownLimits(), 3, clock=clock)
     assert unknown.known_limits().tokens_per_minute is None  # nothing known: it probes, as on one machine
+
+
+@pytest.mark.timeout(60)
+def test_outside_a_ray_job_the_limiter_goes_on_locally_and_starts_no_ray() -> None:
+    """Pickled, it is its name alone; with no Ray runtime to lease from, it falls back to a local limiter
+    (and never starts one: ray.get_actor would)."""
+    ray = sys.modules.get("ray")
+    running = ray is not None and ray.is_initialized()
+    limiter = pickle.loads(pickle.dumps(ClusterLimiter("nobody", namespace="nowhere")))
+    assert (limiter.name, limiter.namespace, limiter.on_fallback) == ("nobody", "nowhere", False)
+    deadline = time.monotonic() + 30
+    while (wait := limiter.reserve(100)) > 0:
+        assert wait <= FLUSH_S and time.monotonic() < deadline
+        time.sleep(wait)
+    assert limiter.on_fallback
+    limiter.observe(200, limit_headers(900, 1.0, 1_000), 100, 100)
+    limiter.close()
+    ray = sys.modules.get("ray")
+    if not running and ray is not None:
+        assert not ray.is_initialized()
