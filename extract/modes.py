@@ -148,6 +148,10 @@ def _logprobs(value: Any) -> list[dict[str, Any]] | None:
     content = value.get("content")
     if not isinstance(content, list):
         return None
+    # the decoded body's own list of dicts is used as it is (no per-token copy or ABC check: one entry per
+    # token makes this the largest part of a reply); anything else is copied entry by entry
+    if all(type(entry) is dict for entry in content):
+        return content
     return [dict(entry) for entry in content if isinstance(entry, Mapping)]
 
 

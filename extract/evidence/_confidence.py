@@ -19,9 +19,16 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Mapping, Sequence
+from functools import reduce
+from itertools import accumulate
+from operator import add, itemgetter
 from typing import Any
 
 __all__ = ["TokenMap"]
+
+_TOKEN = itemgetter("token")
+_LOGPROB = itemgetter("logprob")
+_FLOAT = {float}
 
 
 def _token_bytes(entry: Mapping[str, Any]) -> bytes:
@@ -33,6 +40,8 @@ def _token_bytes(entry: Mapping[str, Any]) -> bytes:
 
 
 def _number(value: Any) -> float | None:
+    if type(value) is float:  # what a decoded reply holds: one type check, then finiteness
+        return value if -math.inf < value < math.inf else None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
@@ -47,20 +56,21 @@ class TokenMap:
         self._starts = starts  # character offset where each token starts
         self._entries = entries
         self._mid = mid  # byte-level tokens: which start inside a character
+        self._logprobs: list[Any] | None = None  # each entry's "logprob", read on first use
 
     @classmethod
     def build(cls, content: str, entries: Sequence[Mapping[str, Any]]) -> TokenMap | None:
-        texts = [e.get("token") for e in entries]
+        try:  # read at C speed where every entry has a token (a decoded reply's dicts)
+            texts: list[Any] = list(map(_TOKEN, entries))
+        except (KeyError, TypeError):
+            texts = [e.get("token") for e in entries]
         try:
-            joined = "".join(texts)  # type: ignore[arg-type]
+            joined = "".join(texts)
         except TypeError:  # an entry without a token string
             joined = None
         if joined == content:
-            starts = [0] * len(texts)
-            total = 0
-            for index, text in enumerate(texts):
-                starts[index] = total
-                total += len(text)  # type: ignore[arg-type]
+            starts = [0, *accumulate(map(len, texts))]
+            starts.pop()
             return cls(starts, entries)
         return cls._from_bytes(content, entries)
 
@@ -93,21 +103,40 @@ class TokenMap:
             mid.append(at >= 0 and char_bytes[index] != at)
         return cls(starts, entries, mid)
 
-    def tokens(self, start: int, end: int) -> list[Mapping[str, Any]]:
-        """The tokens overlapping characters [start, end) of the content."""
+    def _range(self, start: int, end: int) -> tuple[int, int]:
+        """The indices [first, last) of the tokens overlapping characters [start, end) of the content."""
         first = max(bisect.bisect_right(self._starts, start) - 1, 0)
         if self._mid is not None:
             while first > 0 and self._mid[first] and self._starts[first] >= start:
                 first -= 1  # the token before holds the first bytes of this character
-        last = bisect.bisect_left(self._starts, end)
+        return first, bisect.bisect_left(self._starts, end)
+
+    def tokens(self, start: int, end: int) -> list[Mapping[str, Any]]:
+        """The tokens overlapping characters [start, end) of the content."""
+        first, last = self._range(start, end)
         return list(self._entries[first:last])
 
     def confidence(self, start: int, end: int, others: Sequence[str] = ()) -> float | None:
         """The joint probability of the tokens over [start, end); `others`: the JSON texts of the values
         the model could have chosen instead (booleans, enum members) for the first token's renormalising."""
-        chosen = self.tokens(start, end)
-        if not chosen:
+        first, last = self._range(start, end)
+        if first >= last:
             return None
+        if not others:  # the common case: a sum of plain floats, added in order at C speed
+            logprobs = self._logprobs
+            if logprobs is None:
+                try:
+                    logprobs = self._logprobs = list(map(_LOGPROB, self._entries))
+                except (KeyError, TypeError):
+                    logprobs = self._logprobs = []
+            chosen = logprobs[first:last]
+            if len(chosen) == last - first and set(map(type, chosen)) == _FLOAT:
+                total = reduce(add, chosen, 0.0)
+                if math.isfinite(total):
+                    return 1.0 if total >= 0.0 else math.exp(total)
+        return self._confidence(list(self._entries[first:last]), others)
+
+    def _confidence(self, chosen: list[Mapping[str, Any]], others: Sequence[str]) -> float | None:
         total = 0.0
         for index, entry in enumerate(chosen):
             logprob = _number(entry.get("logprob"))
