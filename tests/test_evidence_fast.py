@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from extract import modes
 from extract.evidence import FieldEvidence, Grounder, collect, leaves
-from extract.evidence._collect import _evidence
+from extract.evidence._collect import _NOT_JSON, _evidence, _whole_json
 from extract.evidence._paths import _FAST_DEPTH, leaf_list
 from extract.evidence._scan import _fast, _slow, locate, scan
 
@@ -60,6 +60,10 @@ def test_property_fast_scan_is_the_general_scan(
         assert (found is None) == (slow is None)
         if found is not None and slow is not None:
             assert _same(found[0], slow[0]) and found[1] == slow[1]
+    whole = _whole_json(text)  # the spanless read: orjson on a reply that is one JSON value and nothing else
+    if whole is not _NOT_JSON:
+        located = locate(text)
+        assert located is not None and _same(whole, located[0])
 
 
 @pytest.mark.parametrize(
@@ -158,3 +162,30 @@ def test_collect_the_same_through_fast_and_general_readers() -> None:
         assert found["$.name"].alignment == "exact" and found["$.name"].spans == [(0, 12)]
         assert found["$.count"].alignment == "exact" and found["$.count"].value == count
         assert found["$.count"].confidence == pytest.approx(math.exp(-0.01 * len(str(count))))
+
+
+def test_collect_without_logprobs_reads_the_reply_as_the_spanned_path_does() -> None:
+    from pydantic import BaseModel
+
+    from extract import Extractor
+
+    class Row(BaseModel):
+        name: str
+        tags: list[str]
+
+    text = "Ada Lovelace, tags: math, poetry"
+    with Extractor(base_url="http://127.0.0.1:9/v1", api_key="sk-x", model="llama3.1-8b") as ex:
+        compiled = ex._compile(Row, ex.profile)
+    value = Row(name="Ada Lovelace", tags=["math", "poetry"])
+    body = '{"name": "Ada Lovelace", "tags": ["math", "poetry"]}'
+    for content in (body, "<think>x</think>" + body, "Here: " + body + " done"):
+        bare = collect(compiled, text, content, value, None)
+        spanned = collect(compiled, text, content, value, [{"token": c, "logprob": 0.0} for c in content])
+        assert list(bare) == list(spanned) == ["$.name", "$.tags[0]", "$.tags[1]"]
+        for path, ev in bare.items():
+            assert (ev.spans, ev.alignment, ev.confidence) == (
+                spanned[path].spans,
+                spanned[path].alignment,
+                None,
+            )
+        assert all(spanned[path].confidence == 1.0 for path in spanned)

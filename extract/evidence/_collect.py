@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
+from extract._json import _RISKY
 from extract.evidence._confidence import TokenMap
 from extract.evidence._ground import Alignment, Grounder
 from extract.evidence._paths import Path, format_path, leaf_list, leaves
@@ -76,23 +79,42 @@ def user_json(
 
 
 def _user_json(
-    compiled: CompiledSchema, content: str | None, value: Any
+    compiled: CompiledSchema, content: str | None, value: Any, *, spans: bool = True
 ) -> tuple[Any, dict[Path, tuple[int, int]], dict[Path, Path] | None]:
-    """`user_json`, with None for the mapping when the schema's codec is the identity (nothing to trace)."""
+    """`user_json`, with None for the mapping when the schema's codec is the identity (nothing to trace).
+    `spans=False` (no confidence to place): a reply that is one JSON value and nothing else is read by orjson
+    alone, with no spans and no mapping."""
+    if content and not spans:
+        whole = _whole_json(content)
+        if whole is not _NOT_JSON:
+            return compiled.decode(whole), {}, {}
     located = locate(content) if content else None
     if located is not None:
-        wire, spans = located
+        wire, found = located
         decoded = compiled.decode(wire)
         codec = getattr(compiled, "_codec", None)
-        if codec is None:
-            return decoded, spans, {}
+        if codec is None or not spans:
+            return decoded, found, {}
         if codec.identity:
-            return decoded, spans, None
-        return decoded, spans, trace(codec, wire)
+            return decoded, found, None
+        return decoded, found, trace(codec, wire)
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return dump(mode="json", by_alias=True), {}, {}
     return value, {}, {}
+
+
+_NOT_JSON = object()
+
+
+def _whole_json(content: str) -> Any:
+    """The reply as one JSON value (what `locate` reads first when it is nothing else), or _NOT_JSON."""
+    if _RISKY.search(content):  # a number orjson cannot carry exactly: left to `locate`
+        return _NOT_JSON
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return _NOT_JSON
 
 
 def collect(
@@ -104,10 +126,12 @@ def collect(
     grounder: Grounder | None = None,
 ) -> dict[str, FieldEvidence]:
     """Evidence for every leaf of the final reply, keyed by JSONPath, in document order."""
-    shaped, spans, mapping = _user_json(compiled, content, value)
     tokens = TokenMap.build(content, logprobs) if logprobs and content else None
-    if tokens is None or content is None:
-        spans, tokens, content = {}, None, ""  # no confidence to work out: no span is needed
+    if tokens is None or content is None:  # no confidence to work out: no span is needed
+        shaped, spans, mapping = _user_json(compiled, content, value, spans=False)
+        spans, tokens, content = {}, None, ""
+    else:
+        shaped, spans, mapping = _user_json(compiled, content, value)
     match = (grounder or Grounder(text)).match
     facts = SchemaIndex.of(compiled.user_schema).path_facts
     out: dict[str, FieldEvidence] = {}
@@ -123,14 +147,15 @@ def collect(
                 start, end = start + 1, end - 1  # a string's characters, not its quotes
             confidence = tokens.confidence(start, end, choices(members, leaf))
         key = format_path(path)
-        out[key] = _evidence(key, leaf, found, alignment, confidence, score, derived)
+        made = out[key] = _new(FieldEvidence)  # what _evidence does, inlined: it runs once per leaf
+        any(map(_set, repeat(made, 7), _NAMES, (key, leaf, found, alignment, confidence, score, derived)))
     return out
 
 
 def ungrounded(compiled: CompiledSchema, text: str, content: str | None, value: Any) -> tuple[str, ...]:
     """One error per string leaf that does not appear in the text (alignment `none`), derived fields
     exempt: the `require_grounding` check, phrased for the re-ask."""
-    shaped, _, _ = _user_json(compiled, content, value)
+    shaped, _, _ = _user_json(compiled, content, value, spans=False)
     ground = Grounder(text)
     schema = compiled.user_schema
     index = SchemaIndex.of(schema)

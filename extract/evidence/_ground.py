@@ -23,7 +23,6 @@ import functools
 import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
-from itertools import accumulate
 from typing import Any, Literal
 
 __all__ = ["FUZZY_CUTOFF", "Alignment", "Grounder", "Match"]
@@ -260,19 +259,16 @@ class Grounder:
 
 
 def _occurrences(haystack: str, needle: str) -> list[tuple[int, int]]:
-    """Non-overlapping occurrences, earliest first (those `str.find` from the end of the previous one
-    gives; `str.count` and `str.split` count and cut at the same ones)."""
-    count = haystack.count(needle) if needle else 0
-    if count == 0:
-        return []
+    """Non-overlapping occurrences, earliest first. Each `find` goes on from the last occurrence, so the
+    text is read once in all (`count` or `split` first would read it twice: slower for a few occurrences)."""
+    found: list[tuple[int, int]] = []
     size = len(needle)
-    if count == 1:
-        start = haystack.find(needle)
-        return [(start, start + size)]
-    pieces = haystack.split(needle)  # many occurrences (a short word): offsets summed at C speed
-    pieces.pop()
-    ends = list(accumulate(map(size.__add__, map(len, pieces))))
-    return list(zip(map((-size).__add__, ends), ends, strict=True))
+    find = haystack.find
+    start = find(needle)
+    while start >= 0:
+        found.append((start, start + size))
+        start = find(needle, start + size)
+    return found
 
 
 def _dedupe(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
