@@ -145,7 +145,8 @@ def collect(
             start, end = span
             if content[start] == '"' and end - start > 2:
                 start, end = start + 1, end - 1  # a string's characters, not its quotes
-            confidence = tokens.confidence(start, end, choices(members, leaf))
+            others = choices(members, leaf) if members or type(leaf) is bool else ()
+            confidence = tokens.confidence(start, end, others)
         key = format_path(path)
         made = out[key] = _new(FieldEvidence)  # what _evidence does, inlined: it runs once per leaf
         any(map(_set, repeat(made, 7), _NAMES, (key, leaf, found, alignment, confidence, score, derived)))

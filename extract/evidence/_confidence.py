@@ -119,7 +119,11 @@ class TokenMap:
     def confidence(self, start: int, end: int, others: Sequence[str] = ()) -> float | None:
         """The joint probability of the tokens over [start, end); `others`: the JSON texts of the values
         the model could have chosen instead (booleans, enum members) for the first token's renormalising."""
-        first, last = self._range(start, end)
+        starts = self._starts
+        first = max(bisect.bisect_right(starts, start) - 1, 0)
+        if self._mid is not None:
+            first = self._range(start, end)[0]
+        last = bisect.bisect_left(starts, end)  # `_range`, inlined for the common case
         if first >= last:
             return None
         if not others:  # the common case: a sum of plain floats, added in order at C speed
