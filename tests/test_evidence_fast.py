@@ -71,7 +71,8 @@ def test_property_fast_scan_is_the_general_scan(
     [
         '{"n": 123456789012345678901234567890}',  # past 64 bits: orjson would give a float
         '{"f": 1e400}',  # past the double range
-        '{"s": "\\ud800"}',  # a lone surrogate orjson refuses
+        '{"s": "\\ud800"}',  # an escaped lone surrogate orjson refuses
+        '{"s": "x\udcffy"}',  # a lone surrogate in the text itself (bytes decoded with surrogateescape)
         '{"k\\"ey": [1, {"x": "\\u00e9"}], "a": {}}',  # an escaped key, an empty object
         '{"a":1,"a":{"b":2}}',  # a repeated key: the last value wins
         '[1 ,2 , "x" ,{ } ,[ ]]',
