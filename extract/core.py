@@ -637,7 +637,8 @@ class Extractor:
 
 def _evidence_fields(row: ModelRow, featured: dict[str, Any], user_schema: dict[str, Any]) -> dict[str, Any]:
     """logprobs where the model row says it returns them (and top_logprobs when the schema has enum or
-    boolean values to score: 2 for booleans, up to 5 for enums); added on the caller's behalf, so a server that refuses them gets the
+    boolean values to score: 2 for booleans, up to 5 for enums; 1 at least where the server sends
+    logprobs only with top_logprobs, as llama-cpp-python's does); added on the caller's behalf, so a server that refuses them gets the
     request again without them."""
     if row.logprobs is not True or featured.get("logprobs") is False:
         return featured
@@ -645,7 +646,7 @@ def _evidence_fields(row: ModelRow, featured: dict[str, Any], user_schema: dict[
 
     out = dict(featured)
     out.setdefault("logprobs", True)
-    width = choice_width(user_schema)
+    width = choice_width(user_schema) or (1 if row.logprobs_need_top else 0)
     if width:
         out.setdefault("top_logprobs", width)
     return out
