@@ -67,8 +67,11 @@ def collect(
     value: Any,
     logprobs: Sequence[Mapping[str, Any]] | None,
     grounder: Grounder | None = None,
+    confidences: Mapping[str, float] | None = None,
 ) -> dict[str, FieldEvidence]:
-    """Evidence for every leaf of the final reply, keyed by JSONPath, in document order."""
+    """Evidence for every leaf of the final reply, keyed by JSONPath, in document order. `confidences`:
+    JSONPath -> confidence for a value no one reply holds (a chunked document's merge), read where the
+    reply's tokens give none."""
     shaped, spans, mapping = user_json(compiled, content, value)
     tokens = TokenMap.build(content, logprobs) if logprobs and content else None
     ground = grounder or Grounder(text)
@@ -87,6 +90,8 @@ def collect(
                 start, end = start + 1, end - 1  # a string's characters, not its quotes
             confidence = tokens.confidence(start, end, choices(members, leaf))
         key = format_path(path)
+        if confidence is None and confidences:
+            confidence = confidences.get(key)
         out[key] = FieldEvidence(key, leaf, found, alignment, confidence, score, derived)
     return out
 
