@@ -191,3 +191,16 @@ def test_locate_finds_the_value_the_reply_parser_read(content: str, expected: An
     assert value == expected
     start, end = spans[()]
     assert json.loads(content[start:end]) == expected
+
+
+def test_a_token_given_no_chance_scores_zero_and_a_missing_logprob_none() -> None:
+    content = '{"a":"x","b":"y"}'
+    entries: list[dict[str, Any]] = [
+        {"token": t, "logprob": -0.5} for t in ['{"', "a", '":"', "x", '","', "b", '":"']
+    ]
+    entries += [{"token": "y", "logprob": -math.inf}, {"token": '"}', "logprob": None}]
+    mapped = TokenMap.build(content, entries)
+    assert mapped is not None
+    assert mapped.confidence(content.index("x"), content.index("x") + 1) == pytest.approx(math.exp(-0.5))
+    assert mapped.confidence(content.index("y"), content.index("y") + 1) == 0.0
+    assert mapped.confidence(len(content) - 1, len(content)) is None

@@ -27,7 +27,10 @@ class FieldEvidence:
     occurrence for `exact` and `normalised` matches, the best window for `fuzzy`, none for `none`.
     `alignment`: how the value was found (see `extract.evidence._ground`); `score`: 1.0 for exact and
     normalised, the match ratio for fuzzy, 0.0 for none. `confidence`: the probability the model gave the
-    value's tokens (see `extract.evidence._confidence`), None without logprobs. `derived`: the schema marks
+    value's tokens in the final reply (see `extract.evidence._confidence`; for a document split into
+    chunks, in the chunk reply the merge took the value from). None without logprobs, and for a value no
+    returned token wrote: tokens that stop matching the reply before it, a reply the parser had to repair,
+    a value the validator filled in (a default) or a merge computed. `derived`: the schema marks
     the field as computed (`"derived": true`), so `none` is expected there.
     """
 

@@ -196,6 +196,10 @@ class TokenMap:
         for index, entry in enumerate(chosen):
             logprob = _number(entry.get("logprob"))
             if logprob is None:
+                if (
+                    entry.get("logprob") == -math.inf
+                ):  # a token the model gave no chance (some servers say so)
+                    return 0.0
                 return None
             if index == 0 and others:
                 total += _choice(entry, logprob, others)
