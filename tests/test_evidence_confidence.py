@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from extract._reply import parse_reply
 from extract.evidence._confidence import TokenMap
 from extract.evidence._paths import leaves
 from extract.evidence._scan import locate, scan
@@ -178,7 +179,8 @@ def test_tokens_that_stop_matching_leave_the_rest_without_confidence() -> None:
         ('Sure {here} it is:\n```json\n{"a": [1, 2]}\n```\nThanks', {"a": [1, 2]}),
         ('[note] then {"a": "b"} done', {"a": "b"}),
         ('<think>{"draft": 1}</think>\n{"a": 2}', {"a": 2}),
-        ('{"a": 1, }', None),  # repaired by the reply parser: not there as written, so no spans
+        ('{"a": [1, 2,], "b": True, }', {"a": [1, 2], "b": True}),  # the reply parser's repairs
+        ('{"a": 1 "b": 2}', None),  # no value the parser could read
     ],
 )
 def test_locate_finds_the_value_the_reply_parser_read(content: str, expected: Any) -> None:
@@ -190,7 +192,7 @@ def test_locate_finds_the_value_the_reply_parser_read(content: str, expected: An
     value, spans = found
     assert value == expected
     start, end = spans[()]
-    assert json.loads(content[start:end]) == expected
+    assert parse_reply(content[start:end]).value == expected
 
 
 def test_a_token_given_no_chance_scores_zero_and_a_missing_logprob_none() -> None:

@@ -253,3 +253,20 @@ def test_a_chunked_document_scores_each_leaf_by_the_chunk_reply_it_came_from() -
 
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_a_reply_the_parser_repaired_is_still_scored_where_it_was_written() -> None:
+    # a trailing comma and a Python literal, which the reply parser repairs: the values are still where
+    # the tokens wrote them
+    class Flagged(BaseModel):
+        name: str
+        tags: list[str]
+        vip: bool
+
+    content = '{"name": "Ada Lovelace", "tags": ["a", "b",], "vip": True,}'
+    pieces = _pieces(content, lambda i: -0.01 * (i % 9 + 1))
+    ev = _run(_Replies([(content, pieces)], "openai"), Flagged).evidence
+    assert ev is not None and set(ev) == {"$.name", "$.tags[0]", "$.tags[1]", "$.vip"}
+    for path, text in (("$.name", "Ada Lovelace"), ("$.tags[1]", "b"), ("$.vip", "True")):
+        start = content.index(text)
+        assert ev[path].confidence == pytest.approx(_expected(pieces, content, start, start + len(text)))

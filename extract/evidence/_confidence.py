@@ -20,9 +20,9 @@ value (`"Bob` or `true}`) counts for the value. The intervals come from, in this
 
 How the score is formed: the joint probability of the value's tokens, exp(sum of their logprobs): the
 probability the model gave to writing exactly this value once it had started it. For booleans and enum
-members, where `top_logprobs` were returned, the first token's probability is renormalised over the
-alternatives that start one of the other allowed values, because it is the choice between members that
-matters, not the tokenisation: p(first) / (p(first) + sum of p(alternative starting another member)),
+members, where `top_logprobs` list alternatives beside the sampled token, the first token's probability
+is renormalised over the alternatives that start one of the other allowed values, because it is the
+choice between members that matters, not the tokenisation: p(first) / (p(first) + sum of p(alternative starting another member)),
 times the probabilities of the value's remaining tokens. A value whose characters are not all covered
 by tokens has no confidence (None). Pure.
 """
@@ -245,6 +245,7 @@ def _choice(entry: Mapping[str, Any], logprob: float, others: Sequence[str]) -> 
         return logprob
     chosen = math.exp(logprob)
     rival = 0.0
+    shown = False  # alternatives beside the sampled token: without any, nothing to renormalise over
     for alternative in top:
         if not isinstance(alternative, Mapping):
             continue
@@ -252,9 +253,10 @@ def _choice(entry: Mapping[str, Any], logprob: float, others: Sequence[str]) -> 
         alt_logprob = _number(alternative.get("logprob"))
         if not isinstance(text, str) or text == token or alt_logprob is None:
             continue
+        shown = True
         stem = text.lstrip(' \t\n:"')
         if stem and any(o.startswith(stem) or stem.startswith(o) for o in others):
             rival += math.exp(alt_logprob)
-    if chosen <= 0.0:
+    if chosen <= 0.0 or not shown:
         return logprob
     return math.log(chosen / (chosen + rival))

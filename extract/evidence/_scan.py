@@ -19,7 +19,8 @@ _MAX_STARTS = 64  # places a value may start at in a reply with text around its 
 _OPENER = re.compile(r"[{\[]")
 _WS = re.compile(r"[ \t\n\r]*")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
-_LITERALS = {"true": True, "false": False, "null": None}
+# JSON's literals, and Python's, which the reply parser reads as JSON (as it drops trailing commas)
+_LITERALS = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
 _scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
 
 
@@ -55,7 +56,10 @@ def _value(text: str, i: int, path: Path, spans: dict[Path, tuple[int, int]], de
                 value[key], i = _value(text, i + 1, (*path, key), spans, depth + 1)
                 i = _WS.match(text, i).end()  # type: ignore[union-attr]
                 if text.startswith(",", i):
-                    i += 1
+                    i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+                    if text.startswith("}", i):  # a trailing comma
+                        i += 1
+                        break
                     continue
                 if text.startswith("}", i):
                     i += 1
@@ -72,7 +76,10 @@ def _value(text: str, i: int, path: Path, spans: dict[Path, tuple[int, int]], de
                 value.append(item)
                 i = _WS.match(text, i).end()  # type: ignore[union-attr]
                 if text.startswith(",", i):
-                    i += 1
+                    i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+                    if text.startswith("]", i):  # a trailing comma
+                        i += 1
+                        break
                     continue
                 if text.startswith("]", i):
                     i += 1
