@@ -361,9 +361,11 @@ class Extractor:
         row = self._row(use_model)
         compiled = self._compile(schema, self.record.profile)
         merged = {**self._params, **params} if params else self._params
-        if "max_tokens" in merged and row.max_tokens_field != "max_tokens":
-            merged = dict(merged)
-            merged.setdefault(row.max_tokens_field, merged.pop("max_tokens"))
+        for budget_field in ("max_tokens", "max_completion_tokens"):
+            # the completion budget goes in the field the server reads (llama-cpp-python's: max_tokens only)
+            if budget_field in merged and row.max_tokens_field != budget_field:
+                merged = dict(merged)
+                merged.setdefault(row.max_tokens_field, merged.pop(budget_field))
         featured = feature_params(
             row, merged, compiled.wire_schema, instructions, default_effort=row.reasoning_effort
         )

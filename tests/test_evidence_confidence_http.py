@@ -270,3 +270,16 @@ def test_a_reply_the_parser_repaired_is_still_scored_where_it_was_written() -> N
     for path, text in (("$.name", "Ada Lovelace"), ("$.tags[1]", "b"), ("$.vip", "True")):
         start = content.index(text)
         assert ev[path].confidence == pytest.approx(_expected(pieces, content, start, start + len(text)))
+
+
+def test_llamacpp_gets_the_completion_budget_in_the_field_it_reads() -> None:
+    # llama-cpp-python's server ignores max_completion_tokens: a small model that loops would then run to
+    # the end of its context window (and compute logprobs for every token of it)
+    content = '{"name":"Ada","age":36,"city":"Tokyo"}'
+    handler = _Replies([(content, _pieces(content))])
+    with (
+        RawServer(handler) as server,
+        Extractor(base_url=server.base_url, model="m", provider="llamacpp") as ex,
+    ):
+        ex.extract(Person, TEXT, max_completion_tokens=160)
+    assert handler.bodies[0]["max_tokens"] == 160 and "max_completion_tokens" not in handler.bodies[0]
