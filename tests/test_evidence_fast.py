@@ -193,3 +193,42 @@ def test_collect_without_logprobs_reads_the_reply_as_the_spanned_path_does() -> 
                 None,
             )
         assert all(spanned[path].confidence == 1.0 for path in spanned)
+
+
+def _reference_confidence(chosen: list[dict[str, Any]]) -> float | None:
+    """The joint probability as the per-token loop forms it (no choices to renormalise)."""
+    if not chosen:
+        return None
+    total = 0.0
+    for entry in chosen:
+        logprob = entry.get("logprob")
+        if not isinstance(logprob, (int, float)) or isinstance(logprob, bool) or not math.isfinite(logprob):
+            return 0.0 if logprob == -math.inf else None
+        total += float(logprob)
+    return min(1.0, max(0.0, math.exp(total)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text('ab{}":, é', min_size=1, max_size=3),
+            st.floats(max_value=0.0) | st.sampled_from([-math.inf, math.nan, 0, True, "x", None]),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.data(),
+)
+def test_property_fast_token_sums_are_the_per_token_loop(tokens: list[tuple[str, Any]], data: Any) -> None:
+    from extract.evidence._confidence import TokenMap
+
+    entries = [{"token": text, "logprob": logprob} for text, logprob in tokens]
+    content = "".join(text for text, _ in tokens)
+    token_map = TokenMap.build(content, entries)
+    assert token_map is not None
+    start = data.draw(st.integers(0, len(content) - 1))
+    end = data.draw(st.integers(start + 1, len(content)))
+    found = token_map.confidence(start, end)
+    expected = _reference_confidence(token_map.tokens(start, end))
+    assert found == expected  # the same additions in the same order: equal to the last bit
