@@ -3,8 +3,11 @@
 The loopback test server runs in its own process (it answers with values drawn from the document's words,
 and with logprobs when asked), so `time.process_time()` counts only the client: with evidence=True that is
 the larger reply (one logprobs entry per token, top_logprobs only for a boolean or enum), the span scan, the token map,
-grounding every leaf in the text, and the confidence per leaf. Also reported: `collect()` alone on one
-reply. Target: evidence=True costs at most 20% more client CPU per extraction.
+grounding every leaf in the text, and the confidence per leaf. Both settings ask for the full Result
+(`full=True`), where the evidence is; their rounds alternate (False, True, False, ...) so a change in the
+machine's load falls on both. Also reported: the reply's size, `collect()` alone on one reply, and the
+garbage collector's time per call (the logprobs reply is ~1,000 lists and dicts: young collections, and
+now and then a full one). Target: evidence=True costs at most 20% more client CPU per extraction.
 
     python benchmarks/bench_evidence.py [--quick] [--calls N] [--rounds R]
 """
@@ -12,6 +15,8 @@ reply. Target: evidence=True costs at most 20% more client CPU per extraction.
 from __future__ import annotations
 
 import argparse
+import gc
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -23,7 +28,7 @@ if __package__ in (None, ""):
 
 from pydantic import BaseModel
 
-from benchmarks._harness import Row, markdown_table, server_process, time_sync
+from benchmarks._harness import Row, markdown_table, server_process
 
 NAME = "evidence"
 MODEL = "llama3.1-8b"
@@ -107,21 +112,45 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     return rows
 
 
+class _GcClock:
+    """CPU time spent in the garbage collector while installed (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.seconds += time.process_time() - self._started
+
+
 def _measure(ex: Any, schema: type[BaseModel], calls: int, rounds: int, warmup: int, repeats: int) -> Row:
     from extract.evidence import collect
 
     sample = ex.extract(schema, DOCUMENT, full=True, evidence=True)
     leaves = len(sample.evidence or {})
-    timings = {}
     for evidence in (False, True):
-        timings[evidence] = time_sync(
-            lambda e=evidence: ex.extract(schema, DOCUMENT, evidence=e),
-            calls=calls,
-            rounds=rounds,
-            warmup=warmup,
-        )
-    base, with_evidence = timings[False], timings[True]
-    overhead = 100.0 * (with_evidence.cpu_us_per_call - base.cpu_us_per_call) / base.cpu_us_per_call
+        for _ in range(warmup):
+            ex.extract(schema, DOCUMENT, full=True, evidence=evidence)
+    cpu: dict[bool, list[float]] = {False: [], True: []}
+    in_gc: dict[bool, float] = {False: 0.0, True: 0.0}
+    clock = _GcClock()
+    gc.callbacks.append(clock)
+    try:
+        for _ in range(rounds):
+            for evidence in (False, True):
+                clock.seconds = 0.0
+                started = time.process_time()
+                for _ in range(calls):
+                    ex.extract(schema, DOCUMENT, full=True, evidence=evidence)
+                cpu[evidence].append((time.process_time() - started) / calls * 1e6)
+                in_gc[evidence] += clock.seconds
+    finally:
+        gc.callbacks.remove(clock)
+    base, with_evidence = statistics.median(cpu[False]), statistics.median(cpu[True])
+    overhead = 100.0 * (with_evidence - base) / base
     last = sample.attempts[-1]
     started = time.process_time()
     for _ in range(repeats):
@@ -130,20 +159,37 @@ def _measure(ex: Any, schema: type[BaseModel], calls: int, rounds: int, warmup: 
     alignments: dict[str, int] = {}
     for ev in (sample.evidence or {}).values():
         alignments[ev.alignment] = alignments.get(ev.alignment, 0) + 1
+    plain = ex.extract(schema, DOCUMENT, full=True)
+    spread = {e: (max(v) - min(v)) / statistics.median(v) * 100 for e, v in cpu.items()}
     return {
         "schema": schema.__name__
         + (" (a boolean: top_logprobs 2)" if schema is Invoice else " (no choices)"),
         "document chars": len(DOCUMENT),
         "leaves": leaves,
         "tokens in reply": len(last.logprobs or []),
-        "cpu µs/call evidence=False": round(base.cpu_us_per_call),
-        "cpu µs/call evidence=True": round(with_evidence.cpu_us_per_call),
+        "content+logprobs KB False/True": f"{_reply_kb(plain)}/{_reply_kb(sample)}",
+        "cpu µs/call evidence=False": round(base),
+        "cpu µs/call evidence=True": round(with_evidence),
         "overhead %": round(overhead, 1),
         f"target ≤ {TARGET_OVERHEAD_PCT:.0f}%": "met" if overhead <= TARGET_OVERHEAD_PCT else "missed",
         "collect() µs": round(collect_us),
+        "gc µs/call False/True": "/".join(
+            str(round(in_gc[e] / (rounds * calls) * 1e6)) for e in (False, True)
+        ),
         "alignments": ", ".join(f"{k} {v}" for k, v in sorted(alignments.items())),
-        "spread % (False/True)": f"{base.spread_pct:.0f}/{with_evidence.spread_pct:.0f}",
+        "spread % (False/True)": f"{spread[False]:.0f}/{spread[True]:.0f}",
     }
+
+
+def _reply_kb(result: Any) -> str:
+    """The size of the reply's content and logprobs as JSON (the envelope around them, ~0.6 KB, not counted)."""
+    import orjson
+
+    last = result.attempts[-1]
+    choice: dict[str, Any] = {"message": {"content": last.content}}
+    if last.logprobs:
+        choice["logprobs"] = {"content": last.logprobs}
+    return f"{len(orjson.dumps({'choices': [choice]})) / 1024:.1f}"
 
 
 if __name__ == "__main__":

@@ -141,6 +141,9 @@ def _text(value: Any) -> str | None:
     return None
 
 
+_DICT = {dict}
+
+
 def _logprobs(value: Any) -> list[dict[str, Any]] | None:
     """`choices[0].logprobs.content`: one entry per generated token (token, logprob, top_logprobs)."""
     if not isinstance(value, Mapping):
@@ -148,6 +151,10 @@ def _logprobs(value: Any) -> list[dict[str, Any]] | None:
     content = value.get("content")
     if not isinstance(content, list):
         return None
+    # the decoded body's own list of dicts is used as it is (no per-token copy or ABC check: one entry per
+    # token makes this the largest part of a reply); anything else is copied entry by entry
+    if set(map(type, content)) <= _DICT:
+        return content
     return [dict(entry) for entry in content if isinstance(entry, Mapping)]
 
 

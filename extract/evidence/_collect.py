@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
+from extract._json import _RISKY
 from extract.evidence._confidence import TokenMap
 from extract.evidence._ground import Alignment, Grounder
-from extract.evidence._paths import Path, format_path, leaves
+from extract.evidence._paths import Path, format_path, leaf_list, leaves
 from extract.evidence._scan import locate
 from extract.evidence._schema import SchemaIndex, choices
 from extract.evidence._trace import trace
@@ -27,7 +31,10 @@ class FieldEvidence:
     occurrence for `exact` and `normalised` matches, the best window for `fuzzy`, none for `none`.
     `alignment`: how the value was found (see `extract.evidence._ground`); `score`: 1.0 for exact and
     normalised, the match ratio for fuzzy, 0.0 for none. `confidence`: the probability the model gave the
-    value's tokens (see `extract.evidence._confidence`), None without logprobs. `derived`: the schema marks
+    value's tokens in the final reply (see `extract.evidence._confidence`; for a document split into
+    chunks, in the chunk reply the merge took the value from). None without logprobs, and for a value no
+    returned token wrote: tokens that stop matching the reply before it, a reply the parser had to repair,
+    a value the validator filled in (a default) or a merge computed. `derived`: the schema marks
     the field as computed (`"derived": true`), so `none` is expected there.
     """
 
@@ -40,6 +47,27 @@ class FieldEvidence:
     derived: bool = field(default=False)
 
 
+_NAMES = ("path", "value", "spans", "alignment", "confidence", "score", "derived")
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _evidence(
+    path: str,
+    value: Any,
+    spans: list[tuple[int, int]],
+    alignment: Alignment,
+    confidence: float | None,
+    score: float,
+    derived: bool,
+) -> FieldEvidence:
+    """`FieldEvidence(...)` at a fraction of the cost (one per leaf): a frozen dataclass's `__init__` sets
+    each field through `object.__setattr__` looked up anew; here the seven are set in one C-level loop."""
+    made: FieldEvidence = _new(FieldEvidence)
+    any(map(_set, repeat(made, 7), _NAMES, (path, value, spans, alignment, confidence, score, derived)))
+    return made
+
+
 def user_json(
     compiled: CompiledSchema, content: str | None, value: Any
 ) -> tuple[Any, dict[Path, tuple[int, int]], dict[Path, Path]]:
@@ -47,17 +75,49 @@ def user_json(
 
     Read from the reply text when it holds a JSON value (so paths follow what the model wrote); else
     from the validated value (pydantic models dumped by alias), with no spans."""
+    shaped, spans, mapping = _user_json(compiled, content, value)
+    if mapping is None:  # the wire is the user shape: every leaf at its own path
+        mapping = {path: path for path, _ in leaf_list(shaped)}
+    return shaped, spans, mapping
+
+
+def _user_json(
+    compiled: CompiledSchema, content: str | None, value: Any, *, spans: bool = True
+) -> tuple[Any, dict[Path, tuple[int, int]], dict[Path, Path] | None]:
+    """`user_json`, with None for the mapping when the schema's codec is the identity (nothing to trace).
+    `spans=False` (no confidence to place): a reply that is one JSON value and nothing else is read by orjson
+    alone, with no spans and no mapping."""
+    if content and not spans:
+        whole = _whole_json(content)
+        if whole is not _NOT_JSON:
+            return compiled.decode(whole), {}, {}
     located = locate(content) if content else None
     if located is not None:
-        wire, spans = located
+        wire, found = located
         decoded = compiled.decode(wire)
         codec = getattr(compiled, "_codec", None)
-        mapping = trace(codec, wire) if codec is not None else {}
-        return decoded, spans, mapping
+        if codec is None or not spans:
+            return decoded, found, {}
+        if codec.identity:
+            return decoded, found, None
+        return decoded, found, trace(codec, wire)
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return dump(mode="json", by_alias=True), {}, {}
     return value, {}, {}
+
+
+_NOT_JSON = object()
+
+
+def _whole_json(content: str) -> Any:
+    """The reply as one JSON value (what `locate` reads first when it is nothing else), or _NOT_JSON."""
+    if _RISKY.search(content):  # a number orjson cannot carry exactly: left to `locate`
+        return _NOT_JSON
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return _NOT_JSON
 
 
 def collect(
@@ -67,34 +127,44 @@ def collect(
     value: Any,
     logprobs: Sequence[Mapping[str, Any]] | None,
     grounder: Grounder | None = None,
+    confidences: Mapping[str, float] | None = None,
 ) -> dict[str, FieldEvidence]:
-    """Evidence for every leaf of the final reply, keyed by JSONPath, in document order."""
-    shaped, spans, mapping = user_json(compiled, content, value)
+    """Evidence for every leaf of the final reply, keyed by JSONPath, in document order. `confidences`:
+    JSONPath -> confidence for a value no one reply holds (a chunked document's merge), read where the
+    reply's tokens give none."""
     tokens = TokenMap.build(content, logprobs) if logprobs and content else None
-    ground = grounder or Grounder(text)
-    schema = compiled.user_schema
-    index = SchemaIndex.of(schema)
+    if tokens is None or content is None:  # no confidence to work out: no span is needed
+        shaped, spans, mapping = _user_json(compiled, content, value, spans=False)
+        spans, tokens, content = {}, None, ""
+    else:
+        shaped, spans, mapping = _user_json(compiled, content, value)
+    match = (grounder or Grounder(text)).match
+    facts = SchemaIndex.of(compiled.user_schema).path_facts
     out: dict[str, FieldEvidence] = {}
-    for path, leaf in leaves(shaped):
-        alignment, found, score = ground.match(leaf)
-        derived, members = index.facts(index.node(path))
+    for path, leaf in leaf_list(shaped):
+        alignment, found, score = match(leaf)
+        derived, members = facts(path)
         confidence = None
-        wire_path = mapping.get(path)
+        wire_path = path if mapping is None else mapping.get(path)
         span = spans.get(wire_path) if wire_path is not None else None
-        if tokens is not None and span is not None:
+        if span is not None and tokens is not None:
             start, end = span
-            if content is not None and content[start] == '"' and end - start > 2:
+            if content[start] == '"' and end - start > 2:
                 start, end = start + 1, end - 1  # a string's characters, not its quotes
-            confidence = tokens.confidence(start, end, choices(members, leaf))
+            others = choices(members, leaf) if members or type(leaf) is bool else ()
+            confidence = tokens.confidence(start, end, others)
         key = format_path(path)
-        out[key] = FieldEvidence(key, leaf, found, alignment, confidence, score, derived)
+        if confidence is None and confidences:
+            confidence = confidences.get(key)
+        made = out[key] = _new(FieldEvidence)  # what _evidence does, inlined: it runs once per leaf
+        any(map(_set, repeat(made, 7), _NAMES, (key, leaf, found, alignment, confidence, score, derived)))
     return out
 
 
 def ungrounded(compiled: CompiledSchema, text: str, content: str | None, value: Any) -> tuple[str, ...]:
     """One error per string leaf that does not appear in the text (alignment `none`), derived fields
     exempt: the `require_grounding` check, phrased for the re-ask."""
-    shaped, _, _ = user_json(compiled, content, value)
+    shaped, _, _ = _user_json(compiled, content, value, spans=False)
     ground = Grounder(text)
     schema = compiled.user_schema
     index = SchemaIndex.of(schema)

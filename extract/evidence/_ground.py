@@ -54,6 +54,7 @@ _DATES = (
     (re.compile(r"\b(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})\b"), ("a", "b", "y")),
 )
 _DIGITS = re.compile(r"[0-9]+")
+_NOT_DIGITS = bytes(b for b in range(256) if not 0x30 <= b <= 0x39)
 # ASCII runs as `_fold` sees them: whitespace, or characters that are neither whitespace nor punctuation/symbols
 _ASCII_RUN = re.compile(r"\s+|[^\s!-/:-@\[-`{-~]+")
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ].*)?\Z")
@@ -155,9 +156,13 @@ class Grounder:
 
     def _number_spans(self, number: Decimal) -> list[tuple[int, int]]:
         """Where `number` is written in any format (the digits must match before the readings are tried)."""
-        key = _significant(format(abs(number), "f"))
-        if self._digits is None:
-            self._digits = "".join(_DIGITS.findall(self.text))
+        key = format(abs(number), "f").replace(".", "").strip("0")  # _significant of a plain decimal
+        if (
+            self._digits is None
+        ):  # ASCII digits kept, everything else (every byte of a non-ASCII character) dropped
+            self._digits = (
+                self.text.encode("utf-8", "surrogatepass").translate(None, _NOT_DIGITS).decode("ascii")
+            )
         if key not in self._digits:  # its digits are nowhere in the text, in any format
             return []
         text = self.text
@@ -181,12 +186,17 @@ class Grounder:
 
     def match(self, value: Any) -> Match:
         """How `value` (a JSON leaf) appears in the text."""
+        if type(value) is str and value and not value.isspace():  # the common case first: a string
+            return self._match_string(value)
         if isinstance(value, bool):
             return "none", [], 0.0
         if isinstance(value, (int, float)):
             return self._match_number(value)
         if not isinstance(value, str) or not value.strip():
             return "none", [], 0.0
+        return self._match_string(value)
+
+    def _match_string(self, value: str) -> Match:
         spans = _occurrences(self.text, value)
         if value.isdigit():  # "42" as a number of its own, rather than inside "1425", where there is one
             spans = [span for span in spans if _whole_number_at(self.text, *span)] or spans
@@ -249,7 +259,8 @@ class Grounder:
 
 
 def _occurrences(haystack: str, needle: str) -> list[tuple[int, int]]:
-    """Non-overlapping occurrences, earliest first."""
+    """Non-overlapping occurrences, earliest first. Each `find` goes on from the last occurrence, so the
+    text is read once in all (`count` or `split` first would read it twice: slower for a few occurrences)."""
     found: list[tuple[int, int]] = []
     size = len(needle)
     find = haystack.find

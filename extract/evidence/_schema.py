@@ -94,6 +94,17 @@ class SchemaIndex:
         self.schema = schema
         self._nodes: dict[Path, Any] = {(): _resolve(schema, schema)}
         self._facts: dict[int, tuple[bool, tuple[Any, ...] | None]] = {}
+        self._path_facts: dict[Path, tuple[bool, tuple[Any, ...] | None]] = {}
+
+    def path_facts(self, path: Path) -> tuple[bool, tuple[Any, ...] | None]:
+        """`facts(node(path))`, remembered per path (bounded like the nodes)."""
+        found = self._path_facts.get(path)
+        if found is None:
+            found = self.facts(self.node(path))
+            if len(self._path_facts) >= _MAX_REMEMBERED:
+                self._path_facts = {}
+            self._path_facts[path] = found
+        return found
 
     def facts(self, node: Mapping[str, Any] | None) -> tuple[bool, tuple[Any, ...] | None]:
         """(derived, enum members or None) of a node, worked out once per node."""

@@ -33,6 +33,10 @@ Mapping_ = dict[Path, Path]
 
 
 def _identity(w: Any, user: Path, wire: Path, out: Mapping_) -> None:
+    if not isinstance(w, (dict, list)):  # a leaf (most calls): no walk
+        if w is not None:
+            out[user] = wire
+        return
     for suffix, _ in leaves(w):
         out[user + suffix] = wire + suffix
 
