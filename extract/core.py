@@ -605,13 +605,14 @@ class Extractor:
         max_attempts and token_budget then apply to each chunk.
 
         `evidence=True` fills `Result.evidence` (spans, alignment and, where the model row returns
-        logprobs, confidence per leaf); `require_grounding=True` re-asks when a string value does not
+        logprobs, confidence per leaf); it lives on the Result, so without full=True nothing is asked
+        for or computed; `require_grounding=True` re-asks when a string value does not
         appear in the text (fields marked `"derived": true` in the schema are exempt). Both need `text`
         as a string.
         """
         steps = self._call(
             *self._begin(schema, text, instructions, model, max_attempts, token_budget, extra_body, chunking,
-                         chunk_tokens, overlap_tokens, on_chunk_error, evidence, require_grounding, params),
+                         chunk_tokens, overlap_tokens, on_chunk_error, evidence and full, require_grounding, params),
         )  # fmt: skip
         step = next(steps)
         while True:
@@ -647,7 +648,7 @@ class Extractor:
         """Async twin of `extract`."""
         steps = self._call(
             *self._begin(schema, text, instructions, model, max_attempts, token_budget, extra_body, chunking,
-                         chunk_tokens, overlap_tokens, on_chunk_error, evidence, require_grounding, params),
+                         chunk_tokens, overlap_tokens, on_chunk_error, evidence and full, require_grounding, params),
         )  # fmt: skip
         step = next(steps)
         while True:
