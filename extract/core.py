@@ -527,8 +527,10 @@ class Extractor:
 
         `evidence=True` fills `Result.evidence` (spans, alignment and, where the model row returns
         logprobs, confidence per leaf); `require_grounding=True` re-asks when a string value does not
-        appear in the text (fields marked `"derived": true` in the schema are exempt). Both need `text`
-        as a string.
+        appear in the text (fields marked `"derived": true` in the schema are exempt) and, once the
+        attempts are spent, returns the best grounded reply with what is still not in the text removed
+        (listed in `Result.dropped`); only a required, non-nullable value it cannot remove fails. Both
+        need `text` as a string.
         """
         options = check_chunk_options(chunking, chunk_tokens, overlap_tokens, on_chunk_error)
         job = self._job(

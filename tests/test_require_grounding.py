@@ -205,3 +205,23 @@ def test_a_settled_value_has_no_ungrounded_leaf_and_keeps_the_bases_grounded_one
         if base.shaped[key] is not None and grounder.match(base.shaped[key])[0] != "none":
             assert leaf == base.shaped[key]  # a grounded value of the base reply is never replaced
     assert set(settled.dropped) | set(settled.filled) == {u.path for u in base.missing}
+
+
+def test_a_batch_output_line_names_what_was_dropped(server: TestServer) -> None:
+    from extract import extract_many
+
+    server.script(Fault.content(compact(INVENTED)), Fault.content(compact(INVENTED)))
+    with extract_many(
+        Contact,
+        [TEXT],
+        base_url=server.base_url,
+        model=MODEL,
+        provider="cerebras",
+        max_attempts=2,
+        require_grounding=True,
+    ) as run:
+        outcomes = list(run)
+    assert len(outcomes) == 1 and outcomes[0].ok
+    line = outcomes[0].to_json()
+    assert line["value"]["email"] is None and line["value"]["name"] == "Jane Doe"
+    assert line["dropped"] == {"$.email": "jane@example.com"}
