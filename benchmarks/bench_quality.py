@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--provider", help="the provider record for --base-url (default: guessed)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per request (slow CPUs)")
     parser.add_argument("--json", metavar="PATH", help="also write both full reports as JSON")
+    parser.add_argument(
+        "--grounding",
+        choices=("both", "off", "on"),
+        default="both",
+        help="run without require_grounding, with it, or both (default)",
+    )
     return parser
 
 
@@ -151,11 +157,13 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     reports: dict[str, Any] = {}
     with _extractor(args) as ex:
         backend = args.base_url or f"embedded {ex.model}"
-        for grounding in (False, True):
+        settings = {"both": (False, True), "off": (False,), "on": (True,)}[args.grounding]
+        for grounding in settings:
             started = time.perf_counter()
             report = evaluate_set(ex, docs, args, grounding)
             label = f"{backend}, require_grounding={grounding}"
             rows.append(_row(label, report, time.perf_counter() - started))
+            print(markdown_table(rows[-1:]), file=sys.stderr, flush=True)  # partial output on a slow run
             reports[label] = report.to_dict()
     if args.json:
         Path(args.json).write_text(json.dumps(reports, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -62,6 +62,7 @@ from extract.transports import (
 )
 
 if TYPE_CHECKING:
+    from extract.evidence import Grounding
     from extract.ratelimit import Limiter
     from extract.schema import CompiledSchema
     from extract.schema._profiles import Profile
@@ -526,8 +527,10 @@ class Extractor:
 
         `evidence=True` fills `Result.evidence` (spans, alignment and, where the model row returns
         logprobs, confidence per leaf); `require_grounding=True` re-asks when a string value does not
-        appear in the text (fields marked `"derived": true` in the schema are exempt). Both need `text`
-        as a string.
+        appear in the text (fields marked `"derived": true` in the schema are exempt) and, once the
+        attempts are spent, returns the best grounded reply with what is still not in the text removed
+        (listed in `Result.dropped`); only a required, non-nullable value it cannot remove fails. Both
+        need `text` as a string.
         """
         options = check_chunk_options(chunking, chunk_tokens, overlap_tokens, on_chunk_error)
         job = self._job(
@@ -660,11 +663,10 @@ def _source_text(text: str | Sequence[Mapping[str, Any]]) -> str:
     return text
 
 
-def _grounding(compiled: CompiledSchema, text: str | Sequence[Mapping[str, Any]]) -> Any:
-    from extract.evidence import ungrounded
+def _grounding(compiled: CompiledSchema, text: str | Sequence[Mapping[str, Any]]) -> Grounding:
+    from extract.evidence import Grounding
 
-    source = _source_text(text)
-    return lambda content, value: ungrounded(compiled, source, content, value)
+    return Grounding(compiled, _source_text(text))
 
 
 def _chunk_confidence(compiled: CompiledSchema) -> Callable[[ChunkTask, Result], dict[str, float]]:
@@ -690,7 +692,11 @@ def _with_evidence(result: Result, job: Job, *, chunked: bool = False) -> Result
     from extract.evidence import collect
 
     source = _source_text(job.source)
-    last = result.attempts[-1]
+    last = result.attempts[result.reply]
+    if job.ground is not None and not chunked and (result.dropped or result.reply != -1):
+        # require_grounding settled the value: some leaves may not be what the base reply wrote
+        settled = job.ground.evidence(last.content, result.value, last.logprobs)
+        return replace(result, evidence=settled, source=source)
     found = collect(
         job.compiled,
         source,
