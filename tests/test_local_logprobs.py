@@ -86,6 +86,18 @@ def test_logprobs_are_the_log_softmax_of_the_row_and_top_is_ordered() -> None:
     orjson.dumps(entry)  # plain Python values all the way down
 
 
+def test_top_alternatives_far_below_a_dominant_token_are_still_listed() -> None:
+    logits = np.array([0.0, 50.0, -3.0, 2.0, -40.0], dtype=np.float32)
+    log = TokenLog(3, lambda token: bytes([65 + token]))
+    log.add(1, logits)
+    (entry,) = log.take(1, final=True)
+    assert [t["token"] for t in entry["top_logprobs"]] == ["B", "D", "A"]
+    expected = _log_softmax(logits)
+    assert [t["logprob"] for t in entry["top_logprobs"]] == pytest.approx(
+        [expected[1], expected[3], expected[0]]
+    )
+
+
 def test_width_zero_lists_no_alternatives_and_the_end_token_is_dropped() -> None:
     pieces = {0: b'{"a"', 1: b": ", 2: b"1}", 3: b""}  # 3: the end-of-generation token, no bytes
     log = TokenLog(0, pieces.__getitem__)
