@@ -10,7 +10,7 @@ Each way runs in a fresh process (so peak RSS is its own): load, one warm-up rep
 replies of up to `--tokens` tokens to a ~2 KB document, greedy. Tokens/s is completion tokens over the
 wall time of the replies; on a shared machine compare the ways within one run, not across runs.
 
-    python benchmarks/bench_local_logprobs.py [--replies 3] [--tokens 64] [--rounds 1]
+    python benchmarks/bench_local_logprobs.py [--replies 3] [--tokens 64] [--rounds 1] [--modes off,on]
 """
 
 from __future__ import annotations
@@ -119,14 +119,16 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     parser.add_argument("--replies", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=1, help="each way this many times, interleaved")
+    parser.add_argument("--modes", default=",".join(MODES), help="which ways, comma-separated")
     args = parser.parse_args(argv)
-    runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
+    modes = [m for m in MODES if m in args.modes.split(",")]
+    runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
     for _ in range(args.rounds):
-        for mode in MODES:
+        for mode in modes:
             runs[mode].append(_run(mode, args.replies, args.tokens))
             print(mode, runs[mode][-1], file=sys.stderr, flush=True)
     rows: list[Row] = []
-    for mode in MODES:
+    for mode in modes:
         done = runs[mode]
         rows.append(
             {
