@@ -72,13 +72,15 @@ class Check:
 class Settled:
     """The value the checked replies come to. `base`: index (in the checks given) of the reply it was
     read from; `filled`: paths whose value came from another reply; `dropped`: JSONPath -> the ungrounded
-    value removed; `blocked`: ungrounded leaves that could not be removed (then `value` is None)."""
+    value removed; `blocked`: ungrounded leaves that could not be removed (then `value` is None, and
+    `partial` is the JSON with every ungrounded leaf removed all the same, for the caller to salvage)."""
 
     value: Any
     base: int
     filled: tuple[str, ...] = ()
     dropped: dict[str, str] = field(default_factory=dict)
     blocked: tuple[Ungrounded, ...] = ()
+    partial: Any = None
 
 
 def _plain(value: Any) -> Any:
@@ -94,6 +96,19 @@ def _get(shaped: Any, path: Path) -> Any:
             return None
         node = node[part]
     return node
+
+
+def _cut(shaped: Any, path: Path) -> bool:
+    """Remove the leaf at `path` (its key, its list item) with no regard for the schema."""
+    parent = _get(shaped, path[:-1]) if path else None
+    last = path[-1] if path else None
+    if isinstance(parent, dict) and isinstance(last, str) and last in parent:
+        del parent[last]
+        return True
+    if isinstance(parent, list) and isinstance(last, int) and 0 <= last < len(parent):
+        del parent[last]
+        return True
+    return False
 
 
 def _put(shaped: Any, path: Path, leaf: str) -> bool:
@@ -205,13 +220,27 @@ class Grounding:
                 dropped[item.path] = item.value
             else:
                 blocked.append(item)
-        if blocked:
-            return Settled(None, base, tuple(filled), blocked=tuple(reversed(blocked)))
-        try:
-            value = self._valid(shaped)
-        except ValidationFailed:
-            return Settled(None, base, tuple(filled), blocked=tuple(remaining))
-        return Settled(value, base, tuple(filled), dict(reversed(list(dropped.items()))))
+        if not blocked:
+            try:
+                value = self._valid(shaped)
+            except ValidationFailed:
+                blocked = list(reversed(remaining))  # removed one by one but not together: none removed
+                shaped = copy.deepcopy(checks[base].shaped)
+                dropped = {}
+            else:
+                return Settled(value, base, tuple(filled), dict(reversed(list(dropped.items()))))
+        for item in blocked:  # the partial value: what is grounded, nothing else, whatever the schema says
+            if _cut(shaped, item.where):
+                dropped[item.path] = item.value
+        order = {item.path: i for i, item in enumerate(checks[base].missing)}
+        return Settled(
+            None,
+            base,
+            tuple(filled),
+            dict(sorted(dropped.items(), key=lambda kv: order.get(kv[0], 0))),
+            blocked=tuple(reversed(blocked)),
+            partial=shaped,
+        )
 
     def _donor(self, checks: Sequence[Check], base: int, path: Path) -> str | None:
         """A grounded string another reply gave at `path` (the latest such reply), else None."""
