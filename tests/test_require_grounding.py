@@ -255,3 +255,21 @@ def test_evaluation_scores_the_partial_value_of_a_failed_document(server: TestSe
     assert report.failed == 1 and report.exact_match == 0.0
     assert (report.totals.tp, report.totals.fp, report.totals.fn) == (3, 0, 1)  # the name is missed
     assert report.grounding_rate == 1.0 and report.with_alignment == 3
+
+
+def test_numbers_are_checked_whatever_their_format_and_booleans_never(server: TestServer) -> None:
+    class Offer(BaseModel):
+        name: str
+        price: float | None = None
+        seats: int | None = None
+        remote: bool = False
+
+    text = "Jane Doe offers the course for $1,250.50, on site."
+    reply = {"name": "Jane Doe", "price": 1250.5, "seats": 40, "remote": True}
+    server.script(Fault.content(compact(reply)), Fault.content(compact(reply)))
+    result = make(server).extract(Offer, text, full=True, require_grounding=True, max_attempts=2)
+    assert result.value.price == 1250.5  # "$1,250.50" in the text: grounded
+    assert result.value.seats is None and result.dropped == {"$.seats": 40}  # 40 appears nowhere
+    assert result.value.remote is True  # a boolean is never a grounding failure
+    assert [e.split(":")[0] for e in result.attempts[0].errors] == ["$.seats"]
+    assert "$.seats: 40 does not appear in the text" in server.requests[1]["messages"][-1]["content"]
