@@ -93,7 +93,7 @@ class Job:
     on_encoding_refused: Callable[[str, WireResponse], None] | None = None
     # stream the reply (a streaming driver shows partial values) in the modes the model's row streams
     stream: bool = False
-    # require_grounding: checks each valid reply's string values against the text, settles on a value
+    # require_grounding: checks each valid reply's strings and numbers against the text, settles on a value
     ground: Grounding | None = None
 
 
