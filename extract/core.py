@@ -529,7 +529,7 @@ class Extractor:
         max_attempts and token_budget then apply to each chunk.
 
         `evidence=True` fills `Result.evidence` (spans, alignment and, where the model row returns
-        logprobs, confidence per leaf); `require_grounding=True` re-asks when a string value does not
+        logprobs, confidence per leaf); `require_grounding=True` re-asks when a string or number does not
         appear in the text (fields marked `"derived": true` in the schema are exempt) and, once the
         attempts are spent, returns the best grounded reply with what is still not in the text removed
         (listed in `Result.dropped`); only a required, non-nullable value it cannot remove fails. Both

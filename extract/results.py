@@ -163,7 +163,7 @@ class Result:
     disagreements: tuple[Disagreement, ...] = ()
     evidence: Mapping[str, FieldEvidence] | None = None
     source: str | None = None
-    dropped: Mapping[str, str] = field(default_factory=dict)
+    dropped: Mapping[str, Any] = field(default_factory=dict)
     reply: int = -1
 
     def _repr_html_(self) -> str:

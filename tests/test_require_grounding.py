@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from extract.core import Extractor, Result
-from extract.errors import ExtractionFailed
+from extract.errors import ExtractionFailed, UngroundedRequired
 from extract.evidence import Grounder, Grounding
 from extract.schema import compile_schema
 from extract.testing import Fault, TestServer
@@ -115,11 +115,23 @@ def test_the_reask_names_every_path_once_and_asks_to_change_only_them(server: Te
 def test_a_required_value_never_grounded_fails_naming_it(server: TestServer, call: Any) -> None:
     invented = dict(INVENTED, name="John Smith")
     server.script(Fault.content(compact(invented)), Fault.content(compact(invented)))
-    with pytest.raises(ExtractionFailed) as caught:
+    with pytest.raises(UngroundedRequired) as caught:
         call(make(server), Contact, max_attempts=2, require_grounding=True)
+    assert isinstance(caught.value, ExtractionFailed)
     message = str(caught.value)
     assert "$.name" in message and "cannot be left out" in message
+    assert caught.value.paths == ("$.name",)
     assert "this field is required" in caught.value.attempts[0].errors[0]
+    # the grounded fields are not lost: the partial value has them, and nothing that is not in the text
+    partial = caught.value.partial
+    assert partial.value == {
+        "email": None,
+        "phone": "+49 30 1234567",
+        "company": "Acme Corp",
+        "city": "Berlin",
+    }
+    assert partial.dropped == {"$.name": "John Smith", "$.email": "jane@example.com"}
+    assert partial.reply == 1 and len(partial.attempts) == 2
     correction = server.requests[1]["messages"][-1]["content"]
     assert "$.name: 'John Smith' does not appear in the text; this field is required" in correction
 
@@ -225,3 +237,39 @@ def test_a_batch_output_line_names_what_was_dropped(server: TestServer) -> None:
     line = outcomes[0].to_json()
     assert line["value"]["email"] is None and line["value"]["name"] == "Jane Doe"
     assert line["dropped"] == {"$.email": "jane@example.com"}
+
+
+def test_evaluation_scores_the_partial_value_of_a_failed_document(server: TestServer) -> None:
+    from extract.evaluation import evaluate
+
+    gold = {"name": "Jane Doe", "phone": "+49 30 1234567", "company": "Acme Corp", "city": "Berlin"}
+    invented = dict(INVENTED, name="John Smith")
+    server.script(Fault.content(compact(invented)), Fault.content(compact(invented)))
+    report = evaluate(
+        Contact,
+        [{"text": TEXT, "gold": gold}],
+        extractor=make(server),
+        max_attempts=2,
+        require_grounding=True,
+    )
+    assert report.failed == 1 and report.exact_match == 0.0
+    assert (report.totals.tp, report.totals.fp, report.totals.fn) == (3, 0, 1)  # the name is missed
+    assert report.grounding_rate == 1.0 and report.with_alignment == 3
+
+
+def test_numbers_are_checked_whatever_their_format_and_booleans_never(server: TestServer) -> None:
+    class Offer(BaseModel):
+        name: str
+        price: float | None = None
+        seats: int | None = None
+        remote: bool = False
+
+    text = "Jane Doe offers the course for $1,250.50, on site."
+    reply = {"name": "Jane Doe", "price": 1250.5, "seats": 40, "remote": True}
+    server.script(Fault.content(compact(reply)), Fault.content(compact(reply)))
+    result = make(server).extract(Offer, text, full=True, require_grounding=True, max_attempts=2)
+    assert result.value.price == 1250.5  # "$1,250.50" in the text: grounded
+    assert result.value.seats is None and result.dropped == {"$.seats": 40}  # 40 appears nowhere
+    assert result.value.remote is True  # a boolean is never a grounding failure
+    assert [e.split(":")[0] for e in result.attempts[0].errors] == ["$.seats"]
+    assert "$.seats: 40 does not appear in the text" in server.requests[1]["messages"][-1]["content"]

@@ -36,7 +36,7 @@ class Outcome:
     evidence: Mapping[str, Any] | None = None  # path -> FieldEvidence, with evidence=True
     complete: bool = True
     missing: tuple[tuple[int, int], ...] = ()
-    dropped: Mapping[str, str] = field(default_factory=dict)
+    dropped: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

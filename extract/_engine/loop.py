@@ -22,6 +22,7 @@ from extract.errors import (
     APITimeoutError,
     ContextLengthError,
     ExtractionFailed,
+    UngroundedRequired,
     redact,
 )
 from extract.providers import ModelRow, Provider, error_fields
@@ -92,7 +93,7 @@ class Job:
     on_encoding_refused: Callable[[str, WireResponse], None] | None = None
     # stream the reply (a streaming driver shows partial values) in the modes the model's row streams
     stream: bool = False
-    # require_grounding: checks each valid reply's string values against the text, settles on a value
+    # require_grounding: checks each valid reply's strings and numbers against the text, settles on a value
     ground: Grounding | None = None
 
 
@@ -387,26 +388,34 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
         if settled is not None and not settled.blocked:
             return _settled_result(job, settled, checks, attempts, usage)
         if settled is not None:
-            named = ", ".join(u.path for u in settled.blocked)
-            why = f"{why}; required values not in the text, which cannot be left out: {named}"
+            named = [u.path for u in settled.blocked]
+            why = f"{why}; required values not in the text, which cannot be left out: {', '.join(named)}"
+            partial = _settled_result(job, settled, checks, attempts, usage, settled.partial)
+            raise UngroundedRequired(_failure_message(job, attempts, why), partial=partial, paths=named)
     raise ExtractionFailed(_failure_message(job, attempts, why), attempts=attempts, usage=usage)
 
 
 def _settled_result(
-    job: Job, settled: Settled, checks: list[tuple[int, Check]], attempts: list[Attempt], usage: Usage
+    job: Job,
+    settled: Settled,
+    checks: list[tuple[int, Check]],
+    attempts: list[Attempt],
+    usage: Usage,
+    partial: Any = None,
 ) -> Result:
     """require_grounding: the value the valid replies came to (see extract.evidence._require), as a
-    Result read from its base reply, with what was removed in `dropped`."""
+    Result read from its base reply, with what was removed in `dropped` (or, given `partial`, the
+    unvalidated JSON an UngroundedRequired carries)."""
     index = checks[settled.base][0]
-    if settled.dropped:
+    if settled.dropped and partial is None:
         logger.warning(
             "require_grounding: %d value(s) not in the text were removed after %d attempt(s): %s",
             len(settled.dropped), len(attempts), ", ".join(settled.dropped),
         )  # fmt: skip
     time_info = sum_time_info(a.time_info for a in attempts)
     return Result(
-        settled.value,
-        attempts,
+        settled.value if partial is None else partial,
+        list(attempts),
         usage,
         time_info,
         attempts[index].mode,

@@ -2,8 +2,9 @@
 of the replies once those are replaced or removed.
 
 The policy, for a demanding caller (a value the document does not contain is worse than no value):
-- every schema-valid reply is checked; a string leaf aligned `none` (see `_ground`) is *ungrounded*;
-  fields marked derived are exempt, and so are numbers and booleans (a total may be computed);
+- every schema-valid reply is checked; a string or number leaf aligned `none` (see `_ground`: numbers
+  are found whatever their format) is *ungrounded*; fields marked derived are exempt (a computed total
+  or category), and so are booleans (a yes/no is rarely written as such);
 - the re-ask names every ungrounded path at once and asks for those fields only to change;
 - replies are combined: the reply with the fewest ungrounded leaves (the latest on a tie) is the base,
   and each of its ungrounded leaves takes the grounded value another reply gave at the same path;
@@ -37,23 +38,25 @@ _SHOWN = 80  # characters of an ungrounded value quoted in a re-ask line
 
 @dataclass(frozen=True, slots=True)
 class Ungrounded:
-    """One string value found nowhere in the text: its JSONPath, the value, and whether it can be
+    """One string or number found nowhere in the text: its JSONPath, the value, and whether it can be
     removed (set to null, or left out) with the rest of the reply still valid."""
 
     path: str
-    value: str
+    value: str | int | float
     droppable: bool
     where: Path = field(default=(), repr=False, compare=False)
 
     def error(self) -> str:
         """The re-ask line (and the Attempt's error) for this value."""
-        shown = self.value if len(self.value) <= _SHOWN else self.value[: _SHOWN - 3] + "..."
+        text = self.value if isinstance(self.value, str) else repr(self.value)
+        shown = text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
         fix = (
             "copy it exactly as the document writes it, or use null if the document does not give it"
             if self.droppable
             else "this field is required: copy it exactly as the document writes it"
         )
-        return f"{self.path}: {shown!r} does not appear in the text; {fix}"
+        quoted = repr(shown) if isinstance(self.value, str) else shown
+        return f"{self.path}: {quoted} does not appear in the text; {fix}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +75,15 @@ class Check:
 class Settled:
     """The value the checked replies come to. `base`: index (in the checks given) of the reply it was
     read from; `filled`: paths whose value came from another reply; `dropped`: JSONPath -> the ungrounded
-    value removed; `blocked`: ungrounded leaves that could not be removed (then `value` is None)."""
+    value removed; `blocked`: ungrounded leaves that could not be removed (then `value` is None, and
+    `partial` is the JSON with every ungrounded leaf removed all the same, for the caller to salvage)."""
 
     value: Any
     base: int
     filled: tuple[str, ...] = ()
-    dropped: dict[str, str] = field(default_factory=dict)
+    dropped: dict[str, Any] = field(default_factory=dict)
     blocked: tuple[Ungrounded, ...] = ()
+    partial: Any = None
 
 
 def _plain(value: Any) -> Any:
@@ -96,7 +101,27 @@ def _get(shaped: Any, path: Path) -> Any:
     return node
 
 
-def _put(shaped: Any, path: Path, leaf: str) -> bool:
+def _checked(leaf: Any) -> bool:
+    """A leaf the check applies to: a non-blank string or a number (a boolean cannot be found in text)."""
+    if isinstance(leaf, str):
+        return bool(leaf.strip())
+    return isinstance(leaf, int | float) and not isinstance(leaf, bool)
+
+
+def _cut(shaped: Any, path: Path) -> bool:
+    """Remove the leaf at `path` (its key, its list item) with no regard for the schema."""
+    parent = _get(shaped, path[:-1]) if path else None
+    last = path[-1] if path else None
+    if isinstance(parent, dict) and isinstance(last, str) and last in parent:
+        del parent[last]
+        return True
+    if isinstance(parent, list) and isinstance(last, int) and 0 <= last < len(parent):
+        del parent[last]
+        return True
+    return False
+
+
+def _put(shaped: Any, path: Path, leaf: Any) -> bool:
     """Set the leaf at an existing `path` in place; False when there is no such place."""
     if not path:
         return False
@@ -163,9 +188,9 @@ class Grounding:
         """Check one validated value (a model instance or JSON): its ungrounded string leaves, each with
         whether it could be removed alone."""
         shaped = _plain(value)
-        found: list[tuple[Path, str]] = []
+        found: list[tuple[Path, Any]] = []
         for path, leaf in leaves(shaped):
-            if not isinstance(leaf, str) or not leaf.strip():
+            if not _checked(leaf):
                 continue
             if self._grounder.match(leaf)[0] != "none" or self._index.facts(self._index.node(path))[0]:
                 continue
@@ -198,28 +223,42 @@ class Grounding:
             remaining, filled = list(checks[base].missing), []
         if remaining and not drop:
             return None
-        dropped: dict[str, str] = {}
+        dropped: dict[str, Any] = {}
         blocked: list[Ungrounded] = []
         for item in reversed(remaining):  # last first, so removing a list item leaves earlier paths intact
             if self._drop(shaped, item.where):
                 dropped[item.path] = item.value
             else:
                 blocked.append(item)
-        if blocked:
-            return Settled(None, base, tuple(filled), blocked=tuple(reversed(blocked)))
-        try:
-            value = self._valid(shaped)
-        except ValidationFailed:
-            return Settled(None, base, tuple(filled), blocked=tuple(remaining))
-        return Settled(value, base, tuple(filled), dict(reversed(list(dropped.items()))))
+        if not blocked:
+            try:
+                value = self._valid(shaped)
+            except ValidationFailed:
+                blocked = list(reversed(remaining))  # removed one by one but not together: none removed
+                shaped = copy.deepcopy(checks[base].shaped)
+                dropped = {}
+            else:
+                return Settled(value, base, tuple(filled), dict(reversed(list(dropped.items()))))
+        for item in blocked:  # the partial value: what is grounded, nothing else, whatever the schema says
+            if _cut(shaped, item.where):
+                dropped[item.path] = item.value
+        order = {item.path: i for i, item in enumerate(checks[base].missing)}
+        return Settled(
+            None,
+            base,
+            tuple(filled),
+            dict(sorted(dropped.items(), key=lambda kv: order.get(kv[0], 0))),
+            blocked=tuple(reversed(blocked)),
+            partial=shaped,
+        )
 
-    def _donor(self, checks: Sequence[Check], base: int, path: Path) -> str | None:
-        """A grounded string another reply gave at `path` (the latest such reply), else None."""
+    def _donor(self, checks: Sequence[Check], base: int, path: Path) -> Any:
+        """A grounded string or number another reply gave at `path` (the latest such reply), else None."""
         for i in range(len(checks) - 1, -1, -1):
             if i == base:
                 continue
             leaf = _get(checks[i].shaped, path)
-            if not isinstance(leaf, str) or not leaf.strip():
+            if not _checked(leaf):
                 continue
             if any(m.where == path for m in checks[i].missing):
                 continue
