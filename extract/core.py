@@ -62,6 +62,7 @@ from extract.transports import (
 )
 
 if TYPE_CHECKING:
+    from extract.evidence import Grounding
     from extract.ratelimit import Limiter
     from extract.schema import CompiledSchema
     from extract.schema._profiles import Profile
@@ -605,10 +606,12 @@ class Extractor:
         max_attempts and token_budget then apply to each chunk.
 
         `evidence=True` fills `Result.evidence` (spans, alignment and, where the model row returns
-        logprobs, confidence per leaf); it lives on the Result, so without full=True nothing is asked
-        for or computed; `require_grounding=True` re-asks when a string value does not
-        appear in the text (fields marked `"derived": true` in the schema are exempt). Both need `text`
-        as a string.
+        logprobs, confidence per leaf; it lives on the Result, so without full=True nothing is asked for
+        or computed); `require_grounding=True` re-asks when a string or number does not
+        appear in the text (fields marked `"derived": true` in the schema are exempt) and, once the
+        attempts are spent, returns the best grounded reply with what is still not in the text removed
+        (listed in `Result.dropped`); only a required, non-nullable value it cannot remove fails. Both
+        need `text` as a string.
         """
         steps = self._call(
             *self._begin(schema, text, instructions, model, max_attempts, token_budget, extra_body, chunking,
@@ -724,11 +727,10 @@ def _source_text(text: str | Sequence[Mapping[str, Any]]) -> str:
     return text
 
 
-def _grounding(compiled: CompiledSchema, text: str | Sequence[Mapping[str, Any]]) -> Any:
-    from extract.evidence import ungrounded
+def _grounding(compiled: CompiledSchema, text: str | Sequence[Mapping[str, Any]]) -> Grounding:
+    from extract.evidence import Grounding
 
-    source = _source_text(text)
-    return lambda content, value: ungrounded(compiled, source, content, value)
+    return Grounding(compiled, _source_text(text))
 
 
 def _chunk_confidence(compiled: CompiledSchema) -> Callable[[ChunkTask, Result], dict[str, float]]:
@@ -764,7 +766,11 @@ def _with_evidence(result: Result, job: Job, *, chunked: bool = False) -> Result
     source = _source_text(job.source)
     if chunked and result.evidence is not None:
         return replace(result, source=source)
-    last = result.attempts[-1]
+    last = result.attempts[result.reply]
+    if job.ground is not None and not chunked and (result.dropped or result.reply != -1):
+        # require_grounding settled the value: some leaves may not be what the base reply wrote
+        settled = job.ground.evidence(last.content, result.value, last.logprobs)
+        return replace(result, evidence=settled, source=source)
     found = collect(
         job.compiled,
         source,

@@ -29,6 +29,7 @@ __all__ = [
     "ResponseTooLargeError",
     "SchemaError",
     "ServerError",
+    "UngroundedRequired",
     "UnknownOptionError",
     "UnreadableResponseError",
     "Unrepresentable",
@@ -183,6 +184,19 @@ class ExtractionFailed(ExtractError):
         self.attempts: tuple[Any, ...] = tuple(attempts)
         self.usage = usage
         super().__init__(message)
+
+
+class UngroundedRequired(ExtractionFailed):
+    """`require_grounding=True`: after every attempt, a required, non-nullable value still does not appear
+    in the text, so no valid value can leave it out. `paths` names those values; `partial` is the Result of
+    the best grounded reply with every ungrounded value removed (its `value` is that JSON, unvalidated: the
+    required fields named are missing; `dropped` maps each removed path to the value the model gave), so
+    the grounded fields are not lost."""
+
+    def __init__(self, message: str, *, partial: Any, paths: Sequence[str]) -> None:
+        self.partial = partial
+        self.paths: tuple[str, ...] = tuple(paths)
+        super().__init__(message, attempts=partial.attempts, usage=partial.usage)
 
 
 def _scrub(value: Any, secrets: tuple[str | None, ...]) -> Any:

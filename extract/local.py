@@ -18,15 +18,18 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from extract._local._find import find_model, missing_local_message, model_name
 from extract._local._grammar import Grammar, choose_grammar
-from extract._local._wire import LocalRequestError, error_body, llama_kwargs, response_body
+from extract._local._wire import LocalRequestError, error_body, llama_kwargs, logprobs_width, response_body
 from extract.errors import APIConnectionError, APITimeoutError, ConfigurationError
 from extract.transports import StreamStart, Transport, WireRequest, WireResponse
+
+if TYPE_CHECKING:
+    from extract._local._logprobs import TokenLog
 
 __all__ = ["DEFAULT_N_CTX", "LocalTransport", "local_transport"]
 
@@ -53,17 +56,19 @@ class _Stopped(Exception):
 
 
 class _Model:
-    """A loaded Llama plus the stop conditions of the request it is answering.
+    """A loaded Llama plus the stop conditions of the request it is answering, and its token log.
 
     llama.cpp offers no way to stop a chat completion from outside, so the token generator is wrapped:
     between two tokens it checks the deadline and the caller's cancellation, and raises, which unwinds
-    create_chat_completion cleanly.
+    create_chat_completion cleanly. When the request asked for logprobs, the same wrapper hands each
+    token, with the logits row it was just sampled from, to `log` (see extract._local._logprobs).
     """
 
     def __init__(self, llama: Any) -> None:
         self.llama = llama
         self.deadline = float("inf")
         self.cancelled: threading.Event | None = None
+        self.log: TokenLog | None = None
         generate: Callable[..., Iterator[int]] = llama.generate
 
         def generate_until_stopped(*args: Any, **kwargs: Any) -> Iterator[int]:
@@ -72,9 +77,30 @@ class _Model:
                     self.cancelled is not None and self.cancelled.is_set()
                 ):
                     raise _Stopped
+                if self.log is not None:
+                    self.log.add(token, self._last_logits())
                 yield token
 
         llama.generate = generate_until_stopped
+
+    def _last_logits(self) -> Any:
+        """The logits of the last decoded position, which the sampler has just read: a view, not a copy."""
+        import llama_cpp
+        import numpy as np
+
+        row = llama_cpp.llama_get_logits_ith(self.llama._ctx.ctx, -1)
+        return np.ctypeslib.as_array(row, shape=(self.llama.n_vocab(),))
+
+    def start_log(self, width: int | None) -> TokenLog | None:
+        """A fresh token log for the request about to run (None: it asked for no logprobs)."""
+        if width is None:
+            self.log = None
+        else:
+            from extract._local._logprobs import TokenLog
+
+            llama = self.llama
+            self.log = TokenLog(width, lambda token: bytes(llama.detokenize([token])))
+        return self.log
 
 
 def _acquire(deadline: float, cancelled: threading.Event | None) -> bool:
@@ -224,9 +250,15 @@ class LocalTransport:
             raise
 
     def _ready(
-        self, kwargs: dict[str, Any], deadline: float, cancelled: threading.Event | None, timeout: float
-    ) -> _Model:
-        """The loaded model, holding the one-at-a-time lock, with the request's schema as a checked grammar.
+        self,
+        kwargs: dict[str, Any],
+        deadline: float,
+        cancelled: threading.Event | None,
+        timeout: float,
+        width: int | None,
+    ) -> tuple[_Model, TokenLog | None]:
+        """The loaded model, holding the one-at-a-time lock, with the request's schema as a checked grammar,
+        its stop conditions set, and a token log when the request asked for logprobs (`width` alternatives).
 
         The grammar is built and checked here rather than by llama-cpp-python, which hands llama.cpp whatever
         its converter produced and crashes the process when the C parser refuses it."""
@@ -243,19 +275,29 @@ class LocalTransport:
                 f"the embedded model was busy with other requests for {timeout:g}s; raise timeout= or send fewer "
                 "requests at once (it answers one at a time)"
             )
-        return model
+        model.deadline, model.cancelled = deadline, cancelled
+        try:
+            return model, model.start_log(width)
+        except BaseException:
+            self._release(model)
+            raise
+
+    @staticmethod
+    def _release(model: _Model) -> None:
+        model.deadline, model.cancelled, model.log = float("inf"), None, None
+        _CALL_LOCK.release()
 
     def _send(self, request: WireRequest, timeout: float, cancelled: threading.Event | None) -> WireResponse:
         deadline = time.monotonic() + timeout
         try:
             kwargs = llama_kwargs(request.body, model_name=self.model_name)
+            width = logprobs_width(request.body)
         except LocalRequestError as exc:
             return _json_response(
                 exc.status_code, error_body(exc.status_code, exc.message, param=exc.param, code=exc.code)
             )
-        model = self._ready(kwargs, deadline, cancelled, timeout)
+        model, log = self._ready(kwargs, deadline, cancelled, timeout, width)
         try:
-            model.deadline, model.cancelled = deadline, cancelled
             begun = time.monotonic()
             result = model.llama.create_chat_completion(**kwargs)
             elapsed = time.monotonic() - begun
@@ -274,8 +316,11 @@ class LocalTransport:
         except RuntimeError as exc:
             return _json_response(500, error_body(500, f"the embedded model failed: {exc}"))
         finally:
-            model.deadline, model.cancelled = float("inf"), None
-            _CALL_LOCK.release()
+            self._release(model)
+        if log is not None:
+            choice = result["choices"][0]
+            content = choice["message"].get("content") or ""
+            choice["logprobs"] = {"content": log.take(len(content.encode("utf-8")), final=True)}
         return _json_response(200, response_body(result, total_time=elapsed))
 
     # -- streaming: llama-cpp-python's own token stream, as the provider's server-sent events ------------
@@ -312,17 +357,18 @@ class LocalTransport:
         body = {k: v for k, v in request.body.items() if k not in ("stream", "stream_options")}
         try:
             kwargs = llama_kwargs(body, model_name=self.model_name)
+            width = logprobs_width(body)
         except LocalRequestError as exc:
             yield _json_response(
                 exc.status_code, error_body(exc.status_code, exc.message, param=exc.param, code=exc.code)
             )
             return
-        model = self._ready(kwargs, deadline, cancelled, timeout)
+        model, log = self._ready(kwargs, deadline, cancelled, timeout, width)
         try:
-            model.deadline, model.cancelled = deadline, cancelled
             begun = time.monotonic()
             chunks = iter(model.llama.create_chat_completion(stream=True, **kwargs))
             pieces = 0
+            sent = 0  # content bytes streamed so far: a token's logprobs go out with its last byte
             finish: str | None = None
             try:
                 first = next(chunks, None)
@@ -333,8 +379,12 @@ class LocalTransport:
             chunk = first
             while chunk is not None:
                 choice = chunk["choices"][0] if chunk.get("choices") else {}
-                if choice.get("delta", {}).get("content"):
+                text = choice.get("delta", {}).get("content")
+                if text:
                     pieces += 1
+                    if log is not None:
+                        sent += len(text.encode("utf-8"))
+                        choice["logprobs"] = {"content": log.take(sent)}
                 finish = choice.get("finish_reason") or finish
                 yield b"data: " + orjson.dumps(chunk) + b"\n\n"
                 chunk = next(chunks, None)
@@ -345,7 +395,10 @@ class LocalTransport:
                 "completion_tokens": pieces,
                 "total_tokens": max(total, pieces),
             }
-            last = {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}], "usage": usage}
+            end: dict[str, Any] = {"index": 0, "delta": {}, "finish_reason": finish}
+            if log is not None:
+                end["logprobs"] = {"content": log.take(sent, final=True)}
+            last = {"choices": [end], "usage": usage}
             last["time_info"] = {"total_time": elapsed, "completion_time": elapsed}
             yield b"data: " + orjson.dumps(last) + b"\n\ndata: [DONE]\n\n"
         except _Stopped:
@@ -356,8 +409,7 @@ class LocalTransport:
         except RuntimeError as exc:
             raise APIConnectionError(f"the embedded model failed while streaming: {exc}") from None
         finally:
-            model.deadline, model.cancelled = float("inf"), None
-            _CALL_LOCK.release()
+            self._release(model)
 
     def close(self) -> None:
         """Nothing to release: the model stays loaded for the next transport in this process."""

@@ -6,7 +6,7 @@ Public types (re-exported from `extract`); the engine fills them, callers and ba
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -144,7 +144,12 @@ class Result:
     `attempts` and `usage` then cover every chunk.
 
     `evidence` (with `evidence=True`): JSONPath of each leaf value -> FieldEvidence (spans in the text,
-    alignment, confidence); None when not asked for. `source` is the text the spans point into."""
+    alignment, confidence); None when not asked for. `source` is the text the spans point into.
+
+    With `require_grounding=True`, `dropped` maps the JSONPath of each string value the model gave but
+    the text does not contain, and that re-asks did not fix, to that value: it was removed from `value`
+    (null, or left out). `reply` is the index in `attempts` of the reply `value` was read from: the last
+    one, except when require_grounding settled on an earlier, better grounded reply."""
 
     value: Any
     attempts: list[Attempt]
@@ -158,6 +163,8 @@ class Result:
     disagreements: tuple[Disagreement, ...] = ()
     evidence: Mapping[str, FieldEvidence] | None = None
     source: str | None = None
+    dropped: Mapping[str, Any] = field(default_factory=dict)
+    reply: int = -1
 
     def _repr_html_(self) -> str:
         from extract.evidence._html import result_html

@@ -181,8 +181,8 @@ def test_require_grounding_reasks_naming_the_path(server: TestServer, call: Any)
     assert result.value.vendor == "ACME Corp"
     assert len(result.attempts) == 2
     assert result.attempts[0].errors == [
-        "$.vendor: 'Globex Industries' does not appear in the text; copy the value as the document writes "
-        "it, or use null if the document does not give it"
+        "$.vendor: 'Globex Industries' does not appear in the text; this field is required: copy it "
+        "exactly as the document writes it"
     ]
     correction = server.requests[-1]["messages"][-1]["content"]
     assert "$.vendor" in correction and "does not appear in the text" in correction

@@ -169,6 +169,7 @@ class _Runner:
             evidence=getattr(result, "evidence", None),
             complete=getattr(result, "complete", True) is not False,
             missing=tuple(getattr(result, "missing", ()) or ()),
+            dropped=dict(getattr(result, "dropped", None) or {}),
         )
         self.window.on_success(_last_latency(result), time.monotonic())
         return outcome

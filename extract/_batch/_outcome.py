@@ -23,6 +23,7 @@ class Outcome:
     tokens it cost (zero when the server never answered) and `seconds` its wall time including waits.
     A long document split into chunks whose chunk failed has a `value` but `complete=False`, and `missing`
     names the character ranges no successful chunk covered; a resumed batch sends it again.
+    `dropped` (require_grounding=True): JSONPath -> the value removed because the text does not contain it.
     """
 
     id: DocId
@@ -35,6 +36,7 @@ class Outcome:
     evidence: Mapping[str, Any] | None = None  # path -> FieldEvidence, with evidence=True
     complete: bool = True
     missing: tuple[tuple[int, int], ...] = ()
+    dropped: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -44,7 +46,8 @@ class Outcome:
         """The checkpoint/stdout line: {"id", "value", "usage"} or {"id", "error": {"type", "message"}, "usage"}.
 
         An incomplete document's line also carries `"complete": false` and `"missing": [[start, end], ...]`
-        (complete ones leave both out, so their lines stay as they were).
+        (complete ones leave both out, so their lines stay as they were); one whose require_grounding
+        removed values carries `"dropped": {path: value}`.
         """
         line: dict[str, Any] = {"id": self.id}
         if self.error is None:
@@ -52,6 +55,8 @@ class Outcome:
             if not self.complete:
                 line["complete"] = False
                 line["missing"] = [[start, end] for start, end in self.missing]
+            if self.dropped:
+                line["dropped"] = dict(self.dropped)
             if self.evidence is not None:
                 line["evidence"] = evidence_json(self.evidence)
         else:

@@ -25,7 +25,7 @@ UTF-8, ~12 KB if every character needs a JSON escape), not its own size again.""
 MAX_ERROR_CHARS = 300  # one error line (a violation, a refusal) as listed in a correction or an Attempt
 _MAX_LISTED = 20  # errors listed in one correction
 
-Kind = Literal["ok", "refusal", "length", "empty", "json", "echo", "invalid"]
+Kind = Literal["ok", "refusal", "length", "empty", "json", "echo", "invalid", "ungrounded"]
 
 _BY_REPLY_KIND: dict[ReplyKind, Kind] = {
     ReplyKind.EMPTY: "empty",
@@ -88,9 +88,9 @@ def judge(compiled: Any, reply: Reply) -> Verdict:
 
 
 def ungrounded_verdict(errors: tuple[str, ...]) -> Verdict:
-    """A valid reply whose string values do not all appear in the text (`require_grounding=True`): an
-    `invalid` verdict whose errors name each path, so the re-ask lists them like schema violations."""
-    return Verdict("invalid", errors=tuple(_clip(e) for e in errors))
+    """A valid reply whose string values do not all appear in the text (`require_grounding=True`): its
+    errors name every such path, and the re-ask asks for those fields only to change."""
+    return Verdict("ungrounded", errors=tuple(_clip(e) for e in errors))
 
 
 def quoted_reply(content: str, limit: int = REASK_EXCERPT_CHARS) -> str:
@@ -138,4 +138,9 @@ def correction(verdict: Verdict) -> str:
         )
     if verdict.kind == "json":
         return f"Invalid JSON:\n{listed}\nReply with the JSON value only."
+    if verdict.kind == "ungrounded":
+        return (
+            f"These values are not in the document:\n{listed}\nReply with the same JSON, changing only "
+            "these fields; keep every other value exactly as it is."
+        )
     return f"Fix and reply with corrected JSON only:\n{listed}"

@@ -22,6 +22,7 @@ from extract.errors import (
     APITimeoutError,
     ContextLengthError,
     ExtractionFailed,
+    UngroundedRequired,
     redact,
 )
 from extract.providers import ModelRow, Provider, error_fields
@@ -39,6 +40,7 @@ from extract.transports import (
 )
 
 if TYPE_CHECKING:
+    from extract.evidence import Check, Grounding, Settled
     from extract.ratelimit import Limiter
     from extract.schema import CompiledSchema
 
@@ -91,8 +93,8 @@ class Job:
     on_encoding_refused: Callable[[str, WireResponse], None] | None = None
     # stream the reply (a streaming driver shows partial values) in the modes the model's row streams
     stream: bool = False
-    # require_grounding: (reply content, validated value) -> one error per value not found in the text
-    ground: Callable[[str | None, Any], tuple[str, ...]] | None = None
+    # require_grounding: checks each valid reply's strings and numbers against the text, settles on a value
+    ground: Grounding | None = None
 
 
 # How a field refused by a server is remembered in Job.demoted (beside the refused modes).
@@ -296,6 +298,7 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
     thinking = reasoning_reserve(job.row.reasoning, params.get("reasoning_effort"))
     refusals = 0
     why = "every attempt was used"
+    checks: list[tuple[int, Check]] = []  # require_grounding: (attempt index, check) of valid replies
     while True:
         mode = modes.plan_modes(job.row, job.compiled.strict, job.demoted)[0]
         prepared = job.prepare(mode)
@@ -329,8 +332,10 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
         reply = modes.read_reply(response.data)
         verdict: Verdict = judge(job.compiled, reply)
         if verdict.ok and job.ground is not None:
-            missing = job.ground(reply.content, verdict.value)
-            verdict = ungrounded_verdict(missing) if missing else verdict
+            check = job.ground.check(verdict.value)
+            if check.missing:
+                checks.append((len(attempts), check))
+                verdict = ungrounded_verdict(check.errors)
         usage = usage + reply.usage
         attempts.append(
             Attempt(
@@ -349,6 +354,11 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
         if verdict.ok:
             time_info = sum_time_info(a.time_info for a in attempts)
             return Result(verdict.value, attempts, usage, time_info, mode, job.model)
+        if verdict.kind == "ungrounded" and len(checks) > 1 and job.ground is not None:
+            # the replies together may ground every value (one fixed what another invented)
+            combined = job.ground.settle([check for _, check in checks], drop=False)
+            if combined is not None and not combined.blocked:
+                return _settled_result(job, combined, checks, attempts, usage)
         if verdict.kind == "refusal":
             refusals += 1
             if refusals >= _MAX_REFUSALS:
@@ -372,4 +382,44 @@ def run(job: Job) -> Generator[Action, Outcome, Result]:
         if reply.content and reply.content.strip():
             tail.append({"role": "assistant", "content": quoted_reply(reply.content)})
         tail.append({"role": "user", "content": correction(verdict)})
+    if checks and job.ground is not None:
+        # the attempts are spent but a valid reply exists: keep it, without what is not in the text
+        settled = job.ground.settle([check for _, check in checks], drop=True)
+        if settled is not None and not settled.blocked:
+            return _settled_result(job, settled, checks, attempts, usage)
+        if settled is not None:
+            named = [u.path for u in settled.blocked]
+            why = f"{why}; required values not in the text, which cannot be left out: {', '.join(named)}"
+            partial = _settled_result(job, settled, checks, attempts, usage, settled.partial)
+            raise UngroundedRequired(_failure_message(job, attempts, why), partial=partial, paths=named)
     raise ExtractionFailed(_failure_message(job, attempts, why), attempts=attempts, usage=usage)
+
+
+def _settled_result(
+    job: Job,
+    settled: Settled,
+    checks: list[tuple[int, Check]],
+    attempts: list[Attempt],
+    usage: Usage,
+    partial: Any = None,
+) -> Result:
+    """require_grounding: the value the valid replies came to (see extract.evidence._require), as a
+    Result read from its base reply, with what was removed in `dropped` (or, given `partial`, the
+    unvalidated JSON an UngroundedRequired carries)."""
+    index = checks[settled.base][0]
+    if settled.dropped and partial is None:
+        logger.warning(
+            "require_grounding: %d value(s) not in the text were removed after %d attempt(s): %s",
+            len(settled.dropped), len(attempts), ", ".join(settled.dropped),
+        )  # fmt: skip
+    time_info = sum_time_info(a.time_info for a in attempts)
+    return Result(
+        settled.value if partial is None else partial,
+        list(attempts),
+        usage,
+        time_info,
+        attempts[index].mode,
+        job.model,
+        dropped=settled.dropped,
+        reply=index,
+    )

@@ -16,6 +16,7 @@ __all__ = [
     "LocalRequestError",
     "error_body",
     "llama_kwargs",
+    "logprobs_width",
     "response_body",
 ]
 
@@ -36,8 +37,10 @@ _PASSTHROUGH = (
     "stop",
     "presence_penalty",
     "frequency_penalty",
-    "top_logprobs",
 )
+
+# The OpenAI limit on top_logprobs.
+MAX_TOP_LOGPROBS = 20
 
 # Fields that would change what the caller gets back and that the embedded model cannot do.
 _UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call")
@@ -175,12 +178,33 @@ def llama_kwargs(body: Mapping[str, Any], *, model_name: str) -> dict[str, Any]:
     for name in _PASSTHROUGH:
         if body.get(name) is not None:
             kwargs[name] = body[name]
-    if body.get("logprobs"):
-        kwargs["logprobs"] = True
     bias = _logit_bias(body.get("logit_bias"))
     if bias:
         kwargs["logit_bias"] = bias
     return kwargs
+
+
+def logprobs_width(body: Mapping[str, Any]) -> int | None:
+    """How many alternatives each token's logprobs entry lists (0: the chosen token alone), or None when
+    the body asks for no logprobs. The transport computes them itself (see extract._local._logprobs), so
+    they never reach llama-cpp-python, which would refuse them for a model loaded without logits_all."""
+    wanted = body.get("logprobs")
+    width = body.get("top_logprobs")
+    if wanted is not None and not isinstance(wanted, bool):
+        raise LocalRequestError(400, f"logprobs must be a boolean, not {wanted!r}", "logprobs")
+    if width is not None and (
+        isinstance(width, bool) or not isinstance(width, int) or not 0 <= width <= MAX_TOP_LOGPROBS
+    ):
+        raise LocalRequestError(
+            400,
+            f"top_logprobs must be an integer from 0 to {MAX_TOP_LOGPROBS}, not {width!r}",
+            "top_logprobs",
+        )
+    if not wanted:
+        if width:
+            raise LocalRequestError(400, "top_logprobs needs logprobs set to true", "top_logprobs")
+        return None
+    return width or 0
 
 
 def response_body(result: Mapping[str, Any], *, total_time: float) -> dict[str, Any]:

@@ -56,7 +56,8 @@ _INDEX = re.compile(r"\[\d+\]")
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """One document: its gold value, what was extracted (None when extraction failed), the evidence by
+    """One document: its gold value, what was extracted (None when extraction failed, or the grounded
+    fields an UngroundedRequired kept, with `error` set), the evidence by
     JSONPath (`{path: {"confidence": ..., "alignment": ...}}` or FieldEvidence), and the cost."""
 
     gold: Any

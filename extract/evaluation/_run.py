@@ -65,7 +65,9 @@ def evaluate(
     require_grounding, temperature, ...), or to `extractor.extract` when an Extractor is given.
     `evidence=True` (the default) asks for spans and confidences, so grounding rate and calibration can
     be measured. A document whose extraction fails (ExtractionFailed) counts every gold leaf as missed
-    and is counted in `failed`; configuration and connection errors are raised.
+    and is counted in `failed`, except the fields of an UngroundedRequired's partial value
+    (require_grounding keeps the grounded fields when a required one is not in the text): those are
+    scored as predicted, the document is still failed. Configuration and connection errors are raised.
     """
     from extract.schema import compile_schema
 
@@ -84,7 +86,7 @@ def run_examples(
 ) -> list[Observation]:
     """One Observation per example (what `evaluate` scores), texts kept for a report."""
     from extract.core import extract
-    from extract.errors import ExtractionFailed
+    from extract.errors import ExtractionFailed, UngroundedRequired
 
     observations: list[Observation] = []
     for number, example in enumerate(examples, 1):
@@ -96,10 +98,14 @@ def run_examples(
                 result = extract(schema, text, full=True, evidence=evidence, **options)
         except ExtractionFailed as exc:
             usage = exc.usage
+            # require_grounding's failure keeps the grounded fields (UngroundedRequired.partial): the caller
+            # has them, so they are scored; the document still counts as failed
+            partial = exc.partial.value if isinstance(exc, UngroundedRequired) else None
             observations.append(
                 Observation(
                     gold=_plain(gold),
-                    predicted=None,
+                    predicted=partial,
+                    evidence=_partial_evidence(schema, text, partial) if evidence and partial else None,
                     requests=len(exc.attempts),
                     prompt_tokens=getattr(usage, "prompt_tokens", 0),
                     completion_tokens=getattr(usage, "completion_tokens", 0),
@@ -111,3 +117,11 @@ def run_examples(
             continue
         observations.append(observe(result, gold, doc_id, text))
     return observations
+
+
+def _partial_evidence(schema: Any, text: str, partial: Any) -> dict[str, Any]:
+    """Spans and alignment (no confidence) of a failed document's partial value."""
+    from extract.evidence import collect
+    from extract.schema import compile_schema
+
+    return collect(compile_schema(schema), text, None, partial, None)

@@ -13,14 +13,19 @@ from __future__ import annotations
 from extract.evidence._collect import FieldEvidence, collect, ungrounded, user_json
 from extract.evidence._ground import FUZZY_CUTOFF, Alignment, Grounder
 from extract.evidence._paths import format_path, leaves
+from extract.evidence._require import Check, Grounding, Settled, Ungrounded
 from extract.evidence._schema import DERIVED_KEYS, choice_width
 
 __all__ = [
     "DERIVED_KEYS",
     "FUZZY_CUTOFF",
     "Alignment",
+    "Check",
     "FieldEvidence",
     "Grounder",
+    "Grounding",
+    "Settled",
+    "Ungrounded",
     "choice_width",
     "collect",
     "format_path",

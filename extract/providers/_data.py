@@ -255,6 +255,7 @@ LOCAL_PROVIDER: Final = Provider(
             retry_timeouts=False,
             request_fields=_LLAMACPP_FIELDS,
             streaming=True,  # LocalTransport.stream: llama-cpp-python's token stream
+            logprobs=True,  # computed per token from the sampled logits row (extract._local._logprobs)
         ),
     ),
 )
