@@ -519,9 +519,13 @@ class Extractor:
         evidence: bool,
         require_grounding: bool,
         params: dict[str, Any],
+        full: bool = True,
     ) -> tuple[Job, str | Sequence[Mapping[str, Any]], ChunkOptions, tuple[Any, ...], bool]:
         """The checked arguments of one extract/aextract call, as `_call` takes them."""
         options = check_chunk_options(chunking, chunk_tokens, overlap_tokens, on_chunk_error)
+        if evidence:
+            _source_text(text)  # a message list is refused even where the evidence would not be kept
+        evidence = evidence and full  # the evidence lives on the Result: without it, nothing to compute
         job = self._job(
             schema, text, instructions, model, max_attempts, token_budget, params, extra_body,
             evidence, require_grounding,
@@ -615,7 +619,7 @@ class Extractor:
         """
         steps = self._call(
             *self._begin(schema, text, instructions, model, max_attempts, token_budget, extra_body, chunking,
-                         chunk_tokens, overlap_tokens, on_chunk_error, evidence and full, require_grounding, params),
+                         chunk_tokens, overlap_tokens, on_chunk_error, evidence, require_grounding, params, full),
         )  # fmt: skip
         step = next(steps)
         while True:
@@ -651,7 +655,7 @@ class Extractor:
         """Async twin of `extract`."""
         steps = self._call(
             *self._begin(schema, text, instructions, model, max_attempts, token_budget, extra_body, chunking,
-                         chunk_tokens, overlap_tokens, on_chunk_error, evidence and full, require_grounding, params),
+                         chunk_tokens, overlap_tokens, on_chunk_error, evidence, require_grounding, params, full),
         )  # fmt: skip
         step = next(steps)
         while True:

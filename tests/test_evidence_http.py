@@ -152,6 +152,15 @@ def test_without_evidence_nothing_is_asked_or_computed(server: TestServer, call:
     assert result.evidence is None and result.source is None
 
 
+async def test_evidence_without_full_asks_for_nothing(server: TestServer) -> None:
+    # the evidence lives on the Result: a plain value has nowhere to keep it, so no logprobs are bought
+    ex = make(server)
+    server.script(Fault.content(compact(REPLY)), Fault.content(compact(REPLY)))
+    assert ex.extract(Invoice, TEXT, evidence=True).vendor == "ACME Corp"
+    assert (await ex.aextract(Invoice, TEXT, evidence=True)).vendor == "ACME Corp"
+    assert all("logprobs" not in r for r in server.requests[-2:])
+
+
 def test_no_logprobs_from_backend_means_no_confidence(server: TestServer, call: Any) -> None:
     server.script(Fault.content(compact(REPLY)))
     result = call(make(server, provider="generic"), Invoice, evidence=True)  # logprobs unknown: not asked
