@@ -1,0 +1,346 @@
+"""Ray Data (issue 14): extract.ray.extract_dataset against Ray's own `ray.data.llm` HTTP processor.
+
+    python benchmarks/bench_ray.py [--quick] [--only scaling|limit|baseline] [--docs N]
+
+Scenarios, each against the test server in its own process (a fresh one per run, so every run starts
+with a full rate-limit bucket), with a local Ray runtime in this process:
+
+1. scaling: throughput vs number of actors (1, 2, 4) on a latency-bound server (200 ms per reply, no
+   rate limit). The server's own clock gives the steady docs/s (first to last request it answered), so
+   Ray's start-up (workers, actor pool) is reported apart; efficiency = docs/s at N actors / (N x docs/s
+   at 1 actor).
+2. limit: a server enforcing tokens per minute (sped up by --time-scale): the share of the limit the
+   client used, the share of requests answered 429, docs/s, and re-sent requests (a document the server
+   answered 200 more than once), for extract_dataset and for Ray's processor set up the way its docs say
+   (`qps` per actor: the fair share of the limit, and twice that).
+
+The server counts for itself: this script runs it (`--serve`) with two hooks on its instance, one on the
+chat handler (status and document id of every answer) and one on the rate-limit buckets (the tokens each
+admitted request was charged), and serves those counts as JSON on a second loopback port.
+
+Ray's processor (ray 2.60, ray/llm/_internal/batch/stages/http_request_stage.py) paces each *batch* by
+`qps` from that batch's start, sends its requests one at a time (the aiohttp request objects are awaited
+in turn), runs up to 4 batches at once per actor (Ray Data's default for async batch UDFs), and on a 429
+waits `base_retry_wait_time_in_s * 2**n`, ignoring `retry-after` and the x-ratelimit-* headers; with the
+default `max_retries=0` a 429 fails the row's task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._harness import REPO_ROOT, Row, Unavailable, markdown_table, version_of
+
+MODEL = "llama3.1-8b"
+MAX_COMPLETION_TOKENS = 256  # sent by both clients, so the server charges both the same per request
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}, "city": {"type": "string"}},
+    "required": ["name", "age", "city"],
+    "additionalProperties": False,
+}
+_DOC_TAG = re.compile(rb"DOC#(\d+)#")
+
+
+def document(i: int) -> str:
+    """The text of document `i`; the tag lets the server tell documents apart in any request body."""
+    return f"DOC#{i}# Record {i}: Ada Lovelace, aged {20 + i % 60}, lives in London."
+
+
+# --------------------------------------------------------------------------------------------- server
+
+
+class _Counts:
+    """What the server saw: (time, status, document) per chat answer, (time, tokens) per admitted charge."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.answers: list[tuple[float, int | None, int | None]] = []
+        self.charges: list[tuple[float, int]] = []
+
+    def summary(self) -> dict[str, Any]:
+        with self.lock:
+            answers, charges = list(self.answers), list(self.charges)
+        statuses = Counter(status for _, status, _ in answers)
+        ok_per_doc = Counter(doc for _, status, doc in answers if status == 200 and doc is not None)
+        ok_times = [t for t, status, _ in answers if status == 200]
+        return {
+            "requests": len(answers),
+            "statuses": {str(k): v for k, v in statuses.items()},
+            "ok": statuses.get(200, 0),
+            "rate_limited": statuses.get(429, 0),
+            "documents_ok": len(ok_per_doc),
+            "resent": sum(n - 1 for n in ok_per_doc.values()),
+            "first_ok": min(ok_times) if ok_times else None,
+            "last_ok": max(ok_times) if ok_times else None,
+            "first_request": min((t for t, _, _ in answers), default=None),
+            "charged_tokens": sum(tokens for _, tokens in charges),
+            "charges": len(charges),
+        }
+
+
+def serve(argv: Sequence[str]) -> int:
+    """`--serve`: the test server with counting hooks; prints its base URL, then the counts URL."""
+    from extract.testing import TestServer
+    from extract.testing._body import decode_body
+
+    p = argparse.ArgumentParser(prog="bench_ray.py --serve")
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--tpm", type=int, default=None)
+    p.add_argument("--time-scale", type=float, default=1.0)
+    args = p.parse_args(argv)
+    counts = _Counts()
+    server = TestServer(latency=args.latency_ms / 1000, tpm=args.tpm, time_scale=args.time_scale)
+    app = server._app  # the hooks below are the benchmark's only reach into the server
+    chat, admit = app.chat, app.limits.admit
+
+    async def counted_chat(request: Any, entry: Any = None) -> Any:
+        response = await chat(request, entry)
+        body = decode_body(request.headers, request.body, app.settings.encodings).content
+        found = _DOC_TAG.search(body) if isinstance(body, bytes) else None
+        status = None if response is None else int(response.status)
+        with counts.lock:
+            counts.answers.append((time.monotonic(), status, int(found.group(1)) if found else None))
+        return response
+
+    def counted_admit(tokens: int) -> Any:
+        verdict = admit(tokens)
+        if verdict.code is None:
+            counts.charges.append((time.monotonic(), tokens))  # called under the app's lock
+        return verdict
+
+    app.chat = counted_chat  # type: ignore[method-assign]
+    app.limits.admit = counted_admit  # type: ignore[method-assign]
+
+    class Stats(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            payload = json.dumps({**counts.summary(), "now": time.monotonic()}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    stats = ThreadingHTTPServer(("127.0.0.1", 0), Stats)
+    threading.Thread(target=stats.serve_forever, daemon=True, name="bench-ray-stats").start()
+    with server:
+        print(server.base_url, flush=True)
+        print(f"http://127.0.0.1:{stats.server_address[1]}/stats", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+    return 0
+
+
+@dataclass
+class Server:
+    base_url: str
+    stats_url: str
+
+    def stats(self) -> dict[str, Any]:
+        import httpx
+
+        data: dict[str, Any] = httpx.get(self.stats_url, timeout=10).json()
+        return data
+
+
+@contextlib.contextmanager
+def server_process(
+    *, latency_ms: float = 0.0, tpm: int | None = None, time_scale: float = 1.0
+) -> Iterator[Server]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", "--latency-ms", str(latency_ms)]
+    if tpm:
+        cmd += ["--tpm", str(tpm), "--time-scale", str(time_scale)]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+    )
+    try:
+        out = proc.stdout
+        lines = [out.readline().decode().strip() for _ in range(2)] if out is not None else []
+        if len(lines) != 2 or not all(line.startswith("http") for line in lines):
+            raise Unavailable(f"the counting test server did not start: {' '.join(cmd)}")
+        yield Server(lines[0], lines[1])
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+# --------------------------------------------------------------------------------------------- clients
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise Unavailable(f"ray is not installed ({exc}); pip install 'ray[data]'") from exc
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=4,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
+        )
+        ray.data.DataContext.get_current().enable_progress_bars = False
+    return ray
+
+
+def _dataset(docs: int, blocks: int) -> Any:
+    ray = _ray()
+    return ray.data.from_items(
+        [{"id": i, "text": document(i)} for i in range(docs)], override_num_blocks=blocks
+    )
+
+
+def run_ray_llm(
+    server: Server, docs: int, *, actors: int, qps: int | None, max_retries: int, batch_size: int
+) -> Row:
+    """Ray's own HTTP processor over `docs` documents; the row's figures come from the server's counts."""
+    try:
+        from ray.data.llm import HttpRequestProcessorConfig, build_processor
+    except ImportError as exc:
+        raise Unavailable(f"ray.data.llm is not importable ({exc})") from exc
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": "person", "strict": True, "schema": SCHEMA},
+    }
+    config = HttpRequestProcessorConfig(
+        url=f"{server.base_url}/chat/completions",
+        headers={"Authorization": "Bearer unused"},
+        qps=qps,
+        max_retries=max_retries,
+        batch_size=batch_size,
+        concurrency=actors,
+    )
+
+    def preprocess(row: dict[str, Any]) -> dict[str, Any]:
+        messages = [
+            {"role": "system", "content": "Extract the person as JSON."},
+            {"role": "user", "content": row["text"]},
+        ]
+        body = {
+            "model": MODEL,
+            "messages": messages,
+            "response_format": response_format,
+            "max_completion_tokens": MAX_COMPLETION_TOKENS,
+        }
+        return {"id": row["id"], "payload": body}
+
+    def postprocess(row: dict[str, Any]) -> dict[str, Any]:
+        content = row["http_response"]["choices"][0]["message"]["content"]
+        return {"id": row["id"], "value": content}
+
+    processor = build_processor(config, preprocess=preprocess, postprocess=postprocess)
+    ds = processor(_dataset(docs, blocks=max(actors * 4, docs // batch_size)))
+    return _timed("ray.data.llm", server, docs, lambda: ds.take_all())
+
+
+def _timed(client: str, server: Server, docs: int, run: Any) -> Row:
+    started = time.monotonic()
+    error = ""
+    rows: list[Any] = []
+    try:
+        rows = run()
+    except Exception as exc:  # a failed job is a result of this benchmark, not a crash of it
+        error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+    wall = time.monotonic() - started
+    stats = server.stats()
+    ids = Counter(int(r["id"]) for r in rows)
+    return {
+        "client": client,
+        "rows out": len(rows),
+        "ids missing": docs - len(ids),
+        "ids duplicated": sum(1 for n in ids.values() if n > 1),
+        "wall (s)": wall,
+        "requests": stats["requests"],
+        "429s": stats["rate_limited"],
+        "429 share": stats["rate_limited"] / stats["requests"] if stats["requests"] else float("nan"),
+        "re-sent": stats["resent"],
+        "_stats": stats,
+        "_started": started,
+        "error": error,
+    }
+
+
+def _steady_docs_per_s(stats: dict[str, Any]) -> float:
+    first, last, ok = stats["first_ok"], stats["last_ok"], stats["ok"]
+    if first is None or last is None or last <= first or ok < 2:
+        return float("nan")
+    return (ok - 1) / (last - first)
+
+
+# --------------------------------------------------------------------------------------------- scenarios
+
+
+def baseline(args: argparse.Namespace) -> list[Row]:
+    """Ray's processor alone on the latency-bound server, 1 actor: what its pacing and sequencing give."""
+    rows: list[Row] = []
+    for qps in (None, 20):
+        with server_process(latency_ms=args.latency_ms) as server:
+            row = run_ray_llm(server, args.docs, actors=1, qps=qps, max_retries=3, batch_size=args.batch_size)
+        row["setup"] = f"1 actor, qps={qps}, batch_size={args.batch_size}"
+        rows.append(_finish(row))
+    return rows
+
+
+def _finish(row: Row) -> Row:
+    stats = row.pop("_stats")
+    row.pop("_started")
+    row["docs/s (server, steady)"] = _steady_docs_per_s(stats)
+    error = row.pop("error")
+    if error:
+        row["error"] = error
+    return row
+
+
+SCENARIOS = {"baseline": baseline}
+
+
+def main(argv: Sequence[str] | None = None) -> list[Row]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--serve"]:
+        raise SystemExit(serve(argv[1:]))
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--quick", action="store_true", help="tiny counts: proves it runs (figures are noise)")
+    p.add_argument("--only", default="baseline", help="comma-separated: " + ", ".join(SCENARIOS))
+    p.add_argument("--docs", type=int, default=400)
+    p.add_argument("--latency-ms", type=float, default=200.0)
+    p.add_argument("--batch-size", type=int, default=16)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.docs = 64
+    if version_of("ray") == "not installed":
+        raise Unavailable("ray is not installed; pip install 'ray[data]'")
+    rows: list[Row] = []
+    for name in args.only.split(","):
+        rows += SCENARIOS[name](args)
+    return rows
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    result = main()
+    print(markdown_table(result))
