@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from extract.errors import ConfigurationError
 from extract.transports.waits import DEFAULT_MAX_WAIT_S, check_cap, parse_duration, retry_after
 
-__all__ = ["Limiter", "LimiterStats", "RateLimiter", "parse_duration"]
+__all__ = ["KnownLimits", "Limiter", "LimiterStats", "RateLimiter", "parse_duration"]
 
 _MINUTE = 60.0
 _DAY = 86_400.0
@@ -58,6 +58,19 @@ class LimiterStats:
     observed: int
     tokens_reserved: int
     tokens_used: int
+
+
+@dataclass(frozen=True, slots=True)
+class KnownLimits:
+    """The budgets a limiter knows (configured or learnt from headers); None where unknown.
+
+    The rates are per real second, as learnt: a server whose "minute" is scaled reports a faster rate.
+    """
+
+    tokens_per_minute: float | None = None
+    token_rate: float | None = None
+    requests_per_minute: float | None = None
+    request_rate: float | None = None
 
 
 def _parse_count(text: str | None) -> int | None:
@@ -244,6 +257,18 @@ class RateLimiter:
                 tokens_reserved=self._tokens_reserved,
                 tokens_used=self._tokens_used,
             )
+
+    def known_limits(self) -> KnownLimits:
+        """What this limiter knows of the budgets, for a scheduler that splits them between workers."""
+        with self._lock:
+            tokens = self._buckets["tokens-minute"]
+            requests = self._buckets["requests-minute"]
+            return KnownLimits(tokens.capacity, tokens.rate, requests.capacity, requests.rate)
+
+    def blocked_for(self) -> float:
+        """Seconds until a shared pause (a 429's retry-after, or its backoff) ends; 0.0 when none."""
+        with self._lock:
+            return max(0.0, self._blocked_until - self._clock())
 
     def reserve(self, tokens: int) -> float:
         """Seconds to wait before sending a request that reserves `tokens`; 0.0 records the reservation.
