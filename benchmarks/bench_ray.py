@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -80,7 +79,7 @@ class _Counts:
             answers, charges = list(self.answers), list(self.charges)
         statuses = Counter(status for _, status, _ in answers)
         ok_per_doc = Counter(doc for _, status, doc in answers if status == 200 and doc is not None)
-        ok_times = [t for t, status, _ in answers if status == 200]
+        ok_times = sorted(t for t, status, _ in answers if status == 200)
         return {
             "requests": len(answers),
             "statuses": {str(k): v for k, v in statuses.items()},
@@ -90,9 +89,11 @@ class _Counts:
             "resent": sum(n - 1 for n in ok_per_doc.values()),
             "first_ok": min(ok_times) if ok_times else None,
             "last_ok": max(ok_times) if ok_times else None,
-            "first_request": min((t for t, _, _ in answers), default=None),
+            "first_answer": min((t for t, _, _ in answers), default=None),
+            "ok_t10": ok_times[len(ok_times) // 10] if len(ok_times) >= 10 else None,
+            "ok_t90": ok_times[len(ok_times) * 9 // 10] if len(ok_times) >= 10 else None,
             "charged_tokens": sum(tokens for _, tokens in charges),
-            "charges": len(charges),
+            "charges": charges,
         }
 
 
@@ -194,25 +195,30 @@ def server_process(
 def _ray() -> Any:
     try:
         import ray
+        import ray.data
     except ImportError as exc:
         raise Unavailable(f"ray is not installed ({exc}); pip install 'ray[data]'") from exc
     if not ray.is_initialized():
         ray.init(
-            num_cpus=4,
+            num_cpus=RAY_CPUS,
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
             runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
         )
-        ray.data.DataContext.get_current().enable_progress_bars = False
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
     return ray
+
+
+RAY_CPUS = 4  # logical CPUs for Ray: 4 actors fit whatever the machine (the work is waiting, not computing)
 
 
 def _dataset(docs: int, blocks: int) -> Any:
     ray = _ray()
-    return ray.data.from_items(
-        [{"id": i, "text": document(i)} for i in range(docs)], override_num_blocks=blocks
-    )
+    items = [{"id": i, "text": document(i)} for i in range(docs)]
+    return ray.data.from_items(items, override_num_blocks=max(1, min(blocks, docs)))
 
 
 def run_ray_llm(
@@ -254,11 +260,47 @@ def run_ray_llm(
         return {"id": row["id"], "value": content}
 
     processor = build_processor(config, preprocess=preprocess, postprocess=postprocess)
-    ds = processor(_dataset(docs, blocks=max(actors * 4, docs // batch_size)))
-    return _timed("ray.data.llm", server, docs, lambda: ds.take_all())
+    ds = processor(_dataset(docs, blocks=docs // batch_size))
+    return _timed(server, docs, ds.take_all)
 
 
-def _timed(client: str, server: Server, docs: int, run: Any) -> Row:
+def run_extract(
+    server: Server, docs: int, *, actors: int, per_worker: int, batch_size: int, cluster_limiter: bool = False
+) -> Row:
+    """extract.ray.extract_dataset over `docs` documents (as its docstring shows it)."""
+    import extract.ray
+
+    options: dict[str, Any] = {}
+    if cluster_limiter:
+        from extract.ray._limiter import ClusterLimiter, start_limiter
+
+        name = f"bench-ray-{time.monotonic_ns()}"
+        start_limiter(name)
+        options["limiter"] = ClusterLimiter(name)
+    ds = extract.ray.extract_dataset(
+        _dataset(docs, blocks=docs // batch_size),
+        SCHEMA,
+        text_column="text",
+        concurrency=actors,
+        per_worker_concurrency=per_worker,
+        batch_size=batch_size,
+        base_url=server.base_url,
+        api_key="unused",
+        model=MODEL,
+        max_completion_tokens=MAX_COMPLETION_TOKENS,
+        **options,
+    )
+
+    def run() -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = ds.select_columns(["id", "error"]).take_all()
+        return rows
+
+    row = _timed(server, docs, run)
+    row["errors"] = sum(1 for r in row["_rows"] if r.get("error"))
+    return row
+
+
+def _timed(server: Server, docs: int, run: Any) -> Row:
     started = time.monotonic()
     error = ""
     rows: list[Any] = []
@@ -269,54 +311,183 @@ def _timed(client: str, server: Server, docs: int, run: Any) -> Row:
     wall = time.monotonic() - started
     stats = server.stats()
     ids = Counter(int(r["id"]) for r in rows)
+    requests = stats["requests"]
     return {
-        "client": client,
+        "docs": docs,
         "rows out": len(rows),
         "ids missing": docs - len(ids),
         "ids duplicated": sum(1 for n in ids.values() if n > 1),
         "wall (s)": wall,
-        "requests": stats["requests"],
+        "requests": requests,
         "429s": stats["rate_limited"],
-        "429 share": stats["rate_limited"] / stats["requests"] if stats["requests"] else float("nan"),
+        "429 share": stats["rate_limited"] / requests if requests else float("nan"),
         "re-sent": stats["resent"],
         "_stats": stats,
-        "_started": started,
-        "error": error,
+        "_rows": rows,
+        "_error": error,
     }
 
 
-def _steady_docs_per_s(stats: dict[str, Any]) -> float:
-    first, last, ok = stats["first_ok"], stats["last_ok"], stats["ok"]
-    if first is None or last is None or last <= first or ok < 2:
+def steady_docs_per_s(stats: dict[str, Any]) -> float:
+    """Answers per second between the 10th and 90th percentile answer (the server's clock): the rate once
+    every actor is up, without start-up and the last stragglers."""
+    t10, t90, ok = stats["ok_t10"], stats["ok_t90"], stats["ok"]
+    if t10 is None or t90 is None or t90 <= t10:
         return float("nan")
-    return (ok - 1) / (last - first)
+    return (ok * 9 // 10 - ok // 10) / (t90 - t10)
+
+
+def limit_share(stats: dict[str, Any], tokens_per_s: float, capacity: int) -> float:
+    """Tokens the server charged, as a share of what the limit made available from the first answer to the
+    last charge: the full bucket it starts with plus its refill. Time a client idles with a full bucket is
+    refill it cannot get back, so it counts against the client (a perfect client scores 100%)."""
+    charges: list[list[float]] = stats["charges"]
+    start = stats["first_answer"]
+    if not charges or start is None:
+        return float("nan")
+    available = capacity + tokens_per_s * (charges[-1][0] - start)
+    return float(stats["charged_tokens"]) / available
+
+
+def _finish(row: Row, client: str, setup: str) -> Row:
+    stats = row.pop("_stats")
+    row.pop("_rows")
+    error = row.pop("_error")
+    out: Row = {"client": client, "setup": setup, **row}
+    out["docs/s (steady)"] = steady_docs_per_s(stats)
+    if error:
+        out["error"] = error
+    out["_stats"] = stats
+    return out
+
+
+def _public(rows: list[Row]) -> list[Row]:
+    return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
 
 
 # --------------------------------------------------------------------------------------------- scenarios
 
 
-def baseline(args: argparse.Namespace) -> list[Row]:
-    """Ray's processor alone on the latency-bound server, 1 actor: what its pacing and sequencing give."""
+def scaling(args: argparse.Namespace) -> list[Row]:
+    """Throughput vs actors on a latency-bound server (no rate limit)."""
     rows: list[Row] = []
-    for qps in (None, 20):
+    base: dict[str, float] = {}
+    plans: list[tuple[str, int]] = [("extract_dataset", n) for n in args.actors]
+    if not args.skip_ray_llm:
+        plans += [("ray.data.llm", n) for n in args.actors]
+    for client, actors in plans:
         with server_process(latency_ms=args.latency_ms) as server:
-            row = run_ray_llm(server, args.docs, actors=1, qps=qps, max_retries=3, batch_size=args.batch_size)
-        row["setup"] = f"1 actor, qps={qps}, batch_size={args.batch_size}"
-        rows.append(_finish(row))
+            if client == "extract_dataset":
+                docs = args.docs * actors
+                raw = run_extract(
+                    server, docs, actors=actors, per_worker=args.per_worker, batch_size=args.batch_size
+                )
+                setup = f"{actors} actor(s) x {args.per_worker} in flight"
+            else:
+                docs = args.ray_docs * actors
+                raw = run_ray_llm(
+                    server, docs, actors=actors, qps=None, max_retries=3, batch_size=args.ray_batch_size
+                )
+                setup = f"{actors} actor(s), batch_size {args.ray_batch_size}, qps None"
+        row = _finish(raw, client, setup)
+        rate = row["docs/s (steady)"]
+        base.setdefault(client, rate / actors if actors else rate)
+        row["actors"] = actors
+        row["efficiency vs linear"] = rate / (base[client] * actors) if base[client] else float("nan")
+        rows.append(row)
     return rows
 
 
-def _finish(row: Row) -> Row:
-    stats = row.pop("_stats")
-    row.pop("_started")
-    row["docs/s (server, steady)"] = _steady_docs_per_s(stats)
-    error = row.pop("error")
-    if error:
-        row["error"] = error
-    return row
+def limit(args: argparse.Namespace) -> list[Row]:
+    """Utilisation of a token-per-minute limit (time-scaled) by each client."""
+    tokens_per_s = args.tpm / 60 * args.time_scale
+    rows: list[Row] = []
+    actors = args.limit_actors
+    plans: list[tuple[str, str, Any]] = [
+        (
+            "extract_dataset",
+            f"{actors} actors x {args.per_worker} in flight, default limiter",
+            lambda s: run_extract(
+                s, args.limit_docs, actors=actors, per_worker=args.per_worker, batch_size=args.batch_size
+            ),
+        ),
+        (
+            "extract_dataset",
+            f"{actors} actors x {args.per_worker} in flight, limiter=ClusterLimiter",
+            lambda s: run_extract(
+                s,
+                args.limit_docs,
+                actors=actors,
+                per_worker=args.per_worker,
+                batch_size=args.batch_size,
+                cluster_limiter=True,
+            ),
+        ),
+    ]
+    if not args.skip_ray_llm:
+        # Ray's knob is requests per second per actor: the fair share of the limit at its request size
+        # (MAX_COMPLETION_TOKENS plus a short prompt), then twice that (a guess on the high side)
+        fair = max(1, int(tokens_per_s / (MAX_COMPLETION_TOKENS + 40) / actors))
+        for qps in (fair, 2 * fair):
+            plans.append(
+                (
+                    "ray.data.llm",
+                    f"{actors} actors, qps {qps} each, max_retries 5",
+                    lambda s, q=qps: run_ray_llm(
+                        s,
+                        args.limit_docs,
+                        actors=actors,
+                        qps=q,
+                        max_retries=5,
+                        batch_size=args.ray_batch_size,
+                    ),
+                )
+            )
+    for client, setup, run in plans:
+        with server_process(
+            latency_ms=args.limit_latency_ms, tpm=args.tpm, time_scale=args.time_scale
+        ) as server:
+            row = _finish(run(server), client, setup)
+        row["share of limit"] = limit_share(row["_stats"], tokens_per_s, args.tpm)
+        charges = row["_stats"]["charges"]
+        row["tokens / request"] = row["_stats"]["charged_tokens"] / len(charges) if charges else float("nan")
+        rows.append(row)
+    return rows
 
 
-SCENARIOS = {"baseline": baseline}
+def baseline(args: argparse.Namespace) -> list[Row]:
+    """Ray's processor alone, 1 actor, on the latency-bound server: what its pacing and sequencing give."""
+    rows: list[Row] = []
+    for qps in (None, 20):
+        with server_process(latency_ms=args.latency_ms) as server:
+            raw = run_ray_llm(
+                server, args.ray_docs, actors=1, qps=qps, max_retries=3, batch_size=args.ray_batch_size
+            )
+        rows.append(_finish(raw, "ray.data.llm", f"1 actor, batch_size {args.ray_batch_size}, qps {qps}"))
+    return rows
+
+
+SCENARIOS = {"scaling": scaling, "limit": limit, "baseline": baseline}
+
+
+def summary(rows: Sequence[Row]) -> list[str]:
+    """One line per target of issue 14, for run.py's summary."""
+    lines: list[str] = []
+    scale = [r for r in rows if r.get("client") == "extract_dataset" and "efficiency vs linear" in r]
+    if scale:
+        worst = min(float(r["efficiency vs linear"]) for r in scale)
+        lines.append(
+            f"extract_dataset scaling: lowest efficiency vs linear {100 * worst:.0f}% over "
+            f"{', '.join(str(r['actors']) for r in scale)} actors (target >= 90%)"
+        )
+    for r in rows:
+        if "share of limit" in r:
+            lines.append(
+                f"{r['client']} ({r['setup']}): {100 * float(r['share of limit']):.0f}% of the limit, "
+                f"{100 * float(r['429 share']):.1f}% 429s, {r['re-sent']} re-sent (targets for extract: "
+                ">= 95%, < 1%)"
+            )
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
@@ -325,22 +496,39 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         raise SystemExit(serve(argv[1:]))
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--quick", action="store_true", help="tiny counts: proves it runs (figures are noise)")
-    p.add_argument("--only", default="baseline", help="comma-separated: " + ", ".join(SCENARIOS))
-    p.add_argument("--docs", type=int, default=400)
-    p.add_argument("--latency-ms", type=float, default=200.0)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--only", default="scaling,limit", help="comma-separated: " + ", ".join(SCENARIOS))
+    p.add_argument("--actors", default="1,2,4", help="actor counts for the scaling run")
+    p.add_argument("--docs", type=int, default=400, help="documents per actor, scaling run (extract)")
+    p.add_argument("--ray-docs", type=int, default=60, help="documents per actor, scaling run (ray.data.llm)")
+    p.add_argument("--per-worker", type=int, default=8, help="extract's documents in flight per actor")
+    p.add_argument("--batch-size", type=int, default=32, help="extract_dataset's rows per batch")
+    p.add_argument("--ray-batch-size", type=int, default=16, help="ray.data.llm's rows per batch")
+    p.add_argument("--latency-ms", type=float, default=200.0, help="server latency, scaling run")
+    p.add_argument("--tpm", type=int, default=60_000, help="tokens per minute, limit run")
+    p.add_argument("--time-scale", type=float, default=10.0, help="simulated seconds per real second")
+    p.add_argument("--limit-docs", type=int, default=900)
+    p.add_argument("--limit-actors", type=int, default=2)
+    p.add_argument("--ray-limit-actors", type=int, default=4, help="ray.data.llm's actors, limit run")
+    p.add_argument("--limit-latency-ms", type=float, default=50.0)
+    p.add_argument("--skip-ray-llm", action="store_true", help="extract only")
     args = p.parse_args(argv)
+    args.actors = [int(n) for n in args.actors.split(",")]
     if args.quick:
-        args.docs = 64
+        args.actors, args.docs, args.ray_docs, args.limit_docs = [1, 2], 48, 16, 120
+    unknown = set(args.only.split(",")) - set(SCENARIOS)
+    if unknown:
+        p.error(f"unknown scenario(s) {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
     if version_of("ray") == "not installed":
         raise Unavailable("ray is not installed; pip install 'ray[data]'")
     rows: list[Row] = []
     for name in args.only.split(","):
         rows += SCENARIOS[name](args)
-    return rows
+    return _public(rows) if __name__ != "__main__" else rows
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     result = main()
-    print(markdown_table(result))
+    for line in summary(result):
+        print(f"- {line}")
+    print()
+    print(markdown_table(_public(result)))
