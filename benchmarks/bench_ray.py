@@ -361,7 +361,8 @@ def _finish(row: Row, client: str, setup: str) -> Row:
     return out
 
 
-def _public(rows: list[Row]) -> list[Row]:
+def public_rows(rows: Sequence[Row]) -> list[Row]:
+    """The rows without the raw counts (`_stats`) that the figures were computed from."""
     return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
 
 
@@ -385,10 +386,14 @@ def scaling(args: argparse.Namespace) -> list[Row]:
                 setup = f"{actors} actor(s) x {args.per_worker} in flight"
             else:
                 docs = args.ray_docs * actors
-                raw = run_ray_llm(
-                    server, docs, actors=actors, qps=None, max_retries=3, batch_size=args.ray_batch_size
-                )
                 setup = f"{actors} actor(s), batch_size {args.ray_batch_size}, qps None"
+                try:
+                    raw = run_ray_llm(
+                        server, docs, actors=actors, qps=None, max_retries=3, batch_size=args.ray_batch_size
+                    )
+                except Unavailable as exc:
+                    rows.append({"client": client, "setup": setup, "error": f"skipped: {exc}"})
+                    continue
         row = _finish(raw, client, setup)
         rate = row["docs/s (steady)"]
         base.setdefault(client, rate / actors if actors else rate)
@@ -520,10 +525,17 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         p.error(f"unknown scenario(s) {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
     if version_of("ray") == "not installed":
         raise Unavailable("ray is not installed; pip install 'ray[data]'")
+    import ray
+
+    started_ray = not ray.is_initialized()
     rows: list[Row] = []
-    for name in args.only.split(","):
-        rows += SCENARIOS[name](args)
-    return _public(rows) if __name__ != "__main__" else rows
+    try:
+        for name in args.only.split(","):
+            rows += SCENARIOS[name](args)
+    finally:
+        if started_ray and ray.is_initialized():
+            ray.shutdown()
+    return public_rows(rows)
 
 
 if __name__ == "__main__":
@@ -531,4 +543,4 @@ if __name__ == "__main__":
     for line in summary(result):
         print(f"- {line}")
     print()
-    print(markdown_table(_public(result)))
+    print(markdown_table(result))
