@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -355,6 +356,7 @@ def _finish(row: Row, client: str, setup: str) -> Row:
     error = row.pop("_error")
     out: Row = {"client": client, "setup": setup, **row}
     out["docs/s (steady)"] = steady_docs_per_s(stats)
+    out["load avg"] = os.getloadavg()[0]  # the machine is shared: a busy one slows every Ray process
     if error:
         out["error"] = error
     out["_stats"] = stats
@@ -399,6 +401,9 @@ def scaling(args: argparse.Namespace) -> list[Row]:
         base.setdefault(client, rate / actors if actors else rate)
         row["actors"] = actors
         row["efficiency vs linear"] = rate / (base[client] * actors) if base[client] else float("nan")
+        if client == "extract_dataset":
+            # every actor keeping per_worker requests in flight, each answered after exactly the latency
+            row["% of ideal"] = 100 * rate / (actors * args.per_worker * 1000 / args.latency_ms)
         rows.append(row)
     return rows
 
@@ -503,15 +508,15 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     p.add_argument("--quick", action="store_true", help="tiny counts: proves it runs (figures are noise)")
     p.add_argument("--only", default="scaling,limit", help="comma-separated: " + ", ".join(SCENARIOS))
     p.add_argument("--actors", default="1,2,4", help="actor counts for the scaling run")
-    p.add_argument("--docs", type=int, default=400, help="documents per actor, scaling run (extract)")
+    p.add_argument("--docs", type=int, default=512, help="documents per actor, scaling run (extract)")
     p.add_argument("--ray-docs", type=int, default=60, help="documents per actor, scaling run (ray.data.llm)")
     p.add_argument("--per-worker", type=int, default=8, help="extract's documents in flight per actor")
-    p.add_argument("--batch-size", type=int, default=32, help="extract_dataset's rows per batch")
+    p.add_argument("--batch-size", type=int, default=128, help="extract_dataset's rows per batch")
     p.add_argument("--ray-batch-size", type=int, default=16, help="ray.data.llm's rows per batch")
     p.add_argument("--latency-ms", type=float, default=200.0, help="server latency, scaling run")
     p.add_argument("--tpm", type=int, default=60_000, help="tokens per minute, limit run")
     p.add_argument("--time-scale", type=float, default=10.0, help="simulated seconds per real second")
-    p.add_argument("--limit-docs", type=int, default=900)
+    p.add_argument("--limit-docs", type=int, default=1024)
     p.add_argument("--limit-actors", type=int, default=2)
     p.add_argument("--ray-limit-actors", type=int, default=4, help="ray.data.llm's actors, limit run")
     p.add_argument("--limit-latency-ms", type=float, default=50.0)
