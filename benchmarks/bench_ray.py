@@ -437,16 +437,17 @@ def limit(args: argparse.Namespace) -> list[Row]:
     if not args.skip_ray_llm:
         # Ray's knob is requests per second per actor: the fair share of the limit at its request size
         # (MAX_COMPLETION_TOKENS plus a short prompt), then twice that (a guess on the high side)
-        fair = max(1, int(tokens_per_s / (MAX_COMPLETION_TOKENS + 40) / actors))
+        ray_actors = args.ray_limit_actors
+        fair = max(1, int(tokens_per_s / (MAX_COMPLETION_TOKENS + 40) / ray_actors))
         for qps in (fair, 2 * fair):
             plans.append(
                 (
                     "ray.data.llm",
-                    f"{actors} actors, qps {qps} each, max_retries 5",
+                    f"{ray_actors} actors, qps {qps} each, max_retries 5",
                     lambda s, q=qps: run_ray_llm(
                         s,
                         args.limit_docs,
-                        actors=actors,
+                        actors=ray_actors,
                         qps=q,
                         max_retries=5,
                         batch_size=args.ray_batch_size,
@@ -457,7 +458,12 @@ def limit(args: argparse.Namespace) -> list[Row]:
         with server_process(
             latency_ms=args.limit_latency_ms, tpm=args.tpm, time_scale=args.time_scale
         ) as server:
-            row = _finish(run(server), client, setup)
+            try:
+                raw = run(server)
+            except Unavailable as exc:
+                rows.append({"client": client, "setup": setup, "error": f"skipped: {exc}"})
+                continue
+            row = _finish(raw, client, setup)
         row["share of limit"] = limit_share(row["_stats"], tokens_per_s, args.tpm)
         charges = row["_stats"]["charges"]
         row["tokens / request"] = row["_stats"]["charged_tokens"] / len(charges) if charges else float("nan")
