@@ -20,9 +20,11 @@ admitted request was charged), and serves those counts as JSON on a second loopb
 
 Ray's processor (ray 2.60, ray/llm/_internal/batch/stages/http_request_stage.py) paces each *batch* by
 `qps` from that batch's start, sends its requests one at a time (the aiohttp request objects are awaited
-in turn), runs up to 4 batches at once per actor (Ray Data's default for async batch UDFs), and on a 429
+in turn), runs up to 4 batches at once per actor (Ray Data's default for async batch UDFs; a batch's rows go one
+after another, so small blocks are what give it more than one request in flight), and on a 429
 waits `base_retry_wait_time_in_s * 2**n`, ignoring `retry-after` and the x-ratelimit-* headers; with the
-default `max_retries=0` a 429 fails the row's task.
+default `max_retries=0` a 429 fails the row's task. Its `concurrency=n` is an autoscaling pool of 1 to n
+actors; this script passes (n, n), a fixed pool like extract_dataset's.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class _Counts:
             "first_answer": min((t for t, _, _ in answers), default=None),
             "ok_t10": ok_times[len(ok_times) // 10] if len(ok_times) >= 10 else None,
             "ok_t90": ok_times[len(ok_times) * 9 // 10] if len(ok_times) >= 10 else None,
+            "rate_limited_at": [t for t, status, _ in answers if status == 429],
             "charged_tokens": sum(tokens for _, tokens in charges),
             "charges": charges,
         }
@@ -240,7 +243,7 @@ def run_ray_llm(
         qps=qps,
         max_retries=max_retries,
         batch_size=batch_size,
-        concurrency=actors,
+        concurrency=(actors, actors),  # a fixed pool, as extract_dataset's (an int n autoscales from 1 to n)
     )
 
     def preprocess(row: dict[str, Any]) -> dict[str, Any]:
@@ -348,6 +351,15 @@ def limit_share(stats: dict[str, Any], tokens_per_s: float, capacity: int) -> fl
         return float("nan")
     available = capacity + tokens_per_s * (charges[-1][0] - start)
     return float(stats["charged_tokens"]) / available
+
+
+def _early(stats: dict[str, Any]) -> int:
+    """429s answered in the first third of the run: while a client learns the limit, not once it knows it."""
+    start, charges = stats["first_answer"], stats["charges"]
+    if start is None or not charges:
+        return 0
+    cut = start + (charges[-1][0] - start) / 3
+    return sum(1 for t in stats["rate_limited_at"] if t <= cut)
 
 
 def _finish(row: Row, client: str, setup: str) -> Row:
@@ -465,6 +477,7 @@ def limit(args: argparse.Namespace) -> list[Row]:
                 continue
             row = _finish(raw, client, setup)
         row["share of limit"] = limit_share(row["_stats"], tokens_per_s, args.tpm)
+        row["429s in 1st third"] = _early(row["_stats"])
         charges = row["_stats"]["charges"]
         row["tokens / request"] = row["_stats"]["charged_tokens"] / len(charges) if charges else float("nan")
         rows.append(row)
