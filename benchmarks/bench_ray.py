@@ -544,6 +544,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     args.actors = [int(n) for n in args.actors.split(",")]
     if args.quick:
         args.actors, args.docs, args.ray_docs, args.limit_docs = [1, 2], 48, 16, 120
+        args.batch_size = 16  # so that every actor gets batches
     unknown = set(args.only.split(",")) - set(SCENARIOS)
     if unknown:
         p.error(f"unknown scenario(s) {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
