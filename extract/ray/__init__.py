@@ -10,7 +10,8 @@ Workers are an actor pool (`map_batches` with `_worker.ExtractWorker`): each act
 runs every batch through the batch engine with `per_worker_concurrency` documents in flight. The API key is
 resolved on the driver and reaches the workers masked (`_secret`); with `output=DIR` every finished document
 is written there as it finishes and skipped by task retries and reruns (`_resume`). The result's columns are
-described in `_arrow`. Needs the `ray` extra: `pip install "extract-llm[ray]"`; `import extract` never
+described in `_arrow`. All actors share one rate limit through a limiter actor (`start_limiter`, and a
+`ClusterLimiter` in each worker: `_limiter`). Needs the `ray` extra: `pip install "extract-llm[ray]"`; `import extract` never
 imports Ray.
 """
 
@@ -26,7 +27,9 @@ from extract.errors import ConfigurationError
 if TYPE_CHECKING:
     from ray.data import Dataset
 
-__all__ = ["extract_dataset"]
+from extract.ray._limiter import ClusterLimiter, start_limiter
+
+__all__ = ["ClusterLimiter", "extract_dataset", "start_limiter"]
 
 _INSTALL = 'pip install "extract-llm[ray]"'
 # options that configure the run, never the Extractor; each would be wrong or unpicklable in a worker
@@ -57,6 +60,8 @@ def extract_dataset(
     keep_columns: bool = True,
     batch_size: int | None = None,
     instructions: str | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
     num_cpus: float = 0.5,
     ray_remote_args: Mapping[str, Any] | None = None,
     **options: Any,
@@ -66,7 +71,9 @@ def extract_dataset(
     Columns: `id_column` and the other input columns (only the id with keep_columns=False), one column per
     top-level field of the schema (as `extract_frame(..., flatten=False)` lays them out; `value` for a schema
     whose root is not an object), `error` ("Type: message", None where it worked) and `usage` (a struct of
-    prompt_tokens, completion_tokens, total_tokens). Values are in JSON form (dates as ISO strings). A
+    prompt_tokens, completion_tokens, total_tokens; for a row answered from `output`, what it cost when it
+    was extracted), and with evidence=True an `evidence` column (JSON text: path -> spans, alignment,
+    confidence, as `extract run` writes it). Values are in JSON form (dates as ISO strings). A
     document that fails is a row with `error`; a bad key, an unknown model or an unreachable server fails the
     job, as it stops `extract_many`.
 
@@ -76,6 +83,9 @@ def extract_dataset(
         output: a directory (shared by every worker) where each finished document is written as it
             finishes; a task retry or a rerun of the job skips the ids found there. Ids must then be unique
             strings or integers.
+        rpm, tpm: the provider's request and token budgets per minute, shared by all workers through one
+            limiter actor (`extract.ray._limiter`); None learns them from the `x-ratelimit-*` headers. With
+            `limiter=` in options, that limiter is used in each worker instead (and rpm/tpm are refused).
         batch_size: rows per batch (default 4 x per_worker_concurrency, so an actor's slowest document holds
             back little of its batch).
         num_cpus, ray_remote_args: the actors' Ray resources and other remote options. Ray's defaults for an
@@ -88,10 +98,15 @@ def extract_dataset(
     from extract.batch import _PER_CALL
     from extract.frame import schema_columns
     from extract.providers import resolve
-    from extract.ray._arrow import ERROR_COLUMN, USAGE_COLUMN, VALUE_COLUMN, arrow_type
+    from extract.ray._arrow import ERROR_COLUMN, EVIDENCE_COLUMN, USAGE_COLUMN, VALUE_COLUMN, arrow_type
     from extract.ray._worker import ExtractWorker, WorkerSpec
     from extract.schema import compile_schema
 
+    if not isinstance(ds, ray.data.Dataset):
+        raise ConfigurationError(
+            f"extract_dataset takes a ray.data.Dataset, not {type(ds).__name__}; e.g. ray.data.from_pandas(df), "
+            "ray.data.read_parquet(path), or extract_frame/extract_many without Ray"
+        )
     for name, why in _REFUSED.items():
         if name in options:
             raise ConfigurationError(f"extract_dataset does not take {name}=: {why}")
@@ -112,16 +127,27 @@ def extract_dataset(
     else:
         types = {VALUE_COLUMN: arrow_type(user_schema, user_schema)}
     made = fields or (VALUE_COLUMN,)
-    for reserved in (ERROR_COLUMN, USAGE_COLUMN, id_column):
+    added = (ERROR_COLUMN, USAGE_COLUMN, *((EVIDENCE_COLUMN,) if options.get("evidence") else ()))
+    for reserved in (*added, id_column):
         if reserved in made:
             raise ConfigurationError(
                 f"the schema has a top-level field {reserved!r}, which would clash with the {reserved!r} column "
                 "extract_dataset adds; rename that field in the schema (or pass another id_column)"
             )
-    _check_columns(ds, text_column, id_column, made if keep_columns else ())
+    _check_columns(ds, text_column, id_column, (*made, *added) if keep_columns else ())
 
     call_options = {k: options.pop(k) for k in _PER_CALL if k in options}
     secret = _resolve_key(options, resolve)
+
+    limiter_name = f"extract-limiter-{uuid.uuid4().hex[:12]}"
+    limiter_actor = None
+    if "limiter" in options:
+        if rpm is not None or tpm is not None:
+            raise ConfigurationError("pass rpm/tpm or limiter=, not both: set the limits on your limiter")
+    else:
+        from extract.ray._limiter import start_limiter
+
+        limiter_actor = start_limiter(limiter_name, rpm=rpm, tpm=tpm)
 
     fingerprint = None
     if output is not None:
@@ -143,7 +169,8 @@ def extract_dataset(
         extractor_options=options,
         call_options=call_options,
         secret=None if secret is None else ray.put(secret),
-        limiter_name=f"extract-limiter-{uuid.uuid4().hex[:12]}",
+        limiter_name=limiter_name,
+        limiter_actor=limiter_actor,
         output=output,
     )
     if isinstance(concurrency, tuple):
@@ -189,8 +216,8 @@ def _check_columns(ds: Dataset, text_column: str, id_column: str, added: tuple[s
     clash = [n for n in added if n in names and n != id_column]
     if clash:
         raise ConfigurationError(
-            f"the dataset already has column(s) {', '.join(map(repr, clash))}, which extract_dataset would add "
-            "for the schema's fields; pass keep_columns=False, or drop or rename those input columns"
+            f"the dataset already has column(s) {', '.join(map(repr, clash))}, which extract_dataset adds "
+            "(one per schema field, error, usage); pass keep_columns=False, or drop or rename those input columns"
         )
 
 

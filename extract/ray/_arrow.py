@@ -4,7 +4,8 @@ of the schema, `error` and `usage`.
 Arrow types are fixed where the schema fixes them, so every batch of a job has the same schema whatever its
 rows hold (a batch where every document failed would otherwise infer a `null` column): `error` is a string,
 `usage` a struct of int64 token counts (zeros for a document never sent), and a field declared a string,
-integer, number or boolean (or a list of those, or nullable) gets that type. Other fields (objects, unions)
+integer, number or boolean (or a list of those, or nullable) gets that type. With evidence=True an `evidence`
+column (before `error`) holds each row's `Outcome.evidence` as JSON text (the object `extract run` writes). Other fields (objects, unions)
 are inferred from their JSON values (objects become structs); a field whose values Arrow cannot hold in
 one type (an integer beyond 64 bits, mixed kinds) is written as JSON text instead.
 """
@@ -17,9 +18,20 @@ from typing import Any
 import orjson
 import pyarrow as pa  # type: ignore[import-untyped]
 
-__all__ = ["ERROR_COLUMN", "USAGE_COLUMN", "USAGE_TYPE", "VALUE_COLUMN", "arrow_type", "build_table"]
+__all__ = [
+    "ERROR_COLUMN",
+    "EVIDENCE_COLUMN",
+    "USAGE_COLUMN",
+    "USAGE_TYPE",
+    "VALUE_COLUMN",
+    "arrow_type",
+    "build_table",
+]
 
 ERROR_COLUMN = "error"
+EVIDENCE_COLUMN = (
+    "evidence"  # with evidence=True: path -> {value, spans, alignment, confidence, ...} as JSON text
+)
 USAGE_COLUMN = "usage"
 VALUE_COLUMN = "value"  # the one value column of a schema whose root is not an object
 USAGE_TYPE = pa.struct(
@@ -82,6 +94,7 @@ def build_table(
     usages: Sequence[Mapping[str, int] | None],
     keep_columns: bool,
     id_column: str,
+    evidence: Sequence[str | None] | None = None,
 ) -> pa.Table:
     out = batch if keep_columns else batch.select([id_column])
     if fields:
@@ -90,6 +103,8 @@ def build_table(
             out = out.append_column(name, _column(cells, types.get(name)))
     else:
         out = out.append_column(VALUE_COLUMN, _column(list(values), types.get(VALUE_COLUMN)))
+    if evidence is not None:
+        out = out.append_column(EVIDENCE_COLUMN, pa.array(list(evidence), type=pa.string()))
     out = out.append_column(ERROR_COLUMN, pa.array(list(errors), type=pa.string()))
     usage = [{**_ZERO_USAGE, **u} if u else dict(_ZERO_USAGE) for u in usages]
     return out.append_column(USAGE_COLUMN, pa.array(usage, type=USAGE_TYPE))

@@ -5,17 +5,21 @@ A `Desk` (inside the limiter actor) owns the one `RateLimiter` of the job. Each 
 reported. A worker and the desk talk in one message each way (`Report` -> `Grant`), a few times a second,
 never once per request: `reserve()` and `observe()` only touch the book.
 
-A lease is counted in requests of `unit` tokens each (the worker's typical reservation). The desk grants
-them one by one from its `RateLimiter`, so every leased request is one grant there, and every one comes
-back exactly once: as an answer the worker observed, or handed back unused when the lease expires. Answers
-then match their grants by size as they do on one machine, and the desk's picture of what the provider
-has not yet counted stays right.
+A lease is counted in requests of about `unit` tokens each (the worker's typical reservation). The desk
+grants them one by one from its `RateLimiter`, so every leased request is one grant there, and every one
+comes back exactly once: as an answer the worker observed, or handed back unused when the lease expires.
+The limiter matches answers to grants by size (answers carry no request identity); leased requests of
+one size would all look alike, and an answer that fits many grants cannot correct the estimate upwards.
+So each leased request gets a size of its own (`unit` plus a small offset, zero on average), and the
+worker reports each answer under the size of its oldest request still unanswered: answers then match
+their grants as they do on one machine, and the desk learns from the provider's headers fully.
 
 Pure logic: no I/O, no Ray; time is passed in (or injected), so tests drive it with a fake clock.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections import deque
@@ -43,6 +47,7 @@ ACTIVE_S = 5.0  # a worker heard from within this long counts towards the fair s
 DEMAND_S = 1.0  # the window over which a worker's demand is measured
 MIN_POLL_S = 0.02  # the shortest wait reserve() hands out while a lease is on its way
 MAX_UNITS = 512  # the most requests one lease grants
+SPREAD = 64  # leased requests' sizes are spread over this many tokens, so each open grant is told apart
 _KEPT_HEADERS = ("x-ratelimit-", "retry-after")
 
 
@@ -69,10 +74,9 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """The desk's answer: `units` requests of `unit` tokens each, valid for `ttl` seconds."""
+    """The desk's answer: one leased request per entry of `sizes` (its tokens), valid for `ttl` seconds."""
 
-    units: int
-    unit: int
+    sizes: tuple[int, ...]
     ttl: float
     wait: float  # when fewer than wanted were granted: seconds until asking again is worth it
     blocked: float  # seconds every worker must hold (a 429's retry-after or backoff); 0.0 if none
@@ -100,6 +104,8 @@ class Desk:
         self._limiter = limiter
         self._clock = clock
         self._seen: dict[str, float] = {}
+        self.throttled = 0  # 429s reported by the workers
+        self._offsets = itertools.cycle(range(-SPREAD // 2, SPREAD // 2))
 
     @property
     def limiter(self) -> RateLimiter:
@@ -118,18 +124,28 @@ class Desk:
             # the same hand-back as a request cancelled before it was answered
             limiter.observe(0, {}, None, size)
         for seen in report.observations:
-            limiter.observe(seen.status, dict(seen.headers), seen.tokens_used, seen.reserved)
+            status = seen.status
+            if status == 429:
+                self.throttled += 1
+                if limiter.blocked_for() > 0 and not any(
+                    k.startswith("retry-after") for k, _ in seen.headers
+                ):
+                    # sent before the pause began (answers arrive in batches): it must not lengthen it, as
+                    # each unexplained 429 would double the backoff; its headers still count
+                    status = 0
+            limiter.observe(status, dict(seen.headers), seen.tokens_used, seen.reserved)
         workers = len(self._seen)
         limits = limiter.known_limits()
         want = min(report.want, fair_share(limits, report.unit, workers))
-        units = 0
+        sizes: list[int] = []
         wait = 0.0
-        while units < want:
-            wait = limiter.reserve(report.unit)
+        while len(sizes) < want:
+            size = max(1, report.unit + next(self._offsets))
+            wait = limiter.reserve(size)
             if wait > 0:
                 break
-            units += 1
-        return Grant(units, report.unit, TTL_S, wait, limiter.blocked_for(), workers, limits)
+            sizes.append(size)
+        return Grant(tuple(sizes), TTL_S, wait, limiter.blocked_for(), workers, limits)
 
 
 class Book:
@@ -141,7 +157,8 @@ class Book:
     def __init__(self, worker: str, *, max_wait: float = 60.0) -> None:
         self.worker = worker
         self._max_wait = max_wait
-        self._units: list[int] = []  # token sizes of the leased requests not yet spent
+        self._units: deque[int] = deque()  # sizes of the leased requests not yet spent, oldest first
+        self._sent: deque[int] = deque()  # sizes of the leased requests spent and not yet answered
         self._tokens = 0.0  # tokens leased and not yet spent
         self._expires = 0.0
         self._blocked_until = 0.0
@@ -166,13 +183,11 @@ class Book:
         if now < self._blocked_until:
             return self._blocked_until - now, False
         self._unit = float(tokens) if self._unit == 0 else 0.9 * self._unit + 0.1 * tokens
-        if self._units and now < self._expires and self._tokens >= tokens:
+        # a leased request's size is the unit give or take half the spread: any request of about the unit
+        # fits one, and the overdraft of a smaller one is repaid by a bigger one (zero on average)
+        if self._units and now < self._expires and self._tokens + SPREAD // 2 >= tokens:
             self._tokens -= tokens
-            # the grant it spends: one of its own size if there is one, so its answer matches at the desk
-            try:
-                self._units.remove(tokens)
-            except ValueError:
-                self._units.pop()
+            self._sent.append(self._units.popleft())
             self._recent.append((now, tokens))
             return 0.0, False
         self._misses += 1
@@ -190,7 +205,10 @@ class Book:
         )
         if not self._pending:
             self._first_pending = now
-        self._pending.append(Observation(status, kept, tokens_used, reserved))
+        # reported under the oldest unanswered request's size: the desk knows that grant, and attributing
+        # an answer to an older grant than its own only widens what the server may not have counted yet
+        size = self._sent.popleft() if self._sent else reserved
+        self._pending.append(Observation(status, kept, tokens_used, size))
         if status == 429:
             pause = retry_after(dict(kept), cap=self._max_wait)
             if pause is not None:
@@ -243,9 +261,9 @@ class Book:
 
     def apply(self, grant: Grant, now: float) -> None:
         """Take the desk's answer into the book."""
-        if grant.units:
-            self._units.extend([grant.unit] * grant.units)
-            self._tokens += grant.unit * grant.units
+        if grant.sizes:
+            self._units.extend(grant.sizes)
+            self._tokens += sum(grant.sizes)
             self._expires = now + grant.ttl
         self._next_ask = now + min(grant.wait, FLUSH_S) if grant.wait > 0 else now
         if grant.blocked > 0:

@@ -59,7 +59,7 @@ class _LimiterActor:
         stats = self._desk.limiter.stats()
         return {
             "granted": stats.granted,
-            "throttled": stats.throttled,
+            "throttled": self._desk.throttled,
             "observed": stats.observed,
             "workers": self._desk.workers(),
         }
@@ -234,6 +234,11 @@ def _keep_leasing(ref: weakref.ReferenceType[ClusterLimiter], wake: threading.Ev
             continue
         try:
             ray = _ray()
+            if not ray.is_initialized():
+                # ray.get_actor would start a local Ray runtime from this thread: never do that
+                raise ConfigurationError(
+                    "Ray is not running in this process; ClusterLimiter is for the workers of a Ray job"
+                )
             if handle is None:
                 handle = ray.get_actor(name, namespace=namespace)
             grant = ray.get(handle.sync.remote(report), timeout=SYNC_TIMEOUT_S)

@@ -5,7 +5,8 @@ cluster):
 
     DIR/.extract-meta            {"format", "schema"}: the job this output belongs to (another schema is refused)
     DIR/part-<token>.jsonl       one file per worker lifetime, one line per finished document:
-                                 {"id", "value", "usage"} (the line `extract run` writes)
+                                 {"id", "value", "usage", "text_sha256"} (the line `extract run` writes,
+                                 plus a digest of the text)
 
 Why this shape: a worker appends each document's line as soon as the document finishes, with one write()
 of the complete line on an O_APPEND descriptor, so a killed worker loses only what was still in flight and
@@ -20,12 +21,16 @@ of the whole job after a failure skip every document already written, and the re
 each id exactly once. Only documents with a complete value are written: failed documents (and long ones
 left incomplete) are sent again on the next run, as `extract_many` retries them.
 
-Ids must be unique str or int values (numpy integers count as int); reading DIR back afterwards:
+Ids must be unique str or int values (numpy integers count as int). An id found in DIR with another text's
+digest (a duplicate id, or an input edited since) is a row with an error and is not sent, and so is a second
+row with the same id in one batch; two rows with one id in batches running at the same time on two workers
+cannot be told apart, so both are sent. Reading DIR back afterwards:
 `ray.data.read_json(DIR)` (the dot-file is skipped).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,13 +43,27 @@ from extract import _json
 from extract._batch._guard import fsync_dir
 from extract.errors import ConfigurationError
 
-__all__ = ["META_NAME", "PART_PREFIX", "ResultStore", "prepare_output"]
+__all__ = [
+    "META_NAME",
+    "PART_PREFIX",
+    "TEXT_DIGEST",
+    "ResultStore",
+    "normalise_id",
+    "prepare_output",
+    "text_digest",
+]
 
 META_NAME = ".extract-meta"
 PART_PREFIX = "part-"
 _FORMAT = "extract-ray-output/1"
 
 DocId = str | int
+TEXT_DIGEST = "text_sha256"
+
+
+def text_digest(text: str) -> str:
+    """What a line remembers of its text: a second document under the same id is told apart from a retry."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def prepare_output(path: str | os.PathLike[str], fingerprint: str) -> Path:

@@ -14,12 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from extract._batch._engine import BatchConfig, run_batch
-from extract._batch._outcome import BatchStats, Outcome, to_jsonable, usage_json
+from extract._batch._outcome import BatchStats, Outcome, evidence_json, to_jsonable, usage_json
 from extract.errors import ConfigurationError, InputError
-from extract.ratelimit import Limiter, RateLimiter
-from extract.ray._arrow import build_table
-from extract.ray._resume import DocId, ResultStore, normalise_id
+from extract.ratelimit import Limiter
+from extract.ray._arrow import ERROR_COLUMN, EVIDENCE_COLUMN, USAGE_COLUMN, VALUE_COLUMN, build_table
+from extract.ray._resume import TEXT_DIGEST, DocId, ResultStore, normalise_id, text_digest
 from extract.ray._secret import SecretKey
 
 if TYPE_CHECKING:
@@ -29,11 +31,11 @@ __all__ = ["ExtractWorker", "WorkerSpec"]
 
 
 def _make_limiter(name: str) -> Limiter:
-    """The one place that picks the worker's limiter. `name` is the job's cluster-wide limiter actor (issue 14:
-    `extract.ray._limiter.ClusterLimiter(name)`); until that lands, each actor paces itself with its own
-    header-driven RateLimiter, so N actors share the provider's limit only through its 429s."""
-    del name
-    return RateLimiter()
+    """The one place that picks a worker's limiter: a lease on the job's cluster-wide limiter actor `name`
+    (started on the driver by `extract_dataset`), so N actors together stay under the provider's limit."""
+    from extract.ray._limiter import ClusterLimiter
+
+    return ClusterLimiter(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,7 @@ class WorkerSpec:
     call_options: Mapping[str, Any] = field(default_factory=dict)
     secret: Any = None  # an ObjectRef to a SecretKey (ray.put on the driver), a SecretKey, or None
     limiter_name: str = "extract-limiter"
+    limiter_actor: Any = None  # the driver's handle: referenced here so the actor lives as long as the job
     output: str | None = None
 
 
@@ -60,6 +63,7 @@ class _Row:
     value: Any = None  # JSON-shaped (pydantic models dumped in JSON mode)
     error: str | None = None
     usage: dict[str, int] | None = None
+    evidence: str | None = None  # JSON text, with evidence=True
 
 
 def _describe(error: BaseException) -> str:
@@ -101,6 +105,14 @@ class ExtractWorker:
             if column not in names:
                 shown = ", ".join(repr(n) for n in names[:20])
                 raise ConfigurationError(f"the dataset has no column {column!r}; its columns are: {shown}")
+        if spec.keep_columns:
+            added = (*(spec.fields or (VALUE_COLUMN,)), ERROR_COLUMN, USAGE_COLUMN, EVIDENCE_COLUMN)
+            clash = [n for n in names if n in added and n != spec.id_column]
+            if clash and (clash != [EVIDENCE_COLUMN] or spec.call_options.get("evidence")):
+                raise ConfigurationError(
+                    f"the dataset already has column(s) {', '.join(map(repr, clash))}, which extract_dataset "
+                    "adds; pass keep_columns=False, or drop or rename those input columns"
+                )
         texts: list[Any] = batch.column(spec.text_column).to_pylist()
         raw_ids: list[Any] = batch.column(spec.id_column).to_pylist()
         rows = [_Row() for _ in texts]
@@ -111,6 +123,7 @@ class ExtractWorker:
             store.refresh()
             stored = store.stored(i for i in ids if i is not None)
         todo: list[tuple[int, str]] = []
+        taken: set[DocId] = set()  # with output: ids this batch sends (a second one would share their line)
         for pos, (doc_id, text) in enumerate(zip(ids, texts, strict=True)):
             if store is not None and doc_id is None:
                 rows[pos].error = _describe(
@@ -121,7 +134,25 @@ class ExtractWorker:
                 )
             elif doc_id is not None and doc_id in stored:
                 line = stored[doc_id]
-                rows[pos] = _Row(value=line.get("value"), usage=_usage(line.get("usage")))
+                if isinstance(text, str) and line.get(TEXT_DIGEST, text_digest(text)) != text_digest(text):
+                    rows[pos].error = _describe(
+                        InputError(
+                            f"id {doc_id!r} is already in the output for another text (a duplicate id, or the "
+                            "text changed since): ids must be unique; this document was not sent. Delete its "
+                            "line from the output directory to extract it again"
+                        )
+                    )
+                else:
+                    rows[pos] = _Row(
+                        value=line.get("value"), usage=_usage(line.get("usage")), evidence=_evidence(line)
+                    )
+            elif store is not None and doc_id in taken:
+                rows[pos].error = _describe(
+                    InputError(
+                        f"duplicate id {doc_id!r} in this batch: ids must be unique because they key the output; "
+                        "this document was not sent, the first one with this id was"
+                    )
+                )
             elif not isinstance(text, str):
                 got = "null" if text is None else f"a {type(text).__name__}"
                 rows[pos].error = _describe(
@@ -131,8 +162,10 @@ class ExtractWorker:
                 )
             else:
                 todo.append((pos, text))
+                if doc_id is not None:
+                    taken.add(doc_id)
         if todo:
-            await self._extract(todo, ids, rows)
+            await self._extract(todo, ids, texts, rows)
         if store is not None:
             store.sync()
         return build_table(
@@ -144,10 +177,15 @@ class ExtractWorker:
             usages=[row.usage for row in rows],
             keep_columns=spec.keep_columns,
             id_column=spec.id_column,
+            evidence=[row.evidence for row in rows] if spec.call_options.get("evidence") else None,
         )
 
     async def _extract(
-        self, todo: Sequence[tuple[int, str]], ids: Sequence[DocId | None], rows: list[_Row]
+        self,
+        todo: Sequence[tuple[int, str]],
+        ids: Sequence[DocId | None],
+        texts: Sequence[Any],
+        rows: list[_Row],
     ) -> None:
         spec = self._spec
         store = self._store
@@ -163,9 +201,20 @@ class ExtractWorker:
                 row.error = _describe(outcome.error)
                 return
             row.value = to_jsonable(outcome.value)
+            found = evidence_json(outcome.evidence) if outcome.evidence is not None else None
+            if found is not None:
+                row.evidence = orjson.dumps(found, option=orjson.OPT_NON_STR_KEYS).decode()
             doc_id = ids[pos]
             if store is not None and doc_id is not None and outcome.complete:
-                store.append({"id": doc_id, "value": row.value, "usage": row.usage})
+                line: dict[str, Any] = {
+                    "id": doc_id,
+                    "value": row.value,
+                    "usage": row.usage,
+                    TEXT_DIGEST: text_digest(texts[pos]),
+                }
+                if found is not None:
+                    line["evidence"] = found
+                store.append(line)
 
         config = BatchConfig(
             schema=spec.schema,
@@ -178,6 +227,13 @@ class ExtractWorker:
         )
         async for _ in run_batch(config, todo):
             pass
+
+
+def _evidence(line: Mapping[str, Any]) -> str | None:
+    found = line.get("evidence")
+    return (
+        orjson.dumps(found, option=orjson.OPT_NON_STR_KEYS).decode() if isinstance(found, Mapping) else None
+    )
 
 
 def _usage(raw: Any) -> dict[str, int] | None:
