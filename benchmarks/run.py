@@ -78,6 +78,12 @@ BENCHES: tuple[Bench, ...] = (
         "stream", "bench_stream", "Streaming: client CPU per reply, vs instructor, time to first field", False
     ),
     Bench("evidence", "bench_evidence", "Evidence: client CPU of evidence=True against evidence=False", True),
+    Bench(
+        "ray",
+        "bench_ray",
+        "Ray Data: throughput vs actors, share of a rate limit used, extract_dataset vs ray.data.llm",
+        True,
+    ),
 )
 
 
