@@ -11,11 +11,12 @@ require_grounding lowers the share of `none`-aligned wrong values without loweri
 required value is not in the text (UngroundedRequired), the grounded fields its `partial` kept (the
 document still counts as failed); `F1, failed docs as empty` scores every failed document as nothing found.
 
-    python benchmarks/bench_quality.py [--n 20] [--max-tokens 160] [--base-url URL --model NAME]
+    python benchmarks/bench_quality.py [--n 20] [--max-tokens 160] [--grounding both|off|on]
+        [--base-url URL --model NAME]
 
-The embedded model returns no logprobs (its provider row says so, and llama-cpp-python computes them only
-for a model loaded with logits_all=True), so ECE and AUROC read n/a there. The same weights behind
-llama.cpp's own server do return them:
+The embedded model returns logprobs from the sampled logits row of each token (extract/_local/), so ECE
+and AUROC are measured there too. The same weights behind llama.cpp's own server (which needs
+`--logits_all true` for them):
 
     python -m llama_cpp.server --model .../SmolLM2-135M-Instruct.Q4_1.gguf --model_alias smollm2-135m \
         --host 127.0.0.1 --port 18917 --n_ctx 2048 --logits_all true

@@ -6,8 +6,10 @@ The policy, for a demanding caller (a value the document does not contain is wor
   are found whatever their format) is *ungrounded*; fields marked derived are exempt (a computed total
   or category), and so are booleans (a yes/no is rarely written as such);
 - the re-ask names every ungrounded path at once and asks for those fields only to change;
-- replies are combined: the reply with the fewest ungrounded leaves (the latest on a tie) is the base,
-  and each of its ungrounded leaves takes the grounded value another reply gave at the same path;
+- replies are combined: each ungrounded leaf of a reply takes the grounded value another reply gave at
+  the same path (the latest such reply); the base is the reply left with the fewest ungrounded leaves,
+  the earliest on a tie, because a re-ask asked for the named fields only to change: what else a re-ask
+  changed is not taken;
 - once the attempts are spent, the leaves still ungrounded are removed (null where the schema allows,
   else the key or the list item is left out) and recorded in `Result.dropped`; only a leaf that cannot
   be removed (a required, non-nullable field) makes the extraction fail.
@@ -208,19 +210,9 @@ class Grounding:
         ungrounded leaves removed, or a Settled whose `blocked` names those that could not be."""
         if not checks:
             return None
-        base = min(range(len(checks)), key=lambda i: (len(checks[i].missing), -i))
-        shaped = copy.deepcopy(checks[base].shaped)
-        remaining: list[Ungrounded] = []
-        filled: list[str] = []
-        for item in checks[base].missing:
-            donor = self._donor(checks, base, item.where)
-            if donor is not None and _put(shaped, item.where, donor):
-                filled.append(item.path)
-            else:
-                remaining.append(item)
-        if filled and not self._is_valid(shaped):  # the mixture does not validate: the base reply alone
-            shaped = copy.deepcopy(checks[base].shaped)
-            remaining, filled = list(checks[base].missing), []
+        combined = [self._combine(checks, i) for i in range(len(checks))]
+        base = min(range(len(checks)), key=lambda i: (len(combined[i][1]), i))
+        shaped, remaining, filled = combined[base]
         if remaining and not drop:
             return None
         dropped: dict[str, Any] = {}
@@ -251,6 +243,22 @@ class Grounding:
             blocked=tuple(reversed(blocked)),
             partial=shaped,
         )
+
+    def _combine(self, checks: Sequence[Check], base: int) -> tuple[Any, list[Ungrounded], list[str]]:
+        """Reply `base` with each of its ungrounded leaves replaced by a grounded value another reply gave
+        at that path: (JSON, leaves still ungrounded, paths filled); the reply alone if the mix is invalid."""
+        shaped = copy.deepcopy(checks[base].shaped)
+        remaining: list[Ungrounded] = []
+        filled: list[str] = []
+        for item in checks[base].missing:
+            donor = self._donor(checks, base, item.where)
+            if donor is not None and _put(shaped, item.where, donor):
+                filled.append(item.path)
+            else:
+                remaining.append(item)
+        if filled and not self._is_valid(shaped):
+            return copy.deepcopy(checks[base].shaped), list(checks[base].missing), []
+        return shaped, remaining, filled
 
     def _donor(self, checks: Sequence[Check], base: int, path: Path) -> Any:
         """A grounded string or number another reply gave at `path` (the latest such reply), else None."""
