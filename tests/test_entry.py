@@ -58,3 +58,23 @@ def test_signal_during_start_up_is_quiet(signum: int, extra_delay: float) -> Non
     assert "Traceback" not in text, text
     # 0: it had already finished; -signum: it re-raised the signal to die by it, as shells expect
     assert proc.returncode in (0, 130, 143, -signal.SIGINT, -signal.SIGTERM), (proc.returncode, text)
+
+
+def test_interrupt_while_the_cli_installs_its_handlers_is_an_interrupt(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a signal can land while `main` installs (or restores) its own handlers, outside its inner try:
+    # it must still end as an interrupt (exit 130, one line), never as a traceback
+    import extract.cli as cli
+
+    real = signal.signal
+
+    def interrupted(signum: int, handler: object) -> object:
+        if signum == signal.SIGTERM:
+            monkeypatch.setattr(signal, "signal", real)
+            raise KeyboardInterrupt
+        return real(signum, handler)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(signal, "signal", interrupted)
+    assert cli.main(["--help"]) == cli.EXIT_INTERRUPTED
+    assert "interrupted" in capsys.readouterr().err

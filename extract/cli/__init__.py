@@ -163,15 +163,18 @@ def _leave_now(code: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (see --help)."""
-    with _sigterm_as_interrupt(), keep_stderr():
-        try:
-            code = _main(argv)
-        except KeyboardInterrupt:  # before a command's own handler took over (parsing the arguments)
-            _early_interrupt(list(sys.argv[1:] if argv is None else argv))
-            code = EXIT_INTERRUPTED
-        except BrokenPipeError:
-            _quiet_stdout()
-            code = EXIT_BROKEN_PIPE
+    try:
+        with _sigterm_as_interrupt(), keep_stderr():
+            try:
+                code = _main(argv)
+            except BrokenPipeError:
+                _quiet_stdout()
+                code = EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        # before a command's own handler took over: parsing the arguments, or while the handlers above
+        # were being installed or restored (a signal can land between any two bytecodes)
+        _early_interrupt(list(sys.argv[1:] if argv is None else argv))
+        code = EXIT_INTERRUPTED
     if code == EXIT_INTERRUPTED and argv is None:
         _leave_now(code)  # only as the command itself: an in-process caller keeps its process
     return code
