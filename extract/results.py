@@ -5,7 +5,7 @@ Public types (re-exported from `extract`); the engine fills them, callers and ba
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -91,7 +91,9 @@ class Attempt:
     """One model reply and what was wrong with it (`errors` is empty for the attempt that succeeded).
 
     `reasoning` is a reasoning model's thinking (never mixed into `content`); `logprobs` the per-token
-    entries (`choices[0].logprobs.content`) when they were asked for; `time_info` the provider's timing.
+    entries (`choices[0].logprobs.content`) when they were asked for, each a read-only mapping with the
+    entry's fields (`token`, `logprob`, `bytes`, `top_logprobs`; `dict(entry)` for a dict, and
+    `msgspec.json.encode` writes the list back as JSON); `time_info` the provider's timing.
     """
 
     mode: str
@@ -102,7 +104,7 @@ class Attempt:
     finish_reason: str | None
     latency_s: float
     status_code: int
-    logprobs: list[dict[str, Any]] | None = None
+    logprobs: Sequence[Mapping[str, Any]] | None = None
     time_info: dict[str, Any] | None = None
 
 

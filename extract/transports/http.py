@@ -77,6 +77,12 @@ def check_base_url(base_url: str) -> str:
 def _decode(content: bytes, content_type: str) -> Any | None:
     if not content or ("json" not in content_type and content[:1] not in (b"{", b"[")):
         return None
+    if b'"logprobs"' in content:  # most of such a reply is its tokens: decoded into compact records
+        from extract._logprobs import decode_reply
+
+        data = decode_reply(content)
+        if data is not None:
+            return data
     try:
         return orjson.loads(content)
     except orjson.JSONDecodeError:
