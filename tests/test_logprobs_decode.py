@@ -23,7 +23,7 @@ from extract._logprobs import Token, column, decode_reply
 from extract.core import Extractor, Result
 from extract.evidence import collect
 from extract.evidence._confidence import TokenMap
-from extract.transports.http import _decode
+from extract.transports.http import _carries_logprobs, _decode
 from tests._raw_servers import RawServer, response
 
 pytestmark = pytest.mark.timeout(120)
@@ -107,6 +107,7 @@ def test_property_records_equal_what_orjson_decodes(body: dict[str, Any], style:
     decoded = decode_reply(raw)
     assert decoded is not None and decoded == plain
     assert _decode(raw, "application/json") == plain
+    assert _carries_logprobs(raw) == isinstance(plain["choices"][0].get("logprobs"), dict)
     wanted = (plain["choices"][0].get("logprobs") or {}).get("content")
     got = (decoded["choices"][0].get("logprobs") or {}).get("content")
     if wanted is None:
@@ -147,6 +148,13 @@ def test_other_shapes_are_decoded_as_plain_json(body: Any) -> None:
     raw = orjson.dumps(body)
     assert decode_reply(raw) is None
     assert _decode(raw, "application/json") == body
+
+
+def test_the_records_are_used_only_for_a_logprobs_object() -> None:
+    assert _carries_logprobs(b'{"choices":[{"logprobs" :\n {"content":[]}}]}')
+    assert not _carries_logprobs(b'{"choices":[{"logprobs":null,"message":{"content":"{}"}}]}')
+    assert not _carries_logprobs(b'{"choices":[{"message":{"content":"\\"logprobs\\":{"}}]}')
+    assert _carries_logprobs(b'{"a":{"logprobs":1},"choices":[{"logprobs":{}}]}')  # the second key
 
 
 def test_a_body_that_is_not_json_decodes_to_nothing() -> None:
