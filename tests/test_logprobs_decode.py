@@ -10,6 +10,8 @@ import json
 import math
 import pickle
 import socket
+import subprocess
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -264,3 +266,16 @@ def test_evidence_from_records_equals_evidence_from_dicts(style: str, provider: 
     tokens = TokenMap.build(CONTENT, attempt.logprobs)
     start = CONTENT.index("true")
     assert tokens is not None and scored["$.paid"] != pytest.approx(tokens.confidence(start, start + 4))
+
+
+def test_msgspec_is_imported_only_for_a_reply_with_logprobs() -> None:
+    code = (
+        "import sys, extract\n"
+        "from extract.transports.http import _decode\n"
+        '_decode(b\'{"choices":[{"logprobs":null,"message":{"content":"{}"}}]}\', \'application/json\')\n'
+        "print('msgspec' in sys.modules)\n"
+        '_decode(b\'{"choices":[{"logprobs":{"content":[]}}]}\', \'application/json\')\n'
+        "print('msgspec' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["False", "True"]
