@@ -5,11 +5,13 @@ Public types (re-exported from `extract`); the engine fills them, callers and ba
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from extract.evidence import FieldEvidence
 
 __all__ = ["TIME_KEYS", "Attempt", "ChunkReport", "Disagreement", "Result", "Usage", "sum_time_info"]
