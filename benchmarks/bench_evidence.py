@@ -189,7 +189,8 @@ def _reply_kb(result: Any) -> str:
     choice: dict[str, Any] = {"message": {"content": last.content}}
     if last.logprobs:
         choice["logprobs"] = {"content": last.logprobs}
-    return f"{len(orjson.dumps({'choices': [choice]})) / 1024:.1f}"
+    # default=dict: the entries are read-only mappings (extract._logprobs.Token), written as their dicts
+    return f"{len(orjson.dumps({'choices': [choice]}, default=dict)) / 1024:.1f}"
 
 
 if __name__ == "__main__":

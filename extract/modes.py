@@ -129,7 +129,7 @@ class Reply:
     finish_reason: str | None
     usage: Usage
     time_info: dict[str, Any] | None
-    logprobs: list[dict[str, Any]] | None = None
+    logprobs: Sequence[Mapping[str, Any]] | None = None
 
 
 def _text(value: Any) -> str | None:
@@ -141,21 +141,19 @@ def _text(value: Any) -> str | None:
     return None
 
 
-_DICT = {dict}
-
-
-def _logprobs(value: Any) -> list[dict[str, Any]] | None:
-    """`choices[0].logprobs.content`: one entry per generated token (token, logprob, top_logprobs)."""
+def _logprobs(value: Any) -> Sequence[Mapping[str, Any]] | None:
+    """`choices[0].logprobs.content`: one entry per generated token (token, logprob, top_logprobs), each a
+    dict or a compact `extract._logprobs.Token` that reads like one."""
     if not isinstance(value, Mapping):
         return None
     content = value.get("content")
     if not isinstance(content, list):
         return None
-    # the decoded body's own list of dicts is used as it is (no per-token copy or ABC check: one entry per
-    # token makes this the largest part of a reply); anything else is copied entry by entry
-    if set(map(type, content)) <= _DICT:
+    # the decoded body's own list is used as it is (no per-token copy or check: one entry per token makes
+    # this the largest part of a reply) when its entries' types are all mappings; else the mappings in it
+    if all(issubclass(kind, Mapping) for kind in set(map(type, content))):
         return content
-    return [dict(entry) for entry in content if isinstance(entry, Mapping)]
+    return [entry for entry in content if isinstance(entry, Mapping)]
 
 
 def read_reply(data: Any) -> Reply:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from extract.evidence import FieldEvidence
 
 __all__ = ["TIME_KEYS", "Attempt", "ChunkReport", "Disagreement", "Result", "Usage", "sum_time_info"]
@@ -91,7 +93,9 @@ class Attempt:
     """One model reply and what was wrong with it (`errors` is empty for the attempt that succeeded).
 
     `reasoning` is a reasoning model's thinking (never mixed into `content`); `logprobs` the per-token
-    entries (`choices[0].logprobs.content`) when they were asked for; `time_info` the provider's timing.
+    entries (`choices[0].logprobs.content`) when they were asked for, each a read-only mapping with the
+    entry's fields (`token`, `logprob`, `bytes`, `top_logprobs`; `dict(entry)` for a dict, and
+    `msgspec.json.encode` writes the list back as JSON); `time_info` the provider's timing.
     """
 
     mode: str
@@ -102,7 +106,7 @@ class Attempt:
     finish_reason: str | None
     latency_s: float
     status_code: int
-    logprobs: list[dict[str, Any]] | None = None
+    logprobs: Sequence[Mapping[str, Any]] | None = None
     time_info: dict[str, Any] | None = None
 
 

@@ -34,12 +34,13 @@ import math
 from collections.abc import Mapping, Sequence
 from functools import reduce
 from itertools import accumulate
-from operator import add, itemgetter
+from operator import add
 from typing import Any
+
+from extract._logprobs import column
 
 __all__ = ["TokenMap"]
 
-_LOGPROB = itemgetter("logprob")
 _FLOAT = {float}
 
 _MAX_GAP = 16  # characters no token shows, between two that do (each is a multi-byte character)
@@ -83,9 +84,9 @@ class TokenMap:
 
     @classmethod
     def build(cls, content: str, entries: Sequence[Mapping[str, Any]]) -> TokenMap | None:
-        texts = [e.get("token") for e in entries]
+        texts = column(entries, "token")
         if all(isinstance(t, str) for t in texts):
-            strings: list[str] = texts  # type: ignore[assignment]
+            strings: list[str] = texts
             joined = "".join(strings)
             if joined == content:
                 return cls._laid(strings, entries, 0, len(content))
@@ -208,10 +209,7 @@ class TokenMap:
         if not others:  # the common case: a sum of plain finite floats, added in order at C speed
             logprobs = self._logprobs
             if logprobs is None:
-                try:
-                    logprobs = self._logprobs = list(map(_LOGPROB, self._entries))
-                except (KeyError, TypeError):
-                    logprobs = self._logprobs = []
+                logprobs = self._logprobs = column(self._entries, "logprob")
             picked = logprobs[first:last]
             if len(picked) == last - first and set(map(type, picked)) == _FLOAT:
                 total = reduce(add, picked, 0.0)

@@ -74,9 +74,30 @@ def check_base_url(base_url: str) -> str:
     return text.rstrip("/")
 
 
+_SPACE = b" \t\r\n"
+
+
+def _carries_logprobs(content: bytes) -> bool:
+    """A `"logprobs"` key with an object value (OpenAI's servers send `"logprobs": null` in every reply);
+    only a cue for the decoder to pick, which gives the same value either way."""
+    at = content.find(b'"logprobs"')
+    while at >= 0:
+        rest = content[at + 10 : at + 64].lstrip(_SPACE)
+        if rest[:1] == b":" and rest[1:].lstrip(_SPACE)[:1] == b"{":
+            return True
+        at = content.find(b'"logprobs"', at + 10)
+    return False
+
+
 def _decode(content: bytes, content_type: str) -> Any | None:
     if not content or ("json" not in content_type and content[:1] not in (b"{", b"[")):
         return None
+    if _carries_logprobs(content):  # most of such a reply is its tokens: decoded into compact records
+        from extract._logprobs import decode_reply
+
+        data = decode_reply(content)
+        if data is not None:
+            return data
     try:
         return orjson.loads(content)
     except orjson.JSONDecodeError:
