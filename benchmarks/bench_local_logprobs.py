@@ -10,7 +10,8 @@ Each way runs in a fresh process (so peak RSS is its own): load, one warm-up rep
 replies of up to `--tokens` tokens to a ~2 KB document, greedy. Tokens/s is completion tokens over the
 wall time of the replies; on a shared machine compare the ways within one run, not across runs.
 
-    python benchmarks/bench_local_logprobs.py [--replies 3] [--tokens 64] [--rounds 1]
+    python benchmarks/bench_local_logprobs.py [--replies 3] [--tokens 64] [--rounds 1] [--modes off,on]
+    python benchmarks/bench_local_logprobs.py --pairs 10   # speed only: off/on in turn, one process
 """
 
 from __future__ import annotations
@@ -78,13 +79,33 @@ if mode == "logits_all":
 else:
     transport.load()
     body = {"model": "local", "messages": messages, "max_tokens": tokens, "temperature": 0}
-    if mode == "on":
+    if mode in ("on", "paired"):
         body.update(logprobs=True, top_logprobs=5)
     def reply():
         out = transport.send(WireRequest("/chat/completions", body), 600).data
         assert (out["choices"][0].get("logprobs") is not None) == (mode == "on")
         return out["usage"]["completion_tokens"]
 loaded = rss_mb()
+if mode == "paired":  # one process, requests without and with logprobs in turn: load drifts out
+    import statistics
+    plain = {k: v for k, v in body.items() if k not in ("logprobs", "top_logprobs")}
+    with_lp = {**plain, "logprobs": True, "top_logprobs": 5}
+    transport.send(WireRequest("/chat/completions", with_lp), 600)
+    spent[0] = 0.0
+    times = {"off": [], "on": []}
+    counts = {"off": 0, "on": 0}
+    for _ in range(replies):
+        for name, b in (("off", plain), ("on", with_lp)):
+            begun = time.perf_counter()
+            out = transport.send(WireRequest("/chat/completions", b), 600).data
+            times[name].append(time.perf_counter() - begun)
+            counts[name] += out["usage"]["completion_tokens"]
+    ratios = [on / off for off, on in zip(times["off"], times["on"])]
+    print(json.dumps({"off_tokens_per_s": counts["off"] / sum(times["off"]),
+                      "on_tokens_per_s": counts["on"] / sum(times["on"]),
+                      "median_time_ratio": statistics.median(ratios), "pairs": replies,
+                      "logprob_us_per_token": 1e6 * spent[0] / max(counts["on"], 1)}))
+    sys.exit(0)
 reply()  # warm-up: first-call allocations and caches
 spent[0] = 0.0
 generated = 0
@@ -112,6 +133,18 @@ def _run(mode: str, replies: int, tokens: int) -> dict[str, float]:
     return result
 
 
+def paired(pairs: int, tokens: int) -> Row:
+    """Without and with logprobs in turn in one process: the cost, with the machine's load drift cancelled."""
+    got = _run("paired", pairs, tokens)
+    return {
+        "logprobs": f"off vs on, {pairs} pairs in one process",
+        "tokens/s off": round(got["off_tokens_per_s"], 1),
+        "tokens/s on": round(got["on_tokens_per_s"], 1),
+        "median time on/off per pair": round(got["median_time_ratio"], 3),
+        "logprob work (µs/token)": round(got["logprob_us_per_token"]),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -119,14 +152,19 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     parser.add_argument("--replies", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=1, help="each way this many times, interleaved")
+    parser.add_argument("--modes", default=",".join(MODES), help="which ways, comma-separated")
+    parser.add_argument("--pairs", type=int, default=0, help="instead: this many off/on pairs in one process")
     args = parser.parse_args(argv)
-    runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
+    if args.pairs:
+        return [paired(args.pairs, args.tokens)]
+    modes = [m for m in MODES if m in args.modes.split(",")]
+    runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
     for _ in range(args.rounds):
-        for mode in MODES:
+        for mode in modes:
             runs[mode].append(_run(mode, args.replies, args.tokens))
             print(mode, runs[mode][-1], file=sys.stderr, flush=True)
     rows: list[Row] = []
-    for mode in MODES:
+    for mode in modes:
         done = runs[mode]
         rows.append(
             {

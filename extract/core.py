@@ -411,6 +411,7 @@ class Extractor:
         options: ChunkOptions,
         call: tuple[Any, ...],
         refusal: ContextLengthError | None,
+        evidence: bool = False,
     ) -> tuple[_Document, Callable[[ChunkTask], Job]] | None:
         """The chunked run of `text`, or None when it goes whole (fits, or is a list of messages).
 
@@ -454,8 +455,9 @@ class Extractor:
                 self._chunk_schemas.clear()
             pair = self._chunk_schemas[id(job.compiled)] = (job.compiled, relaxed)
         instructions, model, max_attempts, token_budget, params, extra_body, grounded = call
-        # a highest_confidence merge needs each chunk's logprobs (where the model row returns them)
-        scored = uses_policy(job.compiled.user_schema, "highest_confidence")
+        # a highest_confidence merge, and evidence (each merged leaf's confidence from its chunk's reply),
+        # need each chunk's logprobs (where the model row returns them)
+        scored = evidence or uses_policy(job.compiled.user_schema, "highest_confidence")
 
         def chunk_job(task: ChunkTask) -> Job:
             # require_grounding holds per chunk (a value must appear in its chunk); evidence is collected
@@ -488,6 +490,7 @@ class Extractor:
             budget=budget,
             finish=compiled.validator.validate_value,
             confidence=_chunk_confidence(pair[1]) if scored else None,
+            evidence=_merged_evidence(compiled, text) if evidence else None,
         )
         return _Document(text, plan), chunk_job
 
@@ -538,12 +541,12 @@ class Extractor:
             evidence, require_grounding,
         )  # fmt: skip
         call = (instructions, model, max_attempts, token_budget, params, extra_body, require_grounding)
-        document = self._document(job, text, options, call, None)
+        document = self._document(job, text, options, call, None, evidence)
         if document is None:
             try:
                 result = drive_sync(run(job), self._transport, self.timeout)
             except ContextLengthError as refusal:
-                document = self._document(job, text, options, call, refusal)
+                document = self._document(job, text, options, call, refusal, evidence)
                 if document is None:
                     raise
         if document is not None:
@@ -583,12 +586,12 @@ class Extractor:
             evidence, require_grounding,
         )  # fmt: skip
         call = (instructions, model, max_attempts, token_budget, params, extra_body, require_grounding)
-        document = self._document(job, text, options, call, None)
+        document = self._document(job, text, options, call, None, evidence)
         if document is None:
             try:
                 result = await drive_async(run(job), self._transport, self.timeout)
             except ContextLengthError as refusal:
-                document = self._document(job, text, options, call, refusal)
+                document = self._document(job, text, options, call, refusal, evidence)
                 if document is None:
                     raise
         if document is not None:
@@ -640,7 +643,8 @@ class Extractor:
 
 def _evidence_fields(row: ModelRow, featured: dict[str, Any], user_schema: dict[str, Any]) -> dict[str, Any]:
     """logprobs where the model row says it returns them (and top_logprobs when the schema has enum or
-    boolean values to score: 2 for booleans, up to 5 for enums); added on the caller's behalf, so a server that refuses them gets the
+    boolean values to score: 2 for booleans, up to 5 for enums; 1 at least where the server sends
+    logprobs only with top_logprobs, as llama-cpp-python's does); added on the caller's behalf, so a server that refuses them gets the
     request again without them."""
     if row.logprobs is not True or featured.get("logprobs") is False:
         return featured
@@ -648,7 +652,7 @@ def _evidence_fields(row: ModelRow, featured: dict[str, Any], user_schema: dict[
 
     out = dict(featured)
     out.setdefault("logprobs", True)
-    width = choice_width(user_schema)
+    width = choice_width(user_schema) or (1 if row.logprobs_need_top else 0)
     if width:
         out.setdefault("top_logprobs", width)
     return out
@@ -684,14 +688,24 @@ def _chunk_confidence(compiled: CompiledSchema) -> Callable[[ChunkTask, Result],
     return scores
 
 
+def _merged_evidence(compiled: CompiledSchema, text: Any) -> Callable[[Any, Mapping[str, float]], Any]:
+    """A chunked document's evidence: spans and alignment against the whole text, and each leaf's
+    confidence from the chunk reply the merge took it from (see extract.documents._merge)."""
+    from extract.evidence import collect
+
+    source = _source_text(text)
+    return lambda value, scores: collect(compiled, source, None, value, None, confidences=scores)
+
+
 def _with_evidence(result: Result, job: Job, *, chunked: bool = False) -> Result:
-    """Evidence for the value against the caller's whole text. A chunked document's value is merged from
-    several replies, none of which holds it all: its spans and alignment are found, its confidence is None."""
+    """Evidence for the value against the caller's whole text (a chunked document's came with its merge)."""
     from dataclasses import replace
 
     from extract.evidence import collect
 
     source = _source_text(job.source)
+    if chunked and result.evidence is not None:
+        return replace(result, source=source)
     last = result.attempts[result.reply]
     if job.ground is not None and not chunked and (result.dropped or result.reply != -1):
         # require_grounding settled the value: some leaves may not be what the base reply wrote

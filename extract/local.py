@@ -276,7 +276,11 @@ class LocalTransport:
                 "requests at once (it answers one at a time)"
             )
         model.deadline, model.cancelled = deadline, cancelled
-        return model, model.start_log(width)
+        try:
+            return model, model.start_log(width)
+        except BaseException:
+            self._release(model)
+            raise
 
     @staticmethod
     def _release(model: _Model) -> None:
@@ -364,7 +368,7 @@ class LocalTransport:
             begun = time.monotonic()
             chunks = iter(model.llama.create_chat_completion(stream=True, **kwargs))
             pieces = 0
-            sent = 0  # bytes of content streamed so far: a token's logprobs go out once its bytes have
+            sent = 0  # content bytes streamed so far: a token's logprobs go out with its last byte
             finish: str | None = None
             try:
                 first = next(chunks, None)

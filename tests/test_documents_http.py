@@ -269,9 +269,9 @@ def test_evidence_on_a_chunked_document_points_into_the_whole_text() -> None:
     truth = {(i, n): (s, e) for i, n, s, e in _truth(text)}
     for k, record in enumerate(result.value.records):
         ev = result.evidence[f"$.records[{k}].id"]
-        assert (
-            ev.alignment == "exact" and ev.confidence is None
-        )  # merged from several replies: no one reply's logprobs
+        # merged from several replies: the confidence the chunk reply it came from gave it
+        # (tests/test_evidence_confidence_http.py checks the figure)
+        assert ev.alignment == "exact" and ev.confidence is not None
         start, end = truth[(record.id, record.name)]
         assert any(start <= s and e <= end and text[s:e] == record.id for s, e in ev.spans)
 

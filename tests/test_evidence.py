@@ -161,7 +161,11 @@ def test_token_map_joint_probability_and_choice() -> None:
     assert mapped.confidence(start, start + 4, ("false",)) == pytest_approx(0.75)
     start = content.index("Ada")
     assert mapped.confidence(start, start + len("Ada Lovelace")) == pytest_approx(0.4)
-    assert TokenMap.build(content + "x", tokens) is None  # tokens that do not cover the reply
+    # tokens that cover only part of the reply: values there are scored, characters past them are not
+    partial = TokenMap.build(content + "x", tokens)
+    assert partial is not None
+    assert partial.confidence(start, start + len("Ada Lovelace")) == pytest_approx(0.4)
+    assert partial.confidence(len(content), len(content) + 1) is None
 
 
 def test_token_map_multibyte_tokens_split_inside_a_character() -> None:

@@ -183,6 +183,28 @@ def test_unstreamed_reply_carries_logprobs_in_the_wire_shape(transport: LocalTra
 
 
 @needs_model
+def test_each_logprob_comes_from_the_row_its_token_was_sampled_from(transport: LocalTransport) -> None:
+    """Greedy, with no grammar and no penalty, every token is its own row's most likely one: a log read one
+    step early or late would not be."""
+    body = {
+        "model": "local",
+        "max_tokens": 24,
+        "temperature": 0,
+        "frequency_penalty": 0,
+        "logprobs": True,
+        "top_logprobs": 1,
+        "messages": [{"role": "user", "content": "Name three colours."}],
+    }
+    response = transport.send(WireRequest("/chat/completions", body), 300)
+    assert response.status_code == 200 and response.data is not None
+    entries = response.data["choices"][0]["logprobs"]["content"]
+    assert len(entries) >= 5
+    for entry in entries:
+        (best,) = entry["top_logprobs"]
+        assert best["bytes"] == entry["bytes"] and best["logprob"] == pytest.approx(entry["logprob"])
+
+
+@needs_model
 def test_streamed_logprobs_match_the_unstreamed_ones(transport: LocalTransport) -> None:
     body = _body(logprobs=True, top_logprobs=2)
     whole = transport.send(WireRequest("/chat/completions", body), 300)

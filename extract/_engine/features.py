@@ -116,6 +116,9 @@ class SupportsFeatures(Protocol):
     def logprobs(self) -> bool | None: ...
 
     @property
+    def logprobs_need_top(self) -> bool: ...
+
+    @property
     def service_tiers(self) -> tuple[str, ...] | None: ...
 
 
@@ -130,6 +133,7 @@ class FeatureSupport:
     predicted_outputs: bool | None = None
     logprobs: bool | None = None
     service_tiers: tuple[str, ...] | None = None
+    logprobs_need_top: bool = False
 
 
 def _choice(what: str, value: str, allowed: tuple[str, ...] | None, documented: tuple[str, ...]) -> str:
@@ -281,7 +285,8 @@ def service_fields(
 def logprob_fields(
     caps: SupportsFeatures, logprobs: bool | None = None, top_logprobs: int | None = None
 ) -> dict[str, bool | int]:
-    """`logprobs` / `top_logprobs` for the body. `top_logprobs` needs `logprobs: true`, so it turns it on."""
+    """`logprobs` / `top_logprobs` for the body. `top_logprobs` needs `logprobs: true`, so it turns it on;
+    a server that sends logprobs only with `top_logprobs` (`logprobs_need_top`) gets `top_logprobs: 1`."""
     if top_logprobs is not None:
         if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int):
             raise FeatureError(f"top_logprobs must be a whole number from 0 to {MAX_TOP_LOGPROBS}")
@@ -297,6 +302,8 @@ def logprob_fields(
     out: dict[str, bool | int] = {"logprobs": True}
     if top_logprobs is not None:
         out["top_logprobs"] = top_logprobs
+    elif caps.logprobs_need_top:
+        out["top_logprobs"] = 1
     return out
 
 

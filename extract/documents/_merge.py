@@ -121,6 +121,7 @@ class _Merger:
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.defs: Mapping[str, Any] = root.get("$defs") or root.get("definitions") or {}
         self.disagreements: list[Disagreement] = []
+        self.confidence: dict[str, float] = {}  # merged leaf path -> the confidence of the part it came from
 
     def resolve(self, node: Any) -> Mapping[str, Any]:
         """Follow local $refs, and see through Optional (anyOf [X, null]) to X."""
@@ -152,7 +153,7 @@ class _Merger:
         if all(isinstance(p.value, dict) for p in present):
             return self.merge_object(schema, present, path)
         if all(isinstance(p.value, list) for p in present):
-            return self.merge_array(schema, present)
+            return self.merge_array(schema, present, path)
         return self.merge_scalar(schema, present, path)
 
     def merge_object(self, schema: Mapping[str, Any], parts: list[Part], path: str) -> dict[str, Any]:
@@ -171,30 +172,46 @@ class _Merger:
                 merged[name] = value
         return merged
 
-    def merge_array(self, schema: Mapping[str, Any], parts: list[Part]) -> list[Any]:
+    def merge_array(self, schema: Mapping[str, Any], parts: list[Part], path: str) -> list[Any]:
         policy = _policy_of(schema)
         keys = _keys(policy) if isinstance(policy, Mapping) else None
         out: list[Any] = []
         earlier: list[tuple[Part, Counter[bytes]]] = []
         for part in parts:
             identities = [_identity(item, keys) for item in part.value]
+            scores = _by_item(part.confidence, path) if part.confidence else {}
             if policy == "concat":
-                out.extend(part.value)
+                for index, item in enumerate(part.value):
+                    self.carry(scores.get(index), f"{path}[{len(out)}]")
+                    out.append(item)
                 continue
             # items that an overlapping earlier chunk gave: each absorbs one repeat here
             seen: Counter[bytes] = Counter()
             for previous, ids in earlier:
                 if previous.end > part.start:
                     seen.update(ids)
-            for item, identity in zip(part.value, identities, strict=True):
+            for index, (item, identity) in enumerate(zip(part.value, identities, strict=True)):
                 if seen[identity] > 0:
                     seen[identity] -= 1
                     continue
+                self.carry(scores.get(index), f"{path}[{len(out)}]")
                 out.append(item)
             earlier.append((part, Counter(identities)))
         return out
 
+    def carry(self, scores: list[tuple[str, float]] | None, prefix: str) -> None:
+        """The confidences of an item's leaves, now at `prefix` in the merged value."""
+        for rest, score in scores or ():
+            self.confidence[prefix + rest] = score
+
     def merge_scalar(self, schema: Mapping[str, Any], parts: list[Part], path: str) -> Any:
+        chosen = self.choose_scalar(schema, parts, path)
+        score = (chosen.confidence or {}).get(path)
+        if score is not None:
+            self.confidence[path] = score
+        return chosen.value
+
+    def choose_scalar(self, schema: Mapping[str, Any], parts: list[Part], path: str) -> Part:
         policy = _policy_of(schema)
         encoded = [_canonical(p.value) for p in parts]
         if len(set(encoded)) > 1:
@@ -206,16 +223,16 @@ class _Merger:
                 )
             )
         if policy == "last":
-            return parts[-1].value
+            return parts[-1]
         if policy == "highest_confidence":
             scores = [(p.confidence or {}).get(path) for p in parts]
             known = [(score, -i) for i, score in enumerate(scores) if score is not None]
-            return parts[-max(known)[1]].value if known else parts[0].value
+            return parts[-max(known)[1]] if known else parts[0]
         if policy == "most_frequent":
             counts = Counter(encoded)
             best = max(counts.values())
-            return next(p.value for p, e in zip(parts, encoded, strict=True) if counts[e] == best)
-        return parts[0].value
+            return next(p for p, e in zip(parts, encoded, strict=True) if counts[e] == best)
+        return parts[0]
 
 
 def _accepts_null(node: Any, merger: _Merger) -> bool:
@@ -244,8 +261,28 @@ def _identity(item: Any, keys: tuple[str, ...] | None) -> bytes:
     return _canonical(item)
 
 
-def merge_parts(schema: Mapping[str, Any], parts: Sequence[Part]) -> tuple[Any, list[Disagreement]]:
-    """The merged value of `parts` (in document order) under `schema`, and the disagreements found."""
+def _by_item(confidence: Mapping[str, float], path: str) -> dict[int, list[tuple[str, float]]]:
+    """A part's leaf confidences under the array at `path`, by item index, each with its path after the item."""
+    out: dict[int, list[tuple[str, float]]] = {}
+    head = path + "["
+    for key, score in confidence.items():
+        if not key.startswith(head):
+            continue
+        close = key.find("]", len(head))
+        digits = key[len(head) : close]
+        if close > 0 and digits.isdigit():
+            out.setdefault(int(digits), []).append((key[close + 1 :], score))
+    return out
+
+
+def merge_parts(
+    schema: Mapping[str, Any], parts: Sequence[Part], confidence: dict[str, float] | None = None
+) -> tuple[Any, list[Disagreement]]:
+    """The merged value of `parts` (in document order) under `schema`, and the disagreements found.
+    `confidence`, when given, is filled with each merged leaf's confidence: the one the part it was taken
+    from gave it (`Part.confidence`; a scalar at its path, an array item's leaves under their new index)."""
     merger = _Merger(schema)
     value = merger.merge(schema, list(parts), "$")
+    if confidence is not None:
+        confidence.update(merger.confidence)
     return value, merger.disagreements

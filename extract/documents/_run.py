@@ -76,6 +76,9 @@ class DocumentPlan:
     budget: Callable[[int | None, int], int]
     finish: Callable[[Any], Any]
     confidence: Callable[[ChunkTask, Result], Mapping[str, float]] | None = None
+    # evidence=True: the merged value's evidence, given each merged leaf's confidence from the chunk reply
+    # it came from (`confidence` must then be set, so the chunks' confidences are read)
+    evidence: Callable[[Any, Mapping[str, float]], Mapping[str, Any]] | None = None
 
 
 def _split(document: str, start: int, end: int, tokens: int, overlap: int, depth: int) -> list[ChunkTask]:
@@ -172,15 +175,16 @@ def _conclude(
         attempts.extend(tried)
         usage = usage + _usage_of(outcome)
         if isinstance(outcome, Result):
-            scores = plan.confidence(task, outcome) if plan.confidence is not None else None
-            parts.append(Part(task.start, task.end, outcome.value, scores))
+            found = plan.confidence(task, outcome) if plan.confidence is not None else None
+            parts.append(Part(task.start, task.end, outcome.value, found))
             mode = mode or outcome.mode
             reports.append(ChunkReport(task.start, task.end, len(tried), outcome.usage))
         else:
             first_error = first_error or outcome
             failed.append((task.start, task.end))
             reports.append(ChunkReport(task.start, task.end, len(tried), _usage_of(outcome), str(outcome)))
-    merged, disagreements = merge_parts(plan.user_schema, parts)
+    scores: dict[str, float] = {}
+    merged, disagreements = merge_parts(plan.user_schema, parts, scores)
     missing = _missing(failed, [(p.start, p.end) for p in parts])
     partial = Result(
         value=merged,
@@ -226,6 +230,7 @@ def _conclude(
         chunks=partial.chunks,
         missing=missing,
         disagreements=partial.disagreements,
+        evidence=plan.evidence(value, scores) if plan.evidence is not None else None,
     )
 
 

@@ -27,7 +27,10 @@ class FieldEvidence:
     occurrence for `exact` and `normalised` matches, the best window for `fuzzy`, none for `none`.
     `alignment`: how the value was found (see `extract.evidence._ground`); `score`: 1.0 for exact and
     normalised, the match ratio for fuzzy, 0.0 for none. `confidence`: the probability the model gave the
-    value's tokens (see `extract.evidence._confidence`), None without logprobs. `derived`: the schema marks
+    value's tokens in the final reply (see `extract.evidence._confidence`; for a document split into
+    chunks, in the chunk reply the merge took the value from). None without logprobs, and for a value no
+    returned token wrote: tokens that stop matching the reply before it, a reply the parser had to repair,
+    a value the validator filled in (a default) or a merge computed. `derived`: the schema marks
     the field as computed (`"derived": true`), so `none` is expected there.
     """
 
@@ -67,8 +70,11 @@ def collect(
     value: Any,
     logprobs: Sequence[Mapping[str, Any]] | None,
     grounder: Grounder | None = None,
+    confidences: Mapping[str, float] | None = None,
 ) -> dict[str, FieldEvidence]:
-    """Evidence for every leaf of the final reply, keyed by JSONPath, in document order."""
+    """Evidence for every leaf of the final reply, keyed by JSONPath, in document order. `confidences`:
+    JSONPath -> confidence for a value no one reply holds (a chunked document's merge), read where the
+    reply's tokens give none."""
     shaped, spans, mapping = user_json(compiled, content, value)
     tokens = TokenMap.build(content, logprobs) if logprobs and content else None
     ground = grounder or Grounder(text)
@@ -87,6 +93,8 @@ def collect(
                 start, end = start + 1, end - 1  # a string's characters, not its quotes
             confidence = tokens.confidence(start, end, choices(members, leaf))
         key = format_path(path)
+        if confidence is None and confidences:
+            confidence = confidences.get(key)
         out[key] = FieldEvidence(key, leaf, found, alignment, confidence, score, derived)
     return out
 

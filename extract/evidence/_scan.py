@@ -15,6 +15,8 @@ from extract.evidence._paths import Path
 __all__ = ["locate", "scan"]
 
 _MAX_DEPTH = 256
+_MAX_STARTS = 64  # places a value may start at in a reply with text around its JSON
+_OPENER = re.compile(r"[{\[]")
 _WS = re.compile(r"[ \t\n\r]*")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 _LITERALS = {"true": True, "false": False, "null": None}
@@ -104,18 +106,31 @@ def scan(text: str, start: int = 0) -> tuple[Any, dict[Path, tuple[int, int]]] |
 
 
 def locate(content: str) -> tuple[Any, dict[Path, tuple[int, int]]] | None:
-    """The reply's JSON value with its spans: at the start, else after a `</think>` block, else at the first
-    `{` or `[` (a fence or a sentence before the data)."""
+    """The reply's JSON value with its spans. A reply that is one JSON value is read at once; otherwise the
+    value the reply parser (`extract._reply`) recovers is looked for after a `</think>` block, then at
+    each `{` or `[` in order (a fence, a sentence before the data, braces in that sentence), so the spans
+    are those of the value the result was validated from. None when it is not there as written (the
+    parser repaired it)."""
+    found = scan(content, 0)
+    if found is not None and _ends(content, found[1].get((), (0, 0))[1]):
+        return found
+    from extract._reply import parse_reply
+
+    parsed = parse_reply(content)
     starts = [0]
     think = content.rfind("</think>")
     if think >= 0:
         starts.append(think + len("</think>"))
-    for opener in "{[":
-        found = content.find(opener)
-        if found >= 0:
-            starts.append(found)
+    opener = _OPENER.search(content)
+    while opener is not None and len(starts) < _MAX_STARTS:
+        starts.append(opener.start())
+        opener = _OPENER.search(content, opener.start() + 1)
     for start in dict.fromkeys(starts):
-        found_value = scan(content, start)
-        if found_value is not None:
-            return found_value
+        candidate = found if start == 0 else scan(content, start)
+        if candidate is not None and (not parsed.ok or candidate[0] == parsed.value):
+            return candidate  # (a reply the parser could not read: the first value there)
     return None
+
+
+def _ends(content: str, end: int) -> bool:
+    return not content[end:].strip()

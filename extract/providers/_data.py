@@ -233,6 +233,7 @@ LLAMACPP_PROVIDER: Final = Provider(
             max_tokens_field="max_tokens",
             request_fields=_LLAMACPP_FIELDS,
             logprobs=True,
+            logprobs_need_top=True,
         ),
     ),
 )

@@ -68,6 +68,9 @@ class ModelRow:
     # unstreamed and its value yielded once (Cerebras: json_object cannot be combined with stream: true)
     stream_modes: tuple[str, ...] | None = None
     logprobs: bool | None = False
+    # the server sends logprobs only when `top_logprobs` is also set (llama-cpp-python's server reads
+    # `logprobs` as a switch and `top_logprobs` as the count, None meaning no logprobs at all)
+    logprobs_need_top: bool = False
     predicted_outputs: bool | None = False
     prompt_cache_key: bool | None = False
     service_tiers: tuple[str, ...] | None = ()
