@@ -272,3 +272,27 @@ def test_numbers_are_checked_whatever_their_format_and_booleans_never(server: Te
     assert result.value.remote is True  # a boolean is never a grounding failure
     assert [e.split(":")[0] for e in result.attempts[0].errors] == ["$.seats"]
     assert "$.seats: 40 does not appear in the text" in server.requests[1]["messages"][-1]["content"]
+
+
+def test_a_list_item_the_schema_needs_blocks_and_the_partial_keeps_the_filled_values(
+    server: TestServer,
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "city": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        },
+        "required": ["name", "tags"],
+        "additionalProperties": False,
+    }
+    first = {"name": "Jane Doe", "city": "Rome", "tags": ["Oslo", "Lima"]}  # each tag alone may go, not both
+    second = {"name": "John Smith", "city": "Berlin", "tags": ["Oslo", "Lima"]}
+    server.script(Fault.content(compact(first)), Fault.content(compact(second)))
+    with pytest.raises(UngroundedRequired) as caught:
+        make(server).extract(schema, TEXT, full=True, require_grounding=True, max_attempts=2)
+    assert caught.value.paths == ("$.tags[0]",)  # the last tag goes, then the first cannot (minItems)
+    partial = caught.value.partial
+    assert partial.reply == 0 and partial.value == {"name": "Jane Doe", "city": "Berlin", "tags": []}
+    assert partial.dropped == {"$.tags[0]": "Oslo", "$.tags[1]": "Lima"}

@@ -227,7 +227,7 @@ class Grounding:
                 value = self._valid(shaped)
             except ValidationFailed:
                 blocked = list(reversed(remaining))  # removed one by one but not together: none removed
-                shaped = copy.deepcopy(checks[base].shaped)
+                shaped = self._combine(checks, base)[0]
                 dropped = {}
             else:
                 return Settled(value, base, tuple(filled), dict(reversed(list(dropped.items()))))
