@@ -147,6 +147,7 @@ def _row(label: str, report: Any, strict: Any, seconds: float) -> Row:
         "exact match": show(report.exact_match),
         "grounding rate": show(report.grounding_rate),
         "wrong values aligned none": show(report.none_wrong_rate),
+        "verbatim values with exact span": f"{show(report.verbatim_exact_rate)} of {report.verbatim}",
         "ECE": show(report.ece),
         "AUROC": show(report.auroc),
         f"AUROC ≥ {TARGET_AUROC}": "n/a"

@@ -123,6 +123,30 @@ def test_exact_match_failures_grounding_and_calibration() -> None:
     assert "$.name" in table and "AUROC 1.000" in table and "(all)" in table
 
 
+def test_verbatim_values_are_checked_for_an_exact_span_over_them() -> None:
+    text = "Ada met Ada Lovelace; total 1"
+    gold = {"name": "Ada Lovelace", "total": 1}
+    right_span = Observation(
+        gold, {"name": "Ada Lovelace", "total": 1},
+        {"$.name": {"alignment": "exact", "spans": [(8, 20)]}, "$.total": {"alignment": "exact"}},
+        text=text,
+    )  # fmt: skip
+    wrong_span = Observation(
+        gold, {"name": "Ada", "total": 1},
+        {"$.name": {"alignment": "exact", "spans": [(8, 12)]}},  # "Ada " is not the value
+        text=text,
+    )  # fmt: skip
+    not_exact = Observation(gold, {"name": "met", "total": 1}, {"$.name": {"alignment": "fuzzy"}}, text=text)
+    absent = Observation(gold, {"name": "Grace", "total": 1}, {"$.name": {"alignment": "none"}}, text=text)
+    no_text = Observation(gold, {"name": "Ada", "total": 1}, {"$.name": {"alignment": "exact"}})
+    report = score(SCHEMA, [right_span, wrong_span, not_exact, absent, no_text])
+    # numbers are not counted (their text form is the grounder's business); "Grace" and the textless one neither
+    assert (report.verbatim, report.verbatim_exact) == (3, 1)
+    assert report.verbatim_exact_rate == pytest.approx(1 / 3)
+    assert json.loads(report.to_json())["verbatim"] == 3 and "verbatim values" in report.table()
+    assert score(SCHEMA, [absent]).verbatim_exact_rate is None
+
+
 def test_auroc_and_ece_exact_values() -> None:
     scored = [(0.9, True), (0.4, True), (0.6, False), (0.1, False)]
     assert auroc(scored) == pytest.approx(0.75)  # 3 of 4 (correct, wrong) pairs ordered right

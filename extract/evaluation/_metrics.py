@@ -115,6 +115,8 @@ class EvalReport:
     prompt_tokens: int
     completion_tokens: int
     totals: FieldScore = field(default_factory=FieldScore)
+    verbatim: int = 0  # predicted string leaves that occur verbatim in the document's text
+    verbatim_exact: int = 0  # ... of which the evidence gave an exact span over that very text
 
     @property
     def precision(self) -> float:
@@ -138,6 +140,12 @@ class EvalReport:
         return self.none_wrong / self.wrong if self.wrong else None
 
     @property
+    def verbatim_exact_rate(self) -> float | None:
+        """The share of predicted strings found verbatim in the text whose evidence is an exact span of
+        them: grounding's own correctness, right or wrong value alike (the target is 1.0)."""
+        return self.verbatim_exact / self.verbatim if self.verbatim else None
+
+    @property
     def requests_per_document(self) -> float:
         return self.requests / self.documents if self.documents else 0.0
 
@@ -159,6 +167,8 @@ class EvalReport:
             "strict_exact_match": self.strict_exact_match,
             "grounding_rate": self.grounding_rate,
             "none_wrong_rate": self.none_wrong_rate,
+            "verbatim": self.verbatim,
+            "verbatim_exact_rate": self.verbatim_exact_rate,
             "ece": self.ece,
             "auroc": self.auroc,
             "confidences": self.confidences,
@@ -192,7 +202,8 @@ class EvalReport:
             f"documents {self.documents} (failed {self.failed}), exact match {self.exact_match:.3f} "
             f"(strict {self.strict_exact_match:.3f})",
             f"grounding rate {show(self.grounding_rate)}, wrong values not in the text "
-            f"{show(self.none_wrong_rate)}",
+            f"{show(self.none_wrong_rate)}, verbatim values with an exact span "
+            f"{show(self.verbatim_exact_rate)} (of {self.verbatim})",
             f"calibration: ECE {show(self.ece)}, AUROC {show(self.auroc)} "
             f"({self.confidences} scored, {self.no_confidence} without confidence)",
             f"per document: {self.requests_per_document:.2f} requests, {self.tokens_per_document:.1f} tokens",
@@ -368,6 +379,7 @@ def score(schema: Mapping[str, Any], observations: Iterable[Observation]) -> Eva
     totals = FieldScore()
     documents = failed = matched = strict = 0
     grounded = with_alignment = none_wrong = wrong = no_confidence = 0
+    verbatim = verbatim_exact = 0
     requests = prompt_tokens = completion_tokens = 0
     scored: list[tuple[float, bool]] = []
     for obs in observations:
@@ -400,6 +412,12 @@ def score(schema: Mapping[str, Any], observations: Iterable[Observation]) -> Eva
             if entry is None:
                 continue
             alignment = _get(entry, "alignment")
+            if isinstance(pred, str) and pred and obs.text is not None and pred in obs.text:
+                verbatim += 1
+                spans = _get(entry, "spans") or ()
+                verbatim_exact += alignment == "exact" and any(
+                    obs.text[start:end] == pred for start, end in spans
+                )
             if alignment is not None:
                 with_alignment += 1
                 grounded += alignment != "none"
@@ -429,4 +447,6 @@ def score(schema: Mapping[str, Any], observations: Iterable[Observation]) -> Eva
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         totals=totals,
+        verbatim=verbatim,
+        verbatim_exact=verbatim_exact,
     )
