@@ -259,6 +259,29 @@ class Book:
         self._last_sync = now
         return report
 
+    def hand_back(self, now: float) -> Report:
+        """The last message to the desk, when the worker is done: its buffered answers and every leased
+        request it still holds, asking for nothing.
+
+        `report()` would ask for more whenever recent demand is still in its window, and a grant made to
+        a worker that has stopped is never spent nor handed back: the desk's limiter would count it in
+        flight for good. A request spent but not answered by now never will be (the worker is done): it
+        is handed back too, as a cancelled one is.
+        """
+        returned = tuple(self._units) + tuple(self._sent)
+        self._units.clear()
+        self._sent.clear()
+        self._tokens = 0.0
+        self._recent.clear()
+        report = Report(self.worker, tuple(self._pending), returned)
+        self._pending = []
+        self._first_pending = math.inf
+        self._urgent = False
+        self._misses = 0
+        self._miss_size = 0
+        self._last_sync = now
+        return report
+
     def apply(self, grant: Grant, now: float) -> None:
         """Take the desk's answer into the book."""
         if grant.sizes:
