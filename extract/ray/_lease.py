@@ -7,7 +7,8 @@ never once per request: `reserve()` and `observe()` only touch the book.
 
 A lease is counted in requests of about `unit` tokens each (the worker's typical reservation). The desk
 grants them one by one from its `RateLimiter`, so every leased request is one grant there, and every one
-comes back exactly once: as an answer the worker observed, or handed back unused when the lease expires.
+comes back exactly once: as an answer the worker observed, or handed back unused when the lease expires
+or the worker closes (`Book.hand_back`, which asks for nothing more).
 The limiter matches answers to grants by size (answers carry no request identity); leased requests of
 one size would all look alike, and an answer that fits many grants cannot correct the estimate upwards.
 So each leased request gets a size of its own (`unit` plus a small offset, zero on average), and the
