@@ -101,6 +101,9 @@ class Worker:
                 failed += 1
         return {"done": done, "failed": failed, "fallback": self.limiter.on_fallback}
 
+    def close(self) -> None:
+        self.limiter.close()
+
 
 def utilisation(admitted: list[list[float]]) -> float:
     """Tokens admitted over the most the server could admit between its first and last admission."""
@@ -131,6 +134,13 @@ def test_workers_together_use_the_limit_without_429s(limited: LimitedServer, wor
     assert share_429 < 0.01
     assert used >= 0.9
     assert ray.get(limiter.stats.remote())["workers"] == workers
+    # closed, each worker hands back what it still holds: every grant comes back to the actor once
+    ray.get([w.close.remote() for w in crew], timeout=30)
+    deadline = time.monotonic() + 30
+    while (desk := ray.get(limiter.stats.remote()))["observed"] < desk["granted"]:
+        assert time.monotonic() < deadline, desk
+        time.sleep(0.05)
+    assert desk["observed"] == desk["granted"]
     for actor in [*crew, limiter]:
         ray.kill(actor)
 

@@ -7,7 +7,8 @@ never once per request: `reserve()` and `observe()` only touch the book.
 
 A lease is counted in requests of about `unit` tokens each (the worker's typical reservation). The desk
 grants them one by one from its `RateLimiter`, so every leased request is one grant there, and every one
-comes back exactly once: as an answer the worker observed, or handed back unused when the lease expires.
+comes back exactly once: as an answer the worker observed, or handed back unused when the lease expires
+or the worker closes (`Book.hand_back`, which asks for nothing more).
 The limiter matches answers to grants by size (answers carry no request identity); leased requests of
 one size would all look alike, and an answer that fits many grants cannot correct the estimate upwards.
 So each leased request gets a size of its own (`unit` plus a small offset, zero on average), and the
@@ -251,6 +252,29 @@ class Book:
             unit = max(unit, self._miss_size)
             want = max(want, 1)
         report = Report(self.worker, tuple(self._pending), returned, unit, want)
+        self._pending = []
+        self._first_pending = math.inf
+        self._urgent = False
+        self._misses = 0
+        self._miss_size = 0
+        self._last_sync = now
+        return report
+
+    def hand_back(self, now: float) -> Report:
+        """The last message to the desk, when the worker is done: its buffered answers and every leased
+        request it still holds, asking for nothing.
+
+        `report()` would ask for more whenever recent demand is still in its window, and a grant made to
+        a worker that has stopped is never spent nor handed back: the desk's limiter would count it in
+        flight for good. A request spent but not answered by now never will be (the worker is done): it
+        is handed back too, as a cancelled one is.
+        """
+        returned = tuple(self._units) + tuple(self._sent)
+        self._units.clear()
+        self._sent.clear()
+        self._tokens = 0.0
+        self._recent.clear()
+        report = Report(self.worker, tuple(self._pending), returned)
         self._pending = []
         self._first_pending = math.inf
         self._urgent = False

@@ -156,7 +156,9 @@ class ClusterLimiter:
             self._wake.set()
 
     def close(self) -> None:
-        """Stop the background thread (it also stops by itself once the limiter is garbage)."""
+        """Stop the background thread, which first hands the lease back to the actor: the requests this
+        worker still holds, and any answers not yet reported (it also stops by itself once the limiter
+        is garbage, without that hand-back)."""
         self._closed = True
         self._wake.set()
 
@@ -187,6 +189,14 @@ class ClusterLimiter:
     def _apply(self, grant: Grant) -> None:
         with self._lock:
             self._book.apply(grant, time.monotonic())
+
+    def _hand_back(self, handle: Any) -> None:
+        with self._lock:
+            last = self._book.hand_back(time.monotonic())
+        try:
+            _ray().get(handle.sync.remote(last), timeout=SYNC_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - the actor is gone: there is nothing left to hand back to
+            logger.debug("rate limiter actor %r missed this worker's hand-back: %s", self.name, exc)
 
     def _fall_back(self, reason: BaseException) -> None:
         with self._lock:
@@ -219,7 +229,11 @@ def _keep_leasing(ref: weakref.ReferenceType[ClusterLimiter], wake: threading.Ev
     retry_at = 0.0
     while True:
         limiter = ref()
-        if limiter is None or limiter._closed:
+        if limiter is None:
+            return
+        if limiter._closed:
+            if limiter._fallback is None and handle is not None:
+                limiter._hand_back(handle)
             return
         if limiter._fallback is not None:
             delay = max(0.0, retry_at - time.monotonic())
