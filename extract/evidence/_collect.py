@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from operator import call
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -52,6 +52,14 @@ _NAMES = ("path", "value", "spans", "alignment", "confidence", "score", "derived
 _new = object.__new__
 # each field's slot, set directly (a frozen dataclass's own __setattr__ refuses; object.__setattr__ would
 # look the name up on every call)
+if sys.version_info >= (3, 11):
+    from operator import call
+else:  # pragma: no cover - Python 3.10
+
+    def call(setter: Any, made: Any, value: Any) -> Any:
+        return setter(made, value)
+
+
 _SETTERS = tuple(getattr(FieldEvidence, name).__set__ for name in _NAMES)
 
 
