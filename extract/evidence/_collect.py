@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from extract._json import _RISKY
 from extract.evidence._confidence import TokenMap
 from extract.evidence._ground import Alignment, Grounder
 from extract.evidence._paths import Path, format_path, leaf_list, leaves
-from extract.evidence._scan import locate
+from extract.evidence._scan import RISKY_NUMBER, locate
 from extract.evidence._schema import SchemaIndex, choices
 from extract.evidence._trace import trace
 
@@ -123,7 +122,7 @@ _NOT_JSON = object()
 
 def _whole_json(content: str) -> Any:
     """The reply as one JSON value (what `locate` reads first when it is nothing else), or _NOT_JSON."""
-    if _RISKY.search(content):  # a number orjson cannot carry exactly: left to `locate`
+    if RISKY_NUMBER.search(content):  # a number orjson cannot carry exactly: left to `locate`
         return _NOT_JSON
     try:
         return orjson.loads(content)

@@ -42,7 +42,6 @@ from extract._logprobs import Token, column
 __all__ = ["TokenMap"]
 
 _FLOAT = {float}
-_STR = {str}
 _TOKEN = {Token}
 _TOKEN_TEXT = attrgetter("token")
 _LOGPROB = attrgetter("logprob")
@@ -86,20 +85,30 @@ class TokenMap:
         self._high = high
         self._logprobs: list[Any] | None = None  # each entry's "logprob", read on first use
         self._floats = False  # every one of them a float (so each value's sum needs no type check)
+        self._records: bool | None = None  # entries a list of `Token` records (None: not known)
 
     @classmethod
     def build(cls, content: str, entries: Sequence[Mapping[str, Any]]) -> TokenMap | None:
         records = type(entries) is list and set(map(type, entries)) == _TOKEN
         # records: their texts read at C speed (a missing one reads UNSET, which is not a str either)
         texts = list(map(_TOKEN_TEXT, entries)) if records else column(entries, "token")
-        if set(map(type, texts)) == _STR or all(isinstance(t, str) for t in texts):
+        made = cls._build(content, entries, texts)
+        if made is not None:
+            made._records = records
+        return made
+
+    @classmethod
+    def _build(cls, content: str, entries: Sequence[Mapping[str, Any]], texts: list[Any]) -> TokenMap | None:
+        try:
+            joined = "".join(texts)  # every text is a str (TypeError otherwise)
             strings: list[str] = texts
-            joined = "".join(strings)
-            if joined == content:
-                return cls._laid(strings, entries, 0, len(content))
-        else:
+        except TypeError:
             strings = [t if isinstance(t, str) else "" for t in texts]
             joined = "".join(strings)
+        else:
+            if joined == content:  # the tokens spell the content: laid end to end, nothing to clip
+                summed = list(accumulate(map(len, strings)))
+                return cls([0, *summed[:-1]], summed, entries, 0, len(content)) if entries else None
         by_bytes = cls._from_bytes(content, entries)
         if by_bytes is not None:
             return by_bytes
@@ -200,7 +209,10 @@ class TokenMap:
     def _logprob_column(self) -> list[Any]:
         """Each entry's logprob (at C speed for token records), and whether every one is a float."""
         entries = self._entries
-        if type(entries) is list and set(map(type, entries)) == _TOKEN:
+        records = self._records
+        if records is None:
+            records = type(entries) is list and set(map(type, entries)) == _TOKEN
+        if records:
             logprobs = list(map(_LOGPROB, entries))  # UNSET where missing: not a float
             self._floats = set(map(type, logprobs)) == _FLOAT
             if self._floats:
