@@ -232,3 +232,95 @@ def test_property_fast_token_sums_are_the_per_token_loop(tokens: list[tuple[str,
     found = token_map.confidence(start, end)
     expected = _reference_confidence(token_map.tokens(start, end))
     assert found == expected  # the same additions in the same order: equal to the last bit
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from("0123456789 ,.-e٣\u00a0"), max_size=30),
+    st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([0, -0.0, 1.5, 100, 0.05, 1e16, 1e-7, 12.5]),
+    st.data(),
+)
+def test_property_number_digit_check_first_is_the_full_search(text: str, number: Any, data: Any) -> None:
+    """A number whose significant digits are not in the text is `none` at once; the full search (its
+    literal, then every written form) finds nothing for it either, and finds the same for the others."""
+    from extract.evidence import _ground
+
+    forms = [
+        "",
+        str(number),
+        repr(number),
+        f"{number:,}",
+        f"{number:,.2f}",
+        f"{number:.3f}".replace(".", ","),
+    ]
+    cut = data.draw(st.integers(0, len(text)))
+    text = text[:cut] + data.draw(st.sampled_from(forms)) + text[cut:]
+    fast = Grounder(text).match(number)
+    plain = _ground._PLAIN_LITERAL
+    _ground._PLAIN_LITERAL = re.compile(r"(?!)")  # the check off: every number searched in full
+    try:
+        full = Grounder(text).match(number)
+    finally:
+        _ground._PLAIN_LITERAL = plain
+    assert fast == full
+
+
+_JSON_NUMBER = st.from_regex(r"\A-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,24})?([eE][-+]?[0-9]{1,4})?\Z")
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON_NUMBER, st.text(max_size=6))
+def test_property_risky_number_check_flags_every_number_the_general_one_does(literal: str, word: str) -> None:
+    from extract._json import _RISKY
+    from extract.evidence._scan import RISKY_NUMBER
+
+    body = json.dumps({"w": word, "n": 0}).replace("0}", literal + "}")
+    assert (RISKY_NUMBER.search(literal) is None) == (_RISKY.search(literal) is None)
+    if _RISKY.search(literal) is not None:
+        assert RISKY_NUMBER.search(body) is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text('ab{}":, é', min_size=1, max_size=3) | st.none() | st.just(3),
+            st.floats(max_value=0.0) | st.sampled_from([-math.inf, math.nan, 0, None, "missing"]),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.text('ab{}":, é', max_size=4),
+    st.data(),
+)
+def test_property_token_records_give_what_dict_entries_give(
+    tokens: list[tuple[Any, Any]], extra: str, data: Any
+) -> None:
+    """The token map's C-speed reads of `Token` records (texts, logprobs, the all-floats flag) place and
+    score the same tokens as the `get` per entry of plain dicts."""
+    from extract._logprobs import Token
+    from extract.evidence._confidence import TokenMap
+
+    dicts: list[dict[str, Any]] = []
+    records: list[Token] = []
+    for text, logprob in tokens:
+        entry: dict[str, Any] = {"token": text} if isinstance(text, str) or text is None else {}
+        if logprob != "missing":
+            entry["logprob"] = logprob
+        dicts.append(entry)
+        records.append(Token(**entry))
+    content = "".join(t for t, _ in tokens if isinstance(t, str))
+    content = data.draw(st.sampled_from([content, content + extra, content[1:], extra]))
+    by_dicts, by_records = TokenMap.build(content, dicts), TokenMap.build(content, records)
+    assert (by_dicts is None) == (by_records is None)
+    if by_dicts is None or by_records is None or not content:
+        return
+    for _ in range(3):
+        start = data.draw(st.integers(0, len(content) - 1))
+        end = data.draw(st.integers(start + 1, len(content)))
+        fast, slow = by_records.confidence(start, end), by_dicts.confidence(start, end)
+        assert fast == slow or (
+            fast is not None and slow is not None and math.isnan(fast) and math.isnan(slow)
+        )

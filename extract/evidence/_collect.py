@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -9,11 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from extract._json import _RISKY
 from extract.evidence._confidence import TokenMap
 from extract.evidence._ground import Alignment, Grounder
 from extract.evidence._paths import Path, format_path, leaf_list, leaves
-from extract.evidence._scan import locate
+from extract.evidence._scan import RISKY_NUMBER, locate
 from extract.evidence._schema import SchemaIndex, choices
 from extract.evidence._trace import trace
 
@@ -49,7 +49,17 @@ class FieldEvidence:
 
 _NAMES = ("path", "value", "spans", "alignment", "confidence", "score", "derived")
 _new = object.__new__
-_set = object.__setattr__
+# each field's slot, set directly (a frozen dataclass's own __setattr__ refuses; object.__setattr__ would
+# look the name up on every call)
+if sys.version_info >= (3, 11):
+    from operator import call
+else:  # pragma: no cover - Python 3.10
+
+    def call(setter: Any, made: Any, value: Any) -> Any:
+        return setter(made, value)
+
+
+_SETTERS = tuple(getattr(FieldEvidence, name).__set__ for name in _NAMES)
 
 
 def _evidence(
@@ -62,9 +72,9 @@ def _evidence(
     derived: bool,
 ) -> FieldEvidence:
     """`FieldEvidence(...)` at a fraction of the cost (one per leaf): a frozen dataclass's `__init__` sets
-    each field through `object.__setattr__` looked up anew; here the seven are set in one C-level loop."""
+    each field through `object.__setattr__` looked up anew; here the seven slots are set in one C-level loop."""
     made: FieldEvidence = _new(FieldEvidence)
-    any(map(_set, repeat(made, 7), _NAMES, (path, value, spans, alignment, confidence, score, derived)))
+    any(map(call, _SETTERS, repeat(made, 7), (path, value, spans, alignment, confidence, score, derived)))
     return made
 
 
@@ -112,7 +122,7 @@ _NOT_JSON = object()
 
 def _whole_json(content: str) -> Any:
     """The reply as one JSON value (what `locate` reads first when it is nothing else), or _NOT_JSON."""
-    if _RISKY.search(content):  # a number orjson cannot carry exactly: left to `locate`
+    if RISKY_NUMBER.search(content):  # a number orjson cannot carry exactly: left to `locate`
         return _NOT_JSON
     try:
         return orjson.loads(content)
@@ -139,11 +149,12 @@ def collect(
     else:
         shaped, spans, mapping = _user_json(compiled, content, value)
     match = (grounder or Grounder(text)).match
-    facts = SchemaIndex.of(compiled.user_schema).path_facts
+    index = SchemaIndex.of(compiled.user_schema)
+    known = index.leaves  # what the schema says of each path, from earlier calls
     out: dict[str, FieldEvidence] = {}
     for path, leaf in leaf_list(shaped):
         alignment, found, score = match(leaf)
-        derived, members = facts(path)
+        key, derived, members = known.get(path) or index.leaf(path)
         confidence = None
         wire_path = path if mapping is None else mapping.get(path)
         span = spans.get(wire_path) if wire_path is not None else None
@@ -153,11 +164,10 @@ def collect(
                 start, end = start + 1, end - 1  # a string's characters, not its quotes
             others = choices(members, leaf) if members or type(leaf) is bool else ()
             confidence = tokens.confidence(start, end, others)
-        key = format_path(path)
         if confidence is None and confidences:
             confidence = confidences.get(key)
         made = out[key] = _new(FieldEvidence)  # what _evidence does, inlined: it runs once per leaf
-        any(map(_set, repeat(made, 7), _NAMES, (key, leaf, found, alignment, confidence, score, derived)))
+        any(map(call, _SETTERS, repeat(made, 7), (key, leaf, found, alignment, confidence, score, derived)))
     return out
 
 

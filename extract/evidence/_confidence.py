@@ -34,14 +34,17 @@ import math
 from collections.abc import Mapping, Sequence
 from functools import reduce
 from itertools import accumulate
-from operator import add
+from operator import add, attrgetter
 from typing import Any
 
-from extract._logprobs import column
+from extract._logprobs import Token, column
 
 __all__ = ["TokenMap"]
 
 _FLOAT = {float}
+_TOKEN = {Token}
+_TOKEN_TEXT = attrgetter("token")
+_LOGPROB = attrgetter("logprob")
 
 _MAX_GAP = 16  # characters no token shows, between two that do (each is a multi-byte character)
 _REPLACEMENT = "\ufffd"  # what some servers write for a token's undecodable bytes
@@ -81,18 +84,31 @@ class TokenMap:
         self._low = low
         self._high = high
         self._logprobs: list[Any] | None = None  # each entry's "logprob", read on first use
+        self._floats = False  # every one of them a float (so each value's sum needs no type check)
+        self._records: bool | None = None  # entries a list of `Token` records (None: not known)
 
     @classmethod
     def build(cls, content: str, entries: Sequence[Mapping[str, Any]]) -> TokenMap | None:
-        texts = column(entries, "token")
-        if all(isinstance(t, str) for t in texts):
+        records = type(entries) is list and set(map(type, entries)) == _TOKEN
+        # records: their texts read at C speed (a missing one reads UNSET, which is not a str either)
+        texts = list(map(_TOKEN_TEXT, entries)) if records else column(entries, "token")
+        made = cls._build(content, entries, texts)
+        if made is not None:
+            made._records = records
+        return made
+
+    @classmethod
+    def _build(cls, content: str, entries: Sequence[Mapping[str, Any]], texts: list[Any]) -> TokenMap | None:
+        try:
+            joined = "".join(texts)  # every text is a str (TypeError otherwise)
             strings: list[str] = texts
-            joined = "".join(strings)
-            if joined == content:
-                return cls._laid(strings, entries, 0, len(content))
-        else:
+        except TypeError:
             strings = [t if isinstance(t, str) else "" for t in texts]
             joined = "".join(strings)
+        else:
+            if joined == content:  # the tokens spell the content: laid end to end, nothing to clip
+                summed = list(accumulate(map(len, strings)))
+                return cls([0, *summed[:-1]], summed, entries, 0, len(content)) if entries else None
         by_bytes = cls._from_bytes(content, entries)
         if by_bytes is not None:
             return by_bytes
@@ -190,6 +206,19 @@ class TokenMap:
             return None
         return cls(starts, ends, entries[: len(starts)], 0, pos)
 
+    def _logprob_column(self) -> list[Any]:
+        """Each entry's logprob (at C speed for token records), and whether every one is a float."""
+        entries = self._entries
+        records = self._records
+        if records is None:
+            records = type(entries) is list and set(map(type, entries)) == _TOKEN
+        if records:
+            logprobs = list(map(_LOGPROB, entries))  # UNSET where missing: not a float
+            self._floats = set(map(type, logprobs)) == _FLOAT
+            if self._floats:
+                return logprobs
+        return column(entries, "logprob")
+
     def tokens(self, start: int, end: int) -> list[Mapping[str, Any]]:
         """The tokens overlapping characters [start, end) of the content."""
         first = bisect.bisect_right(self._ends, start)
@@ -209,9 +238,9 @@ class TokenMap:
         if not others:  # the common case: a sum of plain finite floats, added in order at C speed
             logprobs = self._logprobs
             if logprobs is None:
-                logprobs = self._logprobs = column(self._entries, "logprob")
+                logprobs = self._logprobs = self._logprob_column()
             picked = logprobs[first:last]
-            if len(picked) == last - first and set(map(type, picked)) == _FLOAT:
+            if len(picked) == last - first and (self._floats or set(map(type, picked)) == _FLOAT):
                 total = reduce(add, picked, 0.0)
                 if math.isfinite(total):
                     return 1.0 if total >= 0.0 else math.exp(total)

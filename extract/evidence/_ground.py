@@ -57,6 +57,7 @@ _DIGITS = re.compile(r"[0-9]+")
 _NOT_DIGITS = bytes(b for b in range(256) if not 0x30 <= b <= 0x39)
 # ASCII runs as `_fold` sees them: whitespace, or characters that are neither whitespace nor punctuation/symbols
 _ASCII_RUN = re.compile(r"\s+|[^\s!-/:-@\[-`{-~]+")
+_PLAIN_LITERAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?\Z")  # a number's literal with no exponent
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ].*)?\Z")
 
 
@@ -154,16 +155,18 @@ class Grounder:
             ]
         return self._numbers
 
-    def _number_spans(self, number: Decimal) -> list[tuple[int, int]]:
-        """Where `number` is written in any format (the digits must match before the readings are tried)."""
-        key = format(abs(number), "f").replace(".", "").strip("0")  # _significant of a plain decimal
-        if (
-            self._digits is None
-        ):  # ASCII digits kept, everything else (every byte of a non-ASCII character) dropped
+    def _digit_text(self) -> str:
+        """Every ASCII digit of the text, in order (every byte of a non-ASCII character dropped)."""
+        if self._digits is None:
             self._digits = (
                 self.text.encode("utf-8", "surrogatepass").translate(None, _NOT_DIGITS).decode("ascii")
             )
-        if key not in self._digits:  # its digits are nowhere in the text, in any format
+        return self._digits
+
+    def _number_spans(self, number: Decimal) -> list[tuple[int, int]]:
+        """Where `number` is written in any format (the digits must match before the readings are tried)."""
+        key = format(abs(number), "f").replace(".", "").strip("0")  # _significant of a plain decimal
+        if key not in self._digit_text():  # its digits are nowhere in the text, in any format
             return []
         text = self.text
         return [
@@ -218,6 +221,13 @@ class Grounder:
         literal = repr(value) if isinstance(value, float) else str(value)
         if isinstance(value, float) and value.is_integer():
             literal = str(int(value))
+        if (
+            _PLAIN_LITERAL.match(literal)
+            and literal.replace("-", "").replace(".", "").strip("0") not in self._digit_text()
+        ):
+            # the significant digits `_number_spans` looks for are nowhere in the text, so the literal is
+            # not there either: `none` without reading the text (most values the model got wrong)
+            return "none", [], 0.0
         spans = [s for s in _occurrences(self.text, literal) if _whole_number_at(self.text, *s)]
         if spans:
             return "exact", spans, 1.0

@@ -16,10 +16,9 @@ from typing import Any
 
 import orjson
 
-from extract._json import _RISKY
 from extract.evidence._paths import Path
 
-__all__ = ["locate", "scan"]
+__all__ = ["RISKY_NUMBER", "locate", "scan"]
 
 _MAX_DEPTH = 256
 _MAX_STARTS = 64  # places a value may start at in a reply with text around its JSON
@@ -41,6 +40,10 @@ _AFTER_OBJECT = re.compile(rf"{_W}([,}}])")
 _AFTER_ARRAY = re.compile(rf"{_W}([,\]])")
 _CLOSE_OBJECT = re.compile(rf"{_W}}}")
 _CLOSE_ARRAY = re.compile(rf"{_W}\]")
+# A number orjson cannot carry exactly: 19+ digits in a row, or an exponent of 3+ digits. What
+# `extract._json._RISKY` finds, but only where a number can be (after an ASCII digit: an `e` in a word
+# does not start one), so it reads the text about three times faster.
+RISKY_NUMBER = re.compile(r"[0-9](?:[0-9]{18}|[eE][+-]?[0-9]{3})")
 
 
 class _Bad(ValueError):
@@ -211,7 +214,7 @@ def _fast(text: str, start: int) -> tuple[Any, dict[Path, tuple[int, int]]] | No
             return None
     spans[()] = (begin, end)
     literal = text[begin:end]
-    if _RISKY.search(literal):  # a number orjson cannot carry exactly (an integer past 64 bits, 1e400)
+    if RISKY_NUMBER.search(literal):  # a number orjson cannot carry exactly (an integer past 64 bits, 1e400)
         return None
     try:
         return orjson.loads(literal), spans

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from extract.evidence._paths import Path
+from extract.evidence._paths import Path, format_path
 
 __all__ = [
     "DERIVED_KEYS",
@@ -95,6 +95,19 @@ class SchemaIndex:
         self._nodes: dict[Path, Any] = {(): _resolve(schema, schema)}
         self._facts: dict[int, tuple[bool, tuple[Any, ...] | None]] = {}
         self._path_facts: dict[Path, tuple[bool, tuple[Any, ...] | None]] = {}
+        self.leaves: dict[Path, tuple[str, bool, tuple[Any, ...] | None]] = {}
+        """path -> `leaf(path)`, filled by `leaf` (read it directly in a loop: a miss calls `leaf`)."""
+
+    def leaf(self, path: Path) -> tuple[str, bool, tuple[Any, ...] | None]:
+        """(JSONPath, derived, enum members or None) of a leaf's path: what evidence needs of the schema
+        for each leaf, worked out once per path (bounded like the nodes)."""
+        found = self.leaves.get(path)
+        if found is None:
+            found = (format_path(path), *self.path_facts(path))
+            if len(self.leaves) >= _MAX_REMEMBERED:
+                self.leaves = {}
+            self.leaves[path] = found
+        return found
 
     def path_facts(self, path: Path) -> tuple[bool, tuple[Any, ...] | None]:
         """`facts(node(path))`, remembered per path (bounded like the nodes)."""
