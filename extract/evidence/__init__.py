@@ -10,7 +10,7 @@ over the user-shaped JSON the model wrote (property names as in the JSON Schema,
 
 from __future__ import annotations
 
-from extract.evidence._collect import FieldEvidence, collect, ungrounded, user_json
+from extract.evidence._collect import FieldEvidence, collect, user_json
 from extract.evidence._ground import FUZZY_CUTOFF, Alignment, Grounder
 from extract.evidence._paths import format_path, leaves
 from extract.evidence._require import Check, Grounding, Settled, Ungrounded
@@ -30,6 +30,5 @@ __all__ = [
     "collect",
     "format_path",
     "leaves",
-    "ungrounded",
     "user_json",
 ]

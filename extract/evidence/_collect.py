@@ -12,7 +12,7 @@ import orjson
 
 from extract.evidence._confidence import TokenMap
 from extract.evidence._ground import Alignment, Grounder
-from extract.evidence._paths import Path, format_path, leaf_list, leaves
+from extract.evidence._paths import Path, leaf_list
 from extract.evidence._scan import RISKY_NUMBER, locate
 from extract.evidence._schema import SchemaIndex, choices
 from extract.evidence._trace import trace
@@ -20,7 +20,7 @@ from extract.evidence._trace import trace
 if TYPE_CHECKING:
     from extract.schema import CompiledSchema
 
-__all__ = ["FieldEvidence", "collect", "ungrounded"]
+__all__ = ["FieldEvidence", "collect"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,27 +166,5 @@ def collect(
             confidence = tokens.confidence(start, end, others)
         if confidence is None and confidences:
             confidence = confidences.get(key)
-        made = out[key] = _new(FieldEvidence)  # what _evidence does, inlined: it runs once per leaf
-        any(map(call, _SETTERS, repeat(made, 7), (key, leaf, found, alignment, confidence, score, derived)))
+        out[key] = _evidence(key, leaf, found, alignment, confidence, score, derived)
     return out
-
-
-def ungrounded(compiled: CompiledSchema, text: str, content: str | None, value: Any) -> tuple[str, ...]:
-    """One error per string leaf that does not appear in the text (alignment `none`), derived fields
-    exempt: the `require_grounding` check, phrased for the re-ask."""
-    shaped, _, _ = _user_json(compiled, content, value, spans=False)
-    ground = Grounder(text)
-    schema = compiled.user_schema
-    index = SchemaIndex.of(schema)
-    errors: list[str] = []
-    for path, leaf in leaves(shaped):
-        if not isinstance(leaf, str) or not leaf.strip():
-            continue
-        if ground.match(leaf)[0] != "none" or index.facts(index.node(path))[0]:
-            continue
-        shown = leaf if len(leaf) <= 80 else leaf[:77] + "..."
-        errors.append(
-            f"{format_path(path)}: {shown!r} does not appear in the text; copy the value as the document "
-            "writes it, or use null if the document does not give it"
-        )
-    return tuple(errors)
